@@ -1,0 +1,165 @@
+"""The Flask-SocketIO application: the event contract on a WSGI app.
+
+Import this only after ``target_app.patching.patch_for`` has run for
+eventlet or gevent (``python -m target_app`` and ``target_app.wsgi`` do).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask_socketio import SocketIO, emit, join_room, leave_room
+
+from . import contract
+from .settings import TargetSettings
+from .stats import ServerStats
+from .ticks import TickSubscriptions
+
+log = logging.getLogger("target_app")
+
+
+def create_app(settings: TargetSettings | None = None) -> Flask:
+    """Build the Flask app; its SocketIO is ``app.extensions['socketio']``."""
+    settings = settings or TargetSettings()
+    if settings.async_mode == "asgi":
+        raise ValueError("the asgi baseline is built by target_app.asgi_app.create_asgi_app")
+    app = Flask("target_app")
+    socketio = SocketIO(
+        app,
+        # Always explicit: with eventlet and gevent both installed,
+        # python-socketio would silently pick eventlet.
+        async_mode=settings.async_mode,
+        cors_allowed_origins=settings.cors_allowed_origins,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=settings.max_http_buffer_size,
+        message_queue=settings.message_queue,
+        logger=settings.log_level == "debug",
+        engineio_logger=settings.log_level == "debug",
+    )
+    stats = ServerStats(async_mode=settings.async_mode, server=settings.server)
+    app.extensions["target_stats"] = stats
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify(status="ok")
+
+    @app.get("/stats")
+    def stats_view() -> Any:
+        return jsonify(stats.snapshot())
+
+    for namespace in contract.NAMESPACES:
+        _register_namespace(socketio, namespace, stats, settings)
+    return app
+
+
+def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, settings: TargetSettings) -> None:
+    ticks = TickSubscriptions()
+    manager = socketio.server.manager
+
+    def count(room: str | None) -> int:
+        return sum(1 for _ in manager.get_participants(ns, room))
+
+    @socketio.on("connect", namespace=ns)
+    def on_connect(auth: Any = None) -> None:
+        if not contract.check_auth(auth, settings.auth_token):
+            stats.rejected()
+            raise ConnectionRefusedError(contract.UNAUTHORIZED)
+        stats.connected(ns)
+
+    @socketio.on("disconnect", namespace=ns)
+    def on_disconnect(*_reason: Any) -> None:
+        ticks.cancel(request.sid)
+        stats.disconnected(ns)
+
+    @socketio.on(contract.ECHO, namespace=ns)
+    def on_echo(data: Any = None) -> Any:
+        stats.event(contract.ECHO)
+        return data
+
+    @socketio.on(contract.BROADCAST, namespace=ns)
+    def on_broadcast(data: Any = None) -> Any:
+        stats.event(contract.BROADCAST)
+        try:
+            payload, room = contract.broadcast_target(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        emit(contract.FANOUT, contract.relayed(payload, request.sid), to=room, namespace=ns, broadcast=True)
+        return {"recipients": count(room)}
+
+    @socketio.on(contract.JOIN, namespace=ns)
+    def on_join(data: Any = None) -> Any:
+        stats.event(contract.JOIN)
+        try:
+            room = contract.room_name(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        join_room(room)
+        return {"room": room, "size": count(room)}
+
+    @socketio.on(contract.LEAVE, namespace=ns)
+    def on_leave(data: Any = None) -> Any:
+        stats.event(contract.LEAVE)
+        try:
+            room = contract.room_name(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        leave_room(room)
+        return {"room": room, "size": count(room)}
+
+    @socketio.on(contract.ROOM_MESSAGE, namespace=ns)
+    def on_room_message(data: Any = None) -> Any:
+        stats.event(contract.ROOM_MESSAGE)
+        try:
+            room = contract.room_name(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), request.sid),
+             to=room, namespace=ns, include_self=False)
+        members = {sid for sid, _ in manager.get_participants(ns, room)}
+        return {"recipients": len(members - {request.sid})}
+
+    @socketio.on(contract.SUBSCRIBE_TICKS, namespace=ns)
+    def on_subscribe_ticks(data: Any = None) -> Any:
+        stats.event(contract.SUBSCRIBE_TICKS)
+        try:
+            plan = contract.tick_plan(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        sid = request.sid
+        token = ticks.start(sid)
+        socketio.start_background_task(_send_ticks, socketio, ticks, sid, ns, plan, token)
+        return plan.ack()
+
+    @socketio.on(contract.UNSUBSCRIBE_TICKS, namespace=ns)
+    def on_unsubscribe_ticks(_data: Any = None) -> Any:
+        stats.event(contract.UNSUBSCRIBE_TICKS)
+        return {"stopped": ticks.cancel(request.sid)}
+
+    @socketio.on("*", namespace=ns)
+    def on_unknown(event: str, *_args: Any) -> None:
+        # Unknown names are counted under one key: a client must not be able
+        # to grow the stats document without bound.
+        stats.event("unknown")
+        log.debug("unknown event %.64r on %s", event, ns)
+
+    @socketio.on_error(ns)
+    def on_error(exc: Exception) -> None:
+        stats.event("handler_error")
+        log.warning("handler error on %s: %s", ns, exc)
+
+
+def _send_ticks(socketio: SocketIO, ticks: TickSubscriptions, sid: str, ns: str,
+                plan: contract.TickPlan, token: int) -> None:
+    """Emit the planned ticks on an absolute schedule so they do not drift."""
+    start = time.monotonic()
+    for seq in range(plan.count):
+        if not ticks.active(sid, token):
+            return
+        socketio.emit(contract.TICK, contract.tick_message(seq, time.time_ns(), plan.size), to=sid, namespace=ns)
+        delay = start + (seq + 1) * plan.interval_s - time.monotonic()
+        if delay > 0:
+            socketio.sleep(delay)
+    ticks.finish(sid, token)

@@ -1,0 +1,165 @@
+"""The asyncio baseline: the same event contract on plain python-socketio.
+
+``AsyncServer`` under uvicorn, with no Flask and no WSGI, so a comparison
+shows what Flask-SocketIO and its WSGI servers cost.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import socketio
+
+from . import contract
+from .settings import TargetSettings
+from .stats import ServerStats
+from .ticks import TickSubscriptions
+
+log = logging.getLogger("target_app")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
+    settings = settings or TargetSettings(async_mode="asgi", server="uvicorn")
+    client_manager = None
+    if settings.message_queue:
+        client_manager = socketio.AsyncRedisManager(settings.message_queue)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=settings.cors_allowed_origins,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=settings.max_http_buffer_size,
+        client_manager=client_manager,
+        logger=settings.log_level == "debug",
+        engineio_logger=settings.log_level == "debug",
+    )
+    stats = ServerStats(async_mode="asgi", server=settings.server)
+    for namespace in contract.NAMESPACES:
+        _register_namespace(sio, namespace, stats, settings)
+    app = socketio.ASGIApp(sio, other_asgi_app=_http_app(stats))
+    app.target_stats = stats  # type: ignore[attr-defined]
+    return app
+
+
+def _http_app(stats: ServerStats) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """``/healthz`` and ``/stats``; 404 for anything else."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # ASGIApp answers lifespan events itself; only HTTP reaches here.
+        if scope["type"] != "http":
+            return
+        routes = {"/healthz": lambda: {"status": "ok"}, "/stats": stats.snapshot}
+        handler = routes.get(scope["path"]) if scope["method"] == "GET" else None
+        status, body = (200, json.dumps(handler()).encode()) if handler else (404, b'{"error": "not found"}')
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, settings: TargetSettings) -> None:
+    ticks = TickSubscriptions()
+    manager = sio.manager
+
+    def members(room: str | None) -> set[str]:
+        return {sid for sid, _ in manager.get_participants(ns, room)}
+
+    async def connect(sid: str, _environ: dict, auth: Any = None) -> None:
+        if not contract.check_auth(auth, settings.auth_token):
+            stats.rejected()
+            raise socketio.exceptions.ConnectionRefusedError(contract.UNAUTHORIZED)
+        stats.connected(ns)
+
+    async def disconnect(sid: str, *_reason: Any) -> None:
+        ticks.cancel(sid)
+        stats.disconnected(ns)
+
+    async def echo(_sid: str, data: Any = None) -> Any:
+        stats.event(contract.ECHO)
+        return data
+
+    async def broadcast(sid: str, data: Any = None) -> Any:
+        stats.event(contract.BROADCAST)
+        try:
+            payload, room = contract.broadcast_target(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        await sio.emit(contract.FANOUT, contract.relayed(payload, sid), to=room, namespace=ns)
+        return {"recipients": len(members(room))}
+
+    async def join(sid: str, data: Any = None) -> Any:
+        stats.event(contract.JOIN)
+        try:
+            room = contract.room_name(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        await sio.enter_room(sid, room, namespace=ns)
+        return {"room": room, "size": len(members(room))}
+
+    async def leave(sid: str, data: Any = None) -> Any:
+        stats.event(contract.LEAVE)
+        try:
+            room = contract.room_name(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        await sio.leave_room(sid, room, namespace=ns)
+        return {"room": room, "size": len(members(room))}
+
+    async def room_message(sid: str, data: Any = None) -> Any:
+        stats.event(contract.ROOM_MESSAGE)
+        try:
+            room = contract.room_name(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        await sio.emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), sid),
+                       to=room, skip_sid=sid, namespace=ns)
+        return {"recipients": len(members(room) - {sid})}
+
+    async def subscribe_ticks(sid: str, data: Any = None) -> Any:
+        stats.event(contract.SUBSCRIBE_TICKS)
+        try:
+            plan = contract.tick_plan(data)
+        except contract.ContractError as exc:
+            return contract.error_ack(exc)
+        token = ticks.start(sid)
+        sio.start_background_task(_send_ticks, sio, ticks, sid, ns, plan, token)
+        return plan.ack()
+
+    async def unsubscribe_ticks(sid: str, _data: Any = None) -> Any:
+        stats.event(contract.UNSUBSCRIBE_TICKS)
+        return {"stopped": ticks.cancel(sid)}
+
+    async def unknown(event: str, _sid: str, *_args: Any) -> None:
+        stats.event("unknown")
+        log.debug("unknown event %.64r on %s", event, ns)
+
+    handlers: dict[str, Callable[..., Any]] = {
+        "connect": connect, "disconnect": disconnect,
+        contract.ECHO: echo, contract.BROADCAST: broadcast, contract.JOIN: join,
+        contract.LEAVE: leave, contract.ROOM_MESSAGE: room_message,
+        contract.SUBSCRIBE_TICKS: subscribe_ticks, contract.UNSUBSCRIBE_TICKS: unsubscribe_ticks,
+        "*": unknown,
+    }
+    for event, handler in handlers.items():
+        sio.on(event, handler, namespace=ns)
+
+
+async def _send_ticks(sio: socketio.AsyncServer, ticks: TickSubscriptions, sid: str, ns: str,
+                      plan: contract.TickPlan, token: int) -> None:
+    start = time.monotonic()
+    for seq in range(plan.count):
+        if not ticks.active(sid, token):
+            return
+        await sio.emit(contract.TICK, contract.tick_message(seq, time.time_ns(), plan.size), to=sid, namespace=ns)
+        delay = start + (seq + 1) * plan.interval_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    ticks.finish(sid, token)

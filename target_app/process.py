@@ -1,0 +1,155 @@
+"""Start the target as a subprocess, wait until it is healthy, always stop it.
+
+Used by the tests and the runner alike. The process gets its own session so
+its whole tree (a gunicorn master and worker, say) can be ended together, by
+the PIDs this module started and nothing else.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class TargetStartError(RuntimeError):
+    """The target did not become healthy; the message holds its log's tail."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def http_get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class TargetProcess:
+    """A running target and how to reach it."""
+
+    process: subprocess.Popen
+    host: str
+    port: int
+    log_path: Path | None
+    mode: str
+    server: str
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        return http_get_json(self.url + "/stats", timeout)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise TargetStartError(
+                    f"target {self.mode}/{self.server} exited with code {self.process.returncode} "
+                    f"before it was healthy. Log tail:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1.0) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TargetStartError(
+            f"target {self.mode}/{self.server} not healthy at {self.url}/healthz after {timeout:.0f} s. "
+            f"Log tail:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM the tree, then SIGKILL what is left after ``timeout``."""
+        try:
+            tree = [psutil.Process(self.pid)] + psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=timeout)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+
+def target_argv(mode: str, server: str, host: str, port: int, extra_args: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, "-m", "target_app", "--async-mode", mode, "--server", server,
+            "--host", host, "--port", str(port), *extra_args]
+
+
+def launch_target(mode: str, server: str = "dev", *, host: str = LOOPBACK, port: int | None = None,
+                  log_path: Path | None = None, extra_args: Sequence[str] = (),
+                  cpu_affinity: Sequence[int] | None = None, env: dict[str, str] | None = None,
+                  ready_timeout: float = 30.0) -> TargetProcess:
+    """Start a target and wait for ``/healthz``; the caller must ``stop()`` it."""
+    port = port or free_port(host)
+    argv = target_argv(mode, server, host, port, extra_args)
+    if cpu_affinity:
+        argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity))] + argv
+    child_env = os.environ | (env or {})
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH")]))
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        if log_path:
+            log.close()
+    target = TargetProcess(process=process, host=host, port=port, log_path=log_path,
+                           mode=mode, server=server, argv=argv)
+    try:
+        target.wait_healthy(ready_timeout)
+    except BaseException:
+        target.stop()
+        raise
+    return target
+
+
+@contextlib.contextmanager
+def start_target(mode: str, server: str = "dev", **kwargs: Any) -> Iterator[TargetProcess]:
+    """Context manager around ``launch_target`` that always stops the target."""
+    target = launch_target(mode, server, **kwargs)
+    try:
+        yield target
+    finally:
+        target.stop()

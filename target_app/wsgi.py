@@ -1,0 +1,9 @@
+"""WSGI entry point for gunicorn: ``gunicorn target_app.wsgi:app``.
+
+Settings come from ``TARGET_*`` variables. gunicorn's eventlet and gevent
+workers monkey-patch before they import this module.
+"""
+from .app import create_app
+from .settings import settings_from_env
+
+app = create_app(settings_from_env())
