@@ -1,0 +1,680 @@
+"""Figures of one cell, computed with pandas from the raw samples.
+
+Pure computations: frames in, frames and plain values out; no files, no plots.
+
+Conventions (also in the README):
+
+- Percentiles are exact over the successful samples of the steady window, on
+  float microseconds, with linear interpolation between closest ranks
+  (``numpy.quantile`` / ``pandas.quantile`` default, Hyndman-Fan type 7).
+- The steady window is ``[run start + warm-up, run end)`` on ``t_ns`` (the
+  time an operation started); rates are counts in it divided by its length.
+- Time series cover the whole run, in one-second buckets counted from the run
+  start, so the warm-up shows on the plots.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loadtests.schema import KINDS
+from reports.errors import ReportInputError
+from reports.load import CellData
+
+NS_PER_S = 1_000_000_000
+DEFAULT_WARMUP_S = 0.0
+
+# (summary key, quantile) of the latency percentiles.
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50_us", 0.5), ("p90_us", 0.9), ("p99_us", 0.99), ("p999_us", 0.999),
+)
+# Which push each acked event's ``expected`` deliveries arrive as.
+FANOUT_PAIRS: dict[str, str] = {"broadcast": "fanout", "room_message": "room_message"}
+# Scenarios whose primary figure is the connection rate, not an event's latency.
+CONNECTION_SCENARIOS: tuple[str, ...] = ("churn",)
+# The acked event a scenario is about, when it has one (else: the busiest acked event).
+SCENARIO_EVENTS: dict[str, str] = {"echo": "echo", "broadcast": "broadcast", "rooms": "room_message"}
+# Scenarios whose primary figure is memory per connected client.
+MEMORY_SCENARIOS: tuple[str, ...] = ("idle",)
+# Kinds that are operations a client attempted (pushes are deliveries).
+OPERATION_KINDS: tuple[str, ...] = ("connect", "disconnect", "ack", "error")
+NO_ERROR_MESSAGE = "(no error message)"
+# Percentile-curve grid: "nines" x gives percentile 100 * (1 - 10**-x).
+CURVE_NINES_STEP = 0.05
+CURVE_MAX_NINES = 5.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """The steady-state window; samples with ``start_ns <= t_ns < end_ns`` count."""
+
+    run_start_ns: int
+    start_ns: int
+    end_ns: int
+    warmup_s: float
+    warmup_source: str
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / NS_PER_S
+
+
+@dataclass
+class CellMetrics:
+    """Every figure of one cell; ``summary.build_summary`` turns it into JSON."""
+
+    cell: str
+    scenario: str | None
+    window: Window
+    samples_total: int
+    samples_steady: int
+    latency: pd.DataFrame
+    """One row per measured name, indexed by ``latency_key``."""
+    connections: dict[str, Any]
+    throughput: dict[str, Any]
+    errors: dict[str, int]
+    error_breakdown: pd.DataFrame
+    error_ratio: float | None
+    fanout: dict[str, Any] | None
+    server: dict[str, Any] | None
+    main_event: str | None
+    primary: dict[str, Any] | None
+    rates: pd.DataFrame
+    """Per-second counts over the whole run, indexed by second from run start."""
+    concurrency: pd.DataFrame
+    """Per-second connected clients from the samples (``second``, ``connected``, ``peak``)."""
+    latency_over_time: pd.DataFrame
+    """Per-second p50 and p99 by latency key (``key``, ``second``, ``p50_us``, ``p99_us``)."""
+    percentile_curves: pd.DataFrame
+    """Exact quantiles on a grid (``key``, ``percentile``, ``nines``, ``latency_us``)."""
+    server_timeline: pd.DataFrame | None
+    locust_users: pd.DataFrame | None
+    locust_check: list[dict[str, Any]] | None
+    notes: list[str] = field(default_factory=list)
+
+
+def latency_key(kind: str, name: str) -> str:
+    """The stable key of a measured name in ``summary.json``'s ``latency``.
+
+    Acked events use their name (``echo``); ``connect``/``disconnect`` use
+    theirs; anything else is ``kind:name`` (``push:fanout``), because a push
+    can share its name with an acked event (``room_message``).
+    """
+    if kind == "ack" or name == kind:
+        return name
+    return f"{kind}:{name}"
+
+
+def scenario_of(run: dict[str, Any], cell: str) -> str | None:
+    """The scenario from run.json, else from the cell name ``mode-server--scenario``."""
+    scenario = run.get("scenario")
+    if isinstance(scenario, str) and scenario:
+        return scenario
+    return cell.rsplit("--", 1)[1] if "--" in cell else None
+
+
+def resolve_warmup(cli_warmup_s: float | None, run: dict[str, Any]) -> tuple[float, str]:
+    """The warm-up to cut and where it came from: the command line, run.json, or the default."""
+    if cli_warmup_s is not None:
+        if not (math.isfinite(cli_warmup_s) and cli_warmup_s >= 0):
+            raise ReportInputError("--warmup", f"must be a number of seconds >= 0, got {cli_warmup_s}")
+        return float(cli_warmup_s), "--warmup"
+    warmup = (run.get("load") or {}).get("warmup_s")
+    if warmup is not None:
+        return float(warmup), "run.json load.warmup_s"
+    return DEFAULT_WARMUP_S, "default"
+
+
+def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str) -> Window:
+    """The steady window: run start (run.json or first sample) + warm-up, to run end."""
+    t = samples["t_ns"]
+    run_start = run.get("started_ns") or int(t.min())
+    # Without ended_ns the last sample is the end; +1 keeps it inside [start, end).
+    end = run.get("ended_ns") or int(t.max()) + 1
+    start = run_start + round(warmup_s * NS_PER_S)
+    if start >= end:
+        raise ReportInputError(
+            f"warm-up ({source})",
+            f"{warmup_s:g} s leaves no steady window: the run lasted {(end - run_start) / NS_PER_S:.3f} s",
+        )
+    return Window(run_start_ns=int(run_start), start_ns=int(start), end_ns=int(end), warmup_s=warmup_s, warmup_source=source)
+
+
+def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMetrics:
+    """All figures of one cell. ``warmup_s`` overrides run.json's ``load.warmup_s``."""
+    samples = data.samples
+    warmup, source = resolve_warmup(warmup_s, data.run)
+    window = steady_window(samples, data.run, warmup, source)
+    t = samples["t_ns"].to_numpy()
+    steady = samples.loc[(t >= window.start_ns) & (t < window.end_ns)]
+    if steady.empty:
+        raise ReportInputError(
+            data.path,
+            f"no samples in the steady window ({warmup:g} s warm-up, {window.duration_s:.3f} s window); "
+            f"samples span {(t.min() - window.run_start_ns) / NS_PER_S:.3f} s to "
+            f"{(t.max() - window.run_start_ns) / NS_PER_S:.3f} s after the run start",
+        )
+    notes: list[str] = []
+    duration = window.duration_s
+    scenario = scenario_of(data.run, data.cell)
+
+    latency = latency_table(steady, duration)
+    concurrency_events = connection_events(samples)
+    connections = connection_figures(steady, duration, concurrency_events, window, notes)
+    throughput = throughput_figures(steady, duration)
+    errors, breakdown, error_ratio = error_figures(steady)
+    fanout = fanout_figures(steady, latency, notes)
+    server, server_timeline = (None, None)
+    if data.server is not None:
+        server, server_timeline = server_figures(
+            data.server, window, steady, peak_clients_from_samples(concurrency_events), notes
+        )
+    main_event = main_event_of(latency, scenario)
+    primary = primary_figure(scenario, main_event, latency, connections, server)
+    return CellMetrics(
+        cell=data.cell,
+        scenario=scenario,
+        window=window,
+        samples_total=len(samples),
+        samples_steady=len(steady),
+        latency=latency,
+        connections=connections,
+        throughput=throughput,
+        errors=errors,
+        error_breakdown=breakdown,
+        error_ratio=error_ratio,
+        fanout=fanout,
+        server=server,
+        main_event=main_event,
+        primary=primary,
+        rates=rate_timeline(samples, window),
+        concurrency=concurrency_timeline(concurrency_events, window),
+        latency_over_time=latency_timeline(samples, window),
+        percentile_curves=percentile_curves(steady),
+        server_timeline=server_timeline,
+        locust_users=_locust_users(data, window),
+        locust_check=locust_cross_check(data),
+        notes=notes,
+    )
+
+
+# --- latency -----------------------------------------------------------------------
+
+def _kind_order(kind: str) -> int:
+    return KINDS.index(kind) if kind in KINDS else len(KINDS)
+
+
+def latency_table(steady: pd.DataFrame, duration_s: float) -> pd.DataFrame:
+    """Count, success, rate, mean, exact percentiles and max per (kind, name).
+
+    Percentiles and mean are over successful samples only: a timed-out ack
+    has no latency, it has a failure.
+    """
+    columns = ["kind", "name", "count", "ok", "failed", "per_s", "mean_us", "min_us",
+               *(key for key, _ in PERCENTILES), "max_us"]
+    ops = steady.loc[steady["kind"] != "error"]
+    if ops.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="key"))
+    keys = ["kind", "name"]
+    grouped = ops.groupby(keys, observed=True)
+    table = pd.DataFrame({"count": grouped.size(), "ok": grouped["ok"].sum()})
+    good = ops.loc[ops["ok"]].groupby(keys, observed=True)["latency_us"]
+    stats = good.agg(["mean", "min", "max"]).rename(columns={"mean": "mean_us", "min": "min_us", "max": "max_us"})
+    quantiles = good.quantile([q for _, q in PERCENTILES], interpolation="linear").unstack()
+    quantiles.columns = [key for key, _ in PERCENTILES]
+    table = table.join(stats).join(quantiles).reset_index()
+    table["kind"] = table["kind"].astype(str)
+    table["name"] = table["name"].astype(str)
+    table["count"] = table["count"].astype("int64")
+    table["ok"] = table["ok"].astype("int64")
+    table["failed"] = table["count"] - table["ok"]
+    table["per_s"] = table["ok"] / duration_s
+    table["key"] = [latency_key(k, n) for k, n in zip(table["kind"], table["name"])]
+    table["_order"] = [_kind_order(k) for k in table["kind"]]
+    table = table.sort_values(["_order", "count", "name"], ascending=[True, False, True], kind="stable")
+    return table.set_index("key")[columns]
+
+
+def percentile_curves(steady: pd.DataFrame) -> pd.DataFrame:
+    """Exact quantiles of each name on a log grid of "nines" (90, 99, 99.9, ...), plus the max."""
+    rows: list[pd.DataFrame] = []
+    good = steady.loc[(steady["kind"] != "error") & steady["ok"]]
+    for (kind, name), values in good.groupby(["kind", "name"], observed=True)["latency_us"]:
+        arr = values.to_numpy()
+        # Beyond log10(n) nines there is no sample left to resolve the tail.
+        top = min(CURVE_MAX_NINES, math.log10(len(arr))) if len(arr) > 1 else 0.0
+        nines = np.arange(0.0, top + 1e-9, CURVE_NINES_STEP)
+        q = 1.0 - 10.0 ** -nines
+        rows.append(pd.DataFrame({
+            "key": latency_key(str(kind), str(name)),
+            "percentile": np.append(q * 100, 100.0),
+            "nines": np.append(nines, top),
+            "latency_us": np.append(np.quantile(arr, q), arr.max()),
+        }))
+    if not rows:
+        return pd.DataFrame(columns=["key", "percentile", "nines", "latency_us"])
+    return pd.concat(rows, ignore_index=True)
+
+
+def _seconds(t_ns: np.ndarray, window: Window) -> np.ndarray:
+    return (t_ns - window.run_start_ns) // NS_PER_S
+
+
+def latency_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Per-second p50 and p99 of each name's successful samples, over the whole run."""
+    good = samples.loc[(samples["kind"] != "error") & samples["ok"], ["t_ns", "kind", "name", "latency_us"]]
+    if good.empty:
+        return pd.DataFrame(columns=["key", "second", "p50_us", "p99_us"])
+    good = good.assign(second=_seconds(good["t_ns"].to_numpy(), window))
+    q = good.groupby(["kind", "name", "second"], observed=True)["latency_us"].quantile([0.5, 0.99]).unstack()
+    q.columns = ["p50_us", "p99_us"]
+    q = q.reset_index()
+    q["key"] = [latency_key(str(k), str(n)) for k, n in zip(q["kind"], q["name"])]
+    return q[["key", "second", "p50_us", "p99_us"]]
+
+
+# --- connections ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConnectionEvents:
+    """Connected-client count as a step function: level after each event time."""
+
+    times_ns: np.ndarray
+    levels: np.ndarray
+
+
+def connection_events(samples: pd.DataFrame) -> ConnectionEvents:
+    """+1 when a connect completes, -1 when a disconnect completes, over the whole run.
+
+    The whole run, not the steady window: clients connected during the
+    warm-up are still connected in the steady state.
+    """
+    kind = samples["kind"]
+    conn = samples.loc[(kind == "connect") & samples["ok"], ["t_ns", "latency_us"]]
+    disc = samples.loc[kind == "disconnect", ["t_ns", "latency_us"]]
+
+    def done(frame: pd.DataFrame) -> np.ndarray:
+        lat = np.nan_to_num(frame["latency_us"].to_numpy(), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
+        return frame["t_ns"].to_numpy() + np.round(lat * 1000).astype(np.int64)
+
+    times = np.concatenate([done(conn), done(disc)])
+    deltas = np.concatenate([np.ones(len(conn), np.int64), -np.ones(len(disc), np.int64)])
+    # At equal times count the leaving client first, so a peak is never overstated.
+    order = np.lexsort((deltas, times))
+    return ConnectionEvents(times_ns=times[order], levels=np.cumsum(deltas[order]))
+
+
+def _level_at(events: ConnectionEvents, t_ns: np.ndarray | int) -> np.ndarray:
+    """Connected clients just after ``t_ns`` (0 before the first event)."""
+    if not len(events.levels):
+        return np.zeros(np.shape(t_ns), np.int64)
+    idx = np.searchsorted(events.times_ns, t_ns, side="right") - 1
+    return np.where(idx >= 0, events.levels[np.clip(idx, 0, None)], 0)
+
+
+def peak_clients_from_samples(events: ConnectionEvents) -> int:
+    return int(events.levels.max()) if len(events.levels) else 0
+
+
+def connection_figures(
+    steady: pd.DataFrame, duration_s: float, events: ConnectionEvents, window: Window, notes: list[str]
+) -> dict[str, Any]:
+    """Connect/disconnect counts, rates, failures by error, concurrent clients."""
+    out: dict[str, Any] = {}
+    for kind, plural in (("connect", "connects"), ("disconnect", "disconnects")):
+        rows = steady.loc[steady["kind"] == kind, ["ok", "error"]]
+        attempts = len(rows)
+        ok = int(rows["ok"].sum())
+        failed = attempts - ok
+        out[plural] = ok
+        out[f"{kind}_attempts"] = attempts
+        out[f"{plural}_per_s"] = ok / duration_s
+        out[f"{kind}_attempts_per_s"] = attempts / duration_s
+        out[f"{kind}_failures"] = failed
+        out[f"{kind}_failure_ratio"] = failed / attempts if attempts else None
+        out[f"{kind}_errors"] = _error_counts(rows.loc[~rows["ok"], "error"])
+
+    # Connected clients inside the window: level carried in, then each change.
+    inside = (events.times_ns >= window.start_ns) & (events.times_ns < window.end_ns)
+    carried = int(_level_at(events, window.start_ns - 1)) if len(events.times_ns) else 0
+    levels_in = events.levels[inside]
+    out["peak_concurrent"] = int(max(carried, levels_in.max())) if len(levels_in) else carried
+    out["mean_concurrent"] = _time_weighted_mean(events, window, carried)
+    if len(events.levels) and events.levels.min() < 0:
+        notes.append("more disconnects than successful connects were recorded at some point; "
+                     "concurrent-client counts from the samples are low")
+    return out
+
+
+def _time_weighted_mean(events: ConnectionEvents, window: Window, carried: int) -> float:
+    inside = (events.times_ns >= window.start_ns) & (events.times_ns < window.end_ns)
+    times = np.concatenate([[window.start_ns], events.times_ns[inside], [window.end_ns]])
+    levels = np.concatenate([[carried], events.levels[inside]])
+    widths = np.diff(times).astype(np.float64)
+    return float((levels * widths).sum() / (window.end_ns - window.start_ns))
+
+
+def concurrency_timeline(events: ConnectionEvents, window: Window) -> pd.DataFrame:
+    """Connected clients at each second's end, and the peak within each second."""
+    n = max(1, math.ceil((window.end_ns - window.run_start_ns) / NS_PER_S))
+    seconds = np.arange(n)
+    ends = window.run_start_ns + (seconds + 1) * NS_PER_S - 1
+    starts = window.run_start_ns + seconds * NS_PER_S - 1
+    if not len(events.times_ns):
+        zeros = np.zeros(n, np.int64)
+        return pd.DataFrame({"second": seconds, "connected": zeros, "peak": zeros})
+    at_end = _level_at(events, ends)
+    carried = _level_at(events, starts)
+    sec = _seconds(events.times_ns, window)
+    in_range = (sec >= 0) & (sec < n)
+    peaks = pd.Series(events.levels[in_range]).groupby(sec[in_range]).max()
+    peak = np.maximum(carried, peaks.reindex(seconds).fillna(-(2**62)).astype(np.int64).to_numpy())
+    return pd.DataFrame({"second": seconds, "connected": at_end, "peak": peak})
+
+
+# --- throughput, errors, fan-out ---------------------------------------------------------
+
+def throughput_figures(steady: pd.DataFrame, duration_s: float) -> dict[str, Any]:
+    """Acknowledged events and delivered pushes per second in the steady window."""
+    kind = steady["kind"]
+    acks = steady.loc[kind == "ack", ["ok", "bytes"]]
+    pushes = steady.loc[(kind == "push") & steady["ok"], ["bytes"]]
+    acks_ok = int(acks["ok"].sum())
+    return {
+        "acks": acks_ok,
+        "acks_per_s": acks_ok / duration_s,
+        "ack_failures": len(acks) - acks_ok,
+        "ack_bytes_per_s": float(acks.loc[acks["ok"], "bytes"].sum()) / duration_s,
+        "pushes": len(pushes),
+        "pushes_per_s": len(pushes) / duration_s,
+        "push_bytes_per_s": float(pushes["bytes"].sum()) / duration_s,
+    }
+
+
+def _error_counts(errors: pd.Series) -> dict[str, int]:
+    if errors.empty:
+        return {}
+    texts = errors.astype(object).where(errors.notna(), NO_ERROR_MESSAGE)
+    counts = texts.value_counts(sort=False)
+    ordered = sorted(((str(k), int(v)) for k, v in counts.items() if v), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ordered)
+
+
+def error_figures(steady: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame, float | None]:
+    """Failures by error text, by (kind, name, error), and the failed share of operations."""
+    failed = steady.loc[~steady["ok"], ["kind", "name", "error"]]
+    errors = _error_counts(failed["error"])
+    if failed.empty:
+        breakdown = pd.DataFrame(columns=["kind", "name", "error", "count"])
+    else:
+        texts = failed["error"].astype(object).where(failed["error"].notna(), NO_ERROR_MESSAGE)
+        breakdown = (
+            pd.DataFrame({"kind": failed["kind"].astype(str), "name": failed["name"].astype(str), "error": texts.astype(str)})
+            .groupby(["kind", "name", "error"]).size().rename("count").reset_index()
+            .sort_values(["count", "kind", "name"], ascending=[False, True, True], kind="stable")
+            .reset_index(drop=True)
+        )
+    ops = steady["kind"].isin(OPERATION_KINDS).to_numpy()
+    total = int(ops.sum())
+    ratio = int((ops & ~steady["ok"].to_numpy()).sum()) / total if total else None
+    return errors, breakdown, ratio
+
+
+def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]) -> dict[str, Any] | None:
+    """Deliveries expected (acks' ``expected``) vs pushes received, per event pair.
+
+    Both sides are counted on ``t_ns`` in the same window: a push carries its
+    sender's timestamp, so a delivery belongs to the window of its broadcast.
+    """
+    kind, name = steady["kind"], steady["name"]
+    by_event: dict[str, dict[str, Any]] = {}
+    for ack_name, push_name in FANOUT_PAIRS.items():
+        acks = steady.loc[(kind == "ack") & (name == ack_name) & steady["ok"], "expected"]
+        received = int(((kind == "push") & (name == push_name) & steady["ok"]).sum())
+        expected = int(acks.sum())
+        if not expected and not received:
+            continue
+        lost = expected - received
+        entry: dict[str, Any] = {
+            "push": push_name,
+            "sends": len(acks),
+            "expected": expected,
+            "received": received,
+            "lost": lost,
+            "loss_ratio": lost / expected if expected else None,
+        }
+        push_key = latency_key("push", push_name)
+        for col in ("p50_us", "p99_us", "max_us"):
+            entry[f"delivery_{col}"] = _float(latency.at[push_key, col]) if push_key in latency.index else None
+        if lost < 0:
+            notes.append(f"{ack_name} -> {push_name}: received {-lost} more deliveries than the acks expected "
+                         "(duplicates, or pushes from senders that recorded no ack)")
+        by_event[ack_name] = entry
+
+    unpaired = steady.loc[(kind == "ack") & steady["ok"] & (steady["expected"] > 0), "name"]
+    unpaired = sorted(set(unpaired.astype(str)) - set(FANOUT_PAIRS))
+    if unpaired:
+        notes.append(f"acks of {', '.join(unpaired)} carry expected deliveries but no known push pairs them; "
+                     "not counted in fan-out")
+    if not by_event:
+        return None
+    expected = sum(e["expected"] for e in by_event.values())
+    received = sum(e["received"] for e in by_event.values())
+    first = by_event.get("broadcast") or next(iter(by_event.values()))
+    return {
+        "expected": expected,
+        "received": received,
+        "lost": expected - received,
+        "loss_ratio": (expected - received) / expected if expected else None,
+        "delivery_p50_us": first["delivery_p50_us"],
+        "delivery_p99_us": first["delivery_p99_us"],
+        "delivery_max_us": first["delivery_max_us"],
+        "by_event": by_event,
+    }
+
+
+# --- server cost -------------------------------------------------------------------------
+
+def server_figures(
+    server: pd.DataFrame, window: Window, steady: pd.DataFrame, peak_clients_samples: int, notes: list[str]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """CPU seconds in the steady window and per 1,000 acks/connects; RSS peak and per client.
+
+    Cumulative CPU of a process tree drops when a child exits (its time
+    leaves the sum), so the CPU curve is rebuilt from its non-negative steps.
+    """
+    t = server["t_ns"].to_numpy()
+    raw = (server["cpu_user_s"] + server["cpu_system_s"]).to_numpy(dtype=np.float64)
+    steps = np.diff(raw, prepend=raw[0])
+    if (steps < 0).any():
+        notes.append(f"server.csv: the target's cumulative CPU dropped {int((steps < 0).sum())} time(s) "
+                     "(a process of its tree exited); only increases are counted")
+    cpu = np.cumsum(steps.clip(min=0))
+    x = (t - t[0]).astype(np.float64)
+
+    lo, hi = max(window.start_ns, int(t[0])), min(window.end_ns, int(t[-1]))
+    figures: dict[str, Any] = {
+        "cpu_s": None, "cpu_cores": None, "cpu_s_per_1k_acks": None, "cpu_s_per_1k_connects": None,
+        "covered_s": 0.0,
+    }
+    if hi > lo:
+        cpu_s = float(np.interp(hi - t[0], x, cpu) - np.interp(lo - t[0], x, cpu))
+        covered = (hi - lo) / NS_PER_S
+        st = steady["t_ns"].to_numpy()
+        inside = (st >= lo) & (st < hi) & steady["ok"].to_numpy()
+        kinds = steady["kind"].to_numpy()
+        acks = int((inside & (kinds == "ack")).sum())
+        connects = int((inside & (kinds == "connect")).sum())
+        figures.update(
+            cpu_s=cpu_s,
+            cpu_cores=cpu_s / covered,
+            cpu_s_per_1k_acks=cpu_s / acks * 1000 if acks else None,
+            cpu_s_per_1k_connects=cpu_s / connects * 1000 if connects else None,
+            covered_s=covered,
+        )
+        if covered < window.duration_s - 1.0:
+            notes.append(f"server.csv covers {covered:.1f} s of the {window.duration_s:.1f} s steady window; "
+                         "CPU figures use the covered part and the acks and connects inside it")
+    else:
+        notes.append("server.csv does not overlap the steady window: no CPU figures")
+
+    rss = server["rss_bytes"].to_numpy(dtype=np.float64)
+    connected = server["connected"].to_numpy(dtype=np.float64)
+    has_connected = bool(np.isfinite(connected).any())
+    peak_clients = int(np.nanmax(connected)) if has_connected else peak_clients_samples
+    peak_rss = float(rss.max())
+    baseline = float(rss[0])
+    figures.update(
+        peak_rss_bytes=int(peak_rss),
+        baseline_rss_bytes=int(baseline),
+        peak_clients=peak_clients,
+        peak_clients_source="server.csv connected" if has_connected else "samples",
+        rss_per_client_bytes=(peak_rss - baseline) / peak_clients if peak_clients > 0 else None,
+        peak_threads=_nanmax_int(server["threads"]),
+        peak_fds=_nanmax_int(server["fds"]),
+        peak_procs=_nanmax_int(server["procs"]),
+    )
+
+    dt = np.diff(x) / NS_PER_S
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cores = np.where(dt > 0, np.diff(cpu) / dt, np.nan)
+    timeline = pd.DataFrame({
+        "t_s": (t - window.run_start_ns) / NS_PER_S,
+        "cpu_cores": np.concatenate([[np.nan], cores]),
+        "rss_bytes": rss,
+        "threads": server["threads"].to_numpy(dtype=np.float64),
+        "fds": server["fds"].to_numpy(dtype=np.float64),
+        "connected": connected,
+    })
+    return figures, timeline
+
+
+def _nanmax_int(values: pd.Series) -> int | None:
+    arr = values.to_numpy(dtype=np.float64)
+    return int(np.nanmax(arr)) if np.isfinite(arr).any() else None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+# --- time series ---------------------------------------------------------------------------
+
+RATE_SERIES: tuple[str, ...] = (
+    "connects", "connect_failures", "disconnects", "acks", "ack_failures", "pushes", "failures",
+)
+
+
+def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Counts per one-second bucket (by ``t_ns``) over the whole run."""
+    n = max(1, math.ceil((window.end_ns - window.run_start_ns) / NS_PER_S))
+    sec = _seconds(samples["t_ns"].to_numpy(), window)
+    keep = (sec >= 0) & (sec < n)
+    sec = sec[keep]
+    kinds = samples["kind"].to_numpy()[keep]
+    ok = samples["ok"].to_numpy()[keep]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(sec[mask], minlength=n)[:n]
+
+    frame = pd.DataFrame({
+        "connects": count((kinds == "connect") & ok),
+        "connect_failures": count((kinds == "connect") & ~ok),
+        "disconnects": count((kinds == "disconnect") & ok),
+        "acks": count((kinds == "ack") & ok),
+        "ack_failures": count((kinds == "ack") & ~ok),
+        "pushes": count((kinds == "push") & ok),
+        "failures": count(~ok),
+    }, index=pd.RangeIndex(n, name="second"))
+    return frame
+
+
+def _locust_users(data: CellData, window: Window) -> pd.DataFrame | None:
+    if data.locust_users is None:
+        return None
+    users = data.locust_users
+    return pd.DataFrame({"t_s": (users["t_ns"] - window.run_start_ns) / NS_PER_S, "users": users["users"]})
+
+
+def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:
+    """Locust's request and failure counts beside the recorder's, per name, whole run.
+
+    Locust's Aggregated row is left out: it double-counts some users' calls
+    (see DESIGN.md).
+    """
+    stats = data.locust_stats
+    if stats is None:
+        return None
+    samples = data.samples
+    names = samples["name"].astype(str)
+    kinds = samples["kind"].astype(str)
+    rows: list[dict[str, Any]] = []
+    for row in stats.itertuples(index=False):
+        if row.name == "Aggregated":
+            continue
+        mask = names == row.name
+        if row.type in KINDS:
+            mask &= kinds == row.type
+        rows.append({
+            "type": row.type,
+            "name": row.name,
+            "locust_requests": int(row.requests),
+            "locust_failures": int(row.failures) if not pd.isna(row.failures) else None,
+            "recorder_count": int(mask.sum()),
+            "recorder_failures": int((mask & ~samples["ok"]).sum()),
+        })
+    return rows
+
+
+# --- ranking figures -----------------------------------------------------------------------
+
+def main_event_of(latency: pd.DataFrame, scenario: str | None = None) -> str | None:
+    """The scenario's own acked event (``SCENARIO_EVENTS``) if it was measured, else the
+    acknowledged event with the most successful samples."""
+    acks = latency.loc[(latency["kind"] == "ack") & (latency["ok"] > 0)]
+    if acks.empty:
+        return None
+    own = SCENARIO_EVENTS.get(scenario or "")
+    if own in acks.index:
+        return own
+    return str(acks.sort_values(["ok", "name"], ascending=[False, True], kind="stable").index[0])
+
+
+def primary_figure(
+    scenario: str | None,
+    main_event: str | None,
+    latency: pd.DataFrame,
+    connections: dict[str, Any],
+    server: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The one figure cells of a scenario are ranked by, with its direction.
+
+    Connection scenarios (churn) rank by connects per second, higher is
+    better; idle by RSS per client; others by the p99 of the main
+    acknowledged event, lower is better. Without an acked event: the p99 of
+    the busiest push, then connects per second, then RSS per client.
+    """
+    def figure(path: list[str], label: str, value: Any, better: str) -> dict[str, Any]:
+        return {"key": ".".join(path), "path": path, "label": label, "value": value, "better": better}
+
+    rss_per_client = server.get("rss_per_client_bytes") if server else None
+    if scenario in CONNECTION_SCENARIOS:
+        return figure(["connections", "connects_per_s"], "connects/s", connections["connects_per_s"], "higher")
+    if scenario in MEMORY_SCENARIOS and rss_per_client is not None:
+        return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")
+    if main_event is not None:
+        return figure(["latency", main_event, "p99_us"], f"{main_event} p99",
+                      _float(latency.at[main_event, "p99_us"]), "lower")
+    pushes = latency.loc[(latency["kind"] == "push") & (latency["ok"] > 0)]
+    if not pushes.empty:
+        key = str(pushes.sort_values("ok", ascending=False, kind="stable").index[0])
+        return figure(["latency", key, "p99_us"], f"{key} p99", _float(latency.at[key, "p99_us"]), "lower")
+    if connections["connects"] > 0:
+        return figure(["connections", "connects_per_s"], "connects/s", connections["connects_per_s"], "higher")
+    if rss_per_client is not None:
+        return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")
+    return None

@@ -1,0 +1,349 @@
+"""A cell's summary as titled sections of text and tables, ready for any renderer.
+
+Markdown and HTML both render these, so the two reports never disagree on a
+figure or a label. Everything here reads ``summary.json``'s object only, so a
+report can be re-rendered from an old summary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reports import fmt
+from reports.compare import Comparison
+
+# Order and titles of a cell report's sections; every one is always present.
+CELL_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overview", "Overview"),
+    ("latency", "Latency"),
+    ("connections", "Connections"),
+    ("throughput", "Event throughput"),
+    ("fanout", "Fan-out"),
+    ("server", "Server cost"),
+    ("errors", "Errors"),
+    ("locust", "Locust cross-check"),
+    ("logs", "Logs"),
+)
+
+
+@dataclass
+class Table:
+    """Rows of already formatted cells; ``numeric`` columns are right-aligned."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool] | None = None
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    text: list[str] = field(default_factory=list)
+    """Paragraphs of plain text."""
+    tables: list[Table] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    """Preformatted lines (log excerpts)."""
+    footer: list[str] = field(default_factory=list)
+    """Paragraphs after the tables."""
+
+
+def cell_sections(summary: dict[str, Any]) -> list[Section]:
+    """Every section of a cell report, in order."""
+    builders = {
+        "overview": _overview, "latency": _latency, "connections": _connections,
+        "throughput": _throughput, "fanout": _fanout, "server": _server,
+        "errors": _errors, "locust": _locust, "logs": _logs,
+    }
+    return [builders[key](Section(key, title), summary) for key, title in CELL_SECTIONS]
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """One line: cell, status and primary figure."""
+    return f"{summary['cell']}: {summary['status']}, {fmt.primary(summary.get('primary'))}"
+
+
+def _load_text(run: dict[str, Any]) -> str:
+    load = run.get("load") or {}
+    parts = []
+    if load.get("users") is not None:
+        parts.append(f"{load['users']} users")
+    if load.get("spawn_rate") is not None:
+        parts.append(f"spawn {load['spawn_rate']}/s")
+    if load.get("duration_s") is not None:
+        parts.append(f"{load['duration_s']} s")
+    if load.get("emit_rate") is not None:
+        parts.append(f"emit {load['emit_rate']}/s per user")
+    if load.get("payload_bytes") is not None:
+        parts.append(f"payload {load['payload_bytes']} B")
+    if load.get("room_size") is not None:
+        parts.append(f"room size {load['room_size']}")
+    return ", ".join(parts) if parts else "load shape not recorded"
+
+
+def _overview(section: Section, s: dict[str, Any]) -> Section:
+    run = s["run"]
+    window = s["window"]
+    samples = s["samples"]
+    if s["partial"]:
+        section.text.append("PARTIAL REPORT: figures use only the valid part of the input. Problems:")
+        section.text.extend(f"- {p}" for p in s["problems"])
+    identity = [
+        ("cell", s["cell"]), ("status", s["status"]), ("run", run.get("run_id") or fmt.MISSING),
+        ("mode", run.get("mode") or fmt.MISSING), ("server", run.get("server") or fmt.MISSING),
+        ("scenario", s.get("scenario") or fmt.MISSING), ("load", _load_text(run)),
+        ("started", run.get("started_at") or fmt.MISSING),
+        ("steady window", f"{fmt.seconds(window['duration_s'])} s after a {window['warmup_s']:g} s warm-up "
+                          f"({window['warmup_source']})"),
+        ("samples", f"{fmt.count(samples['total'])} read, {fmt.count(samples['steady'])} in the steady window, "
+                    f"from {samples['shards_read']} shard(s)"
+                    + (f"; {len(samples['shards_skipped'])} skipped" if samples["shards_skipped"] else "")),
+        ("primary figure", fmt.primary(s.get("primary"))),
+    ]
+    section.tables.append(Table(["", ""], [[k, v] for k, v in identity]))
+    if s["notes"]:
+        section.footer.append("Notes:")
+        section.footer.extend(f"- {n}" for n in s["notes"])
+    return section
+
+
+def _latency(section: Section, s: dict[str, Any]) -> Section:
+    section.text.append(
+        "Successful samples in the steady window; milliseconds to the microsecond; exact percentiles "
+        "(linear interpolation). Failed samples are counted, not timed."
+    )
+    rows = [
+        [key, e["kind"], fmt.count(e["count"]), fmt.count(e["failed"]), fmt.rate(e["per_s"]),
+         fmt.ms(e["mean_us"]), fmt.ms(e["p50_us"]), fmt.ms(e["p90_us"]), fmt.ms(e["p99_us"]),
+         fmt.ms(e["p999_us"]), fmt.ms(e["max_us"])]
+        for key, e in s["latency"].items()
+    ]
+    if rows:
+        section.tables.append(Table(
+            ["name", "kind", "count", "failed", "ok/s", "mean", "p50", "p90", "p99", "p99.9", "max"],
+            rows, [False, False] + [True] * 9,
+        ))
+    else:
+        section.text.append("No timed samples in the steady window.")
+    return section
+
+
+def _connections(section: Section, s: dict[str, Any]) -> Section:
+    c = s["connections"]
+    lat = s["latency"]
+    rows = []
+    for kind, plural in (("connect", "connects"), ("disconnect", "disconnects")):
+        e = lat.get(kind, {})
+        rows.append([
+            kind, fmt.count(c[plural]), fmt.rate(c[f"{plural}_per_s"]), fmt.count(c[f"{kind}_failures"]),
+            fmt.ratio(c[f"{kind}_failure_ratio"]), fmt.ms(e.get("p50_us")), fmt.ms(e.get("p99_us")),
+            fmt.ms(e.get("max_us")),
+        ])
+    section.tables.append(Table(
+        ["", "ok", "per s", "failures", "failure ratio", "p50 ms", "p99 ms", "max ms"], rows,
+        [False] + [True] * 7,
+    ))
+    section.text.append(
+        f"Connected clients in the steady window (from the samples): peak {fmt.count(c['peak_concurrent'])}, "
+        f"time-weighted mean {fmt.number(c['mean_concurrent'])}."
+    )
+    errors = [[kind, err, fmt.count(n)] for kind in ("connect", "disconnect") for err, n in c[f"{kind}_errors"].items()]
+    if errors:
+        section.tables.append(Table(["", "error", "count"], errors[:20], [False, False, True]))
+    return section
+
+
+def _throughput(section: Section, s: dict[str, Any]) -> Section:
+    t = s["throughput"]
+    section.tables.append(Table(
+        ["acks", "acks/s", "ack failures", "ack bytes/s", "pushes", "pushes/s", "push bytes/s"],
+        [[fmt.count(t["acks"]), fmt.rate(t["acks_per_s"]), fmt.count(t["ack_failures"]),
+          fmt.rate(t["ack_bytes_per_s"]), fmt.count(t["pushes"]), fmt.rate(t["pushes_per_s"]),
+          fmt.rate(t["push_bytes_per_s"])]],
+        [True] * 7,
+    ))
+    return section
+
+
+def _fanout(section: Section, s: dict[str, Any]) -> Section:
+    f = s.get("fanout")
+    if not f:
+        section.text.append("No fan-out in this run (no acks with expected deliveries, no fan-out pushes).")
+        return section
+    rows = [
+        [f"{name} -> {e['push']}", fmt.count(e["sends"]), fmt.count(e["expected"]), fmt.count(e["received"]),
+         fmt.count(e["lost"]), fmt.ratio(e["loss_ratio"]), fmt.ms(e["delivery_p50_us"]),
+         fmt.ms(e["delivery_p99_us"]), fmt.ms(e["delivery_max_us"])]
+        for name, e in f["by_event"].items()
+    ]
+    section.tables.append(Table(
+        ["event -> push", "sends", "expected", "received", "lost", "loss", "delivery p50 ms", "p99 ms", "max ms"],
+        rows, [False] + [True] * 8,
+    ))
+    section.text.append(
+        f"Total: {fmt.count(f['expected'])} deliveries expected, {fmt.count(f['received'])} received, "
+        f"{fmt.count(f['lost'])} lost ({fmt.ratio(f['loss_ratio'])})."
+    )
+    return section
+
+
+def _server(section: Section, s: dict[str, Any]) -> Section:
+    v = s.get("server")
+    if not v:
+        section.text.append("No server figures: server.csv is missing or unusable (see the overview's problems).")
+        return section
+    section.tables.append(Table(
+        ["CPU s", "cores busy", "CPU s / 1k acks", "CPU s / 1k connects", "seconds covered"],
+        [[fmt.seconds(v["cpu_s"]), fmt.number(v["cpu_cores"]), fmt.seconds(v["cpu_s_per_1k_acks"], 4),
+          fmt.seconds(v["cpu_s_per_1k_connects"], 4), fmt.seconds(v["covered_s"], 1)]],
+        [True] * 5,
+    ))
+    section.tables.append(Table(
+        ["peak RSS", "baseline RSS", "RSS per client", "peak clients", "peak threads", "peak fds"],
+        [[fmt.mib(v["peak_rss_bytes"]), fmt.mib(v["baseline_rss_bytes"]), fmt.kib(v["rss_per_client_bytes"]),
+          fmt.count(v["peak_clients"]), fmt.count(v["peak_threads"]), fmt.count(v["peak_fds"])]],
+        [True] * 6,
+    ))
+    section.text.append(
+        "CPU is the target's whole process tree in the steady window. RSS per client = (peak RSS - RSS at the "
+        f"first server sample) / peak connected clients ({v['peak_clients_source']})."
+    )
+    return section
+
+
+def _errors(section: Section, s: dict[str, Any]) -> Section:
+    section.text.append(
+        f"Failed share of operations (connects, disconnects, acks, errors) in the steady window: "
+        f"{fmt.ratio(s['error_ratio'])}."
+    )
+    errors = s["errors"]
+    if errors:
+        rows = [[err, fmt.count(n)] for err, n in list(errors.items())[:20]]
+        section.tables.append(Table(["error", "count"], rows, [False, True]))
+        if len(errors) > 20:
+            section.text.append(f"{len(errors) - 20} more distinct errors in summary.json.")
+    else:
+        section.text.append("No failures.")
+    return section
+
+
+def _locust(section: Section, s: dict[str, Any]) -> Section:
+    rows = s.get("locust")
+    if rows is None:
+        section.text.append("No usable locust_stats.csv; nothing to cross-check.")
+        return section
+    section.text.append(
+        "Whole-run counts. Locust's own percentiles are rounded to whole milliseconds and are not used; "
+        "its Aggregated row double-counts some calls and is left out."
+    )
+    section.tables.append(Table(
+        ["type", "name", "Locust requests", "recorder samples", "Locust failures", "recorder failures"],
+        [[r["type"], r["name"], fmt.count(r["locust_requests"]), fmt.count(r["recorder_count"]),
+          fmt.count(r["locust_failures"]), fmt.count(r["recorder_failures"])] for r in rows],
+        [False, False, True, True, True, True],
+    ))
+    return section
+
+
+def _logs(section: Section, s: dict[str, Any]) -> Section:
+    logs = s.get("logs") or {}
+    if not logs:
+        section.text.append("No target.log or locust.log in the folder.")
+        return section
+    section.tables.append(Table(
+        ["log", "lines", "error lines", "tracebacks", "size"],
+        [[name, fmt.count(v["lines"]) + ("" if v["scanned_all"] else " (first 64 MiB)"),
+          fmt.count(v["error_lines"]), fmt.count(v["tracebacks"]), fmt.kib(v["bytes"])]
+         for name, v in logs.items()],
+        [False, True, True, True, True],
+    ))
+    for name, v in logs.items():
+        section.code.extend(f"{name}: {line}" for line in v["examples"][:3])
+    return section
+
+
+# --- comparison of several cells ------------------------------------------------------
+
+# (row figure, column title, formatter, ratio column?) of the comparison table; columns
+# whose values are all missing or zero are left out, and so is the CPU cost that
+# does not fit the scenario (per connect for churn, per ack otherwise).
+_COMPARE_COLUMNS: tuple[tuple[str, str, Any, bool], ...] = (
+    ("acks_per_s", "acks/s", fmt.rate, True),
+    ("pushes_per_s", "pushes/s", fmt.rate, False),
+    ("connects_per_s", "connects/s", fmt.rate, True),
+    ("connect_p99_us", "connect p99 ms", fmt.ms, False),
+    ("p50_us", "p50 ms", fmt.ms, False),
+    ("p99_us", "p99 ms", fmt.ms, True),
+    ("p999_us", "p99.9 ms", fmt.ms, False),
+    ("error_ratio", "errors", fmt.ratio, False),
+    ("loss_ratio", "loss", fmt.ratio, False),
+    ("cpu_s_per_1k_acks", "CPU s/1k acks", lambda v: fmt.seconds(v, 4), True),
+    ("cpu_s_per_1k_connects", "CPU s/1k connects", lambda v: fmt.seconds(v, 4), True),
+    ("peak_rss_bytes", "peak RSS", fmt.mib, False),
+    ("rss_per_client_bytes", "RSS/client", fmt.kib, True),
+)
+# The row figure that duplicates each kind of primary figure (left out of the table).
+_PRIMARY_FIGURE = {"p99_us": "p99_us", "connects_per_s": "connects_per_s", "rss_per_client_bytes": "rss_per_client_bytes"}
+
+
+def format_primary_value(primary: dict[str, Any] | None, value: float | None) -> str:
+    """A primary figure's value with its unit."""
+    if not primary:
+        return fmt.MISSING
+    last = primary["path"][-1]
+    if last.endswith("_us"):
+        return f"{fmt.ms(value)} ms"
+    if last.endswith("_per_s"):
+        return f"{fmt.rate(value)}/s"
+    if last.endswith("_bytes"):
+        return fmt.kib(value)
+    return fmt.number(value)
+
+
+def compare_sections(comparison: Comparison) -> list[Section]:
+    """One section per scenario (ranked table), then cells that could not be reported."""
+    sections = []
+    for sc in comparison.scenarios:
+        section = Section(f"scenario-{sc.scenario}", f"Scenario: {sc.scenario}")
+        primary = sc.primary
+        if primary:
+            direction = "higher is better" if primary["better"] == "higher" else "lower is better"
+            section.text.append(f"Ranked by {primary['label']} ({direction}).")
+        else:
+            section.text.append("No figure to rank these cells by.")
+        if sc.reference:
+            how = "chosen with --reference" if sc.reference_chosen else "the best-ranked cell"
+            section.text.append(f"Ratios (x ref) are cell / {sc.reference} ({how}).")
+        skip = {_PRIMARY_FIGURE.get(primary["path"][-1]) if primary else None}
+        churn = bool(primary and primary["path"][-1] == "connects_per_s")
+        skip.add("cpu_s_per_1k_acks" if churn else "cpu_s_per_1k_connects")
+        columns = [(name, title, f, with_ratio) for name, title, f, with_ratio in _COMPARE_COLUMNS
+                   if name not in skip and any(r[name] for r in sc.rows)]
+        header = ["rank", "cell", "status", primary["label"] if primary else "primary", "x ref"]
+        numeric = [True, False, False, True, True]
+        for name, title, _, with_ratio in columns:
+            header.append(title)
+            numeric.append(True)
+            if with_ratio:
+                header.append("x ref")
+                numeric.append(True)
+        rows = []
+        for r in sc.rows:
+            cells = [str(r["rank"]) if r["rank"] is not None else "-", r["cell"], r["status"] or fmt.MISSING,
+                     format_primary_value(primary, r["primary"]), fmt.times(r["vs_reference"]["primary"])]
+            for name, _, f, with_ratio in columns:
+                cells.append(f(r[name]))
+                if with_ratio:
+                    cells.append(fmt.times(r["vs_reference"].get(name)))
+            rows.append(cells)
+        section.tables.append(Table(header, rows, numeric))
+        if sc.main_event:
+            section.text.append(f"Latency columns are for the main event, {sc.main_event}.")
+        sections.append(section)
+    if comparison.errors or comparison.notes:
+        section = Section("not-reported", "Not reported")
+        section.text.extend(f"- {e['cell']}: {e['problem']}" for e in comparison.errors)
+        section.text.extend(f"- {n}" for n in comparison.notes)
+        sections.append(section)
+    return sections
+

@@ -1,0 +1,138 @@
+"""``summary.json``: the machine-readable figures of one cell, in one stable schema.
+
+CI checks read these keys; the README's reports section documents every one.
+Bump ``SUMMARY_SCHEMA`` when a key changes meaning or goes away (adding keys
+does not need a bump).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.load import CellData
+from reports.metrics import PERCENTILES, CellMetrics
+
+SUMMARY_SCHEMA = 1
+SUMMARY_FILE = "summary.json"
+
+# run.json fields copied into the summary's "run" object.
+RUN_FIELDS: tuple[str, ...] = (
+    "run_id", "mode", "server", "scenario", "status", "reason", "load", "command", "target_url",
+    "versions", "machine", "started_at", "ended_at", "started_ns", "ended_ns",
+)
+LATENCY_FIELDS: tuple[str, ...] = (
+    "kind", "name", "count", "ok", "failed", "per_s", "mean_us",
+    *(key for key, _ in PERCENTILES), "max_us",
+)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def status_of(run: dict[str, Any], partial: bool) -> str:
+    """``failed`` or ``partial`` when the runner said so, ``partial`` when input was missing, else ``ok``."""
+    run_status = run.get("status")
+    if run_status in ("failed", "partial"):
+        return run_status
+    return "partial" if partial else "ok"
+
+
+def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
+    """The summary.json object of one cell (see the README for each key)."""
+    window = metrics.window
+    latency = {
+        key: {field: row[field] for field in LATENCY_FIELDS}
+        for key, row in metrics.latency.iterrows()
+    }
+    summary: dict[str, Any] = {
+        "schema": SUMMARY_SCHEMA,
+        "cell": data.cell,
+        "status": status_of(data.run, data.partial),
+        "partial": data.partial,
+        "problems": list(data.problems),
+        "notes": [*data.notes, *metrics.notes],
+        "scenario": metrics.scenario,
+        "run": {key: data.run.get(key) for key in RUN_FIELDS},
+        "window": {
+            "run_start_ns": window.run_start_ns,
+            "start_ns": window.start_ns,
+            "end_ns": window.end_ns,
+            "warmup_s": window.warmup_s,
+            "warmup_source": window.warmup_source,
+            "duration_s": window.duration_s,
+        },
+        "samples": {
+            "total": metrics.samples_total,
+            "steady": metrics.samples_steady,
+            "shards_read": data.shards_read,
+            "shards_skipped": list(data.shards_skipped),
+        },
+        "main_event": metrics.main_event,
+        "primary": metrics.primary,
+        "latency": latency,
+        "connections": metrics.connections,
+        "throughput": metrics.throughput,
+        "errors": metrics.errors,
+        "error_ratio": metrics.error_ratio,
+        "fanout": metrics.fanout,
+        "server": metrics.server,
+        "locust": metrics.locust_check,
+        "logs": {
+            log.name: {
+                "bytes": log.bytes, "lines": log.lines, "error_lines": log.error_lines,
+                "tracebacks": log.tracebacks, "examples": log.examples, "scanned_all": log.scanned_all,
+            }
+            for log in data.logs
+        },
+    }
+    return jsonable(summary)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+    text = json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    write_text(path, text)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write text atomically in ``path``'s folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A plain open (not mkstemp) so the file gets the umask's usual permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A summary.json written by this package (any schema up to ``SUMMARY_SCHEMA``)."""
+    from reports.errors import ReportInputError
+
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportInputError(path, f"cannot read summary ({exc})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("schema"), int) or obj["schema"] > SUMMARY_SCHEMA:
+        raise ReportInputError(path, f"not a summary.json of schema <= {SUMMARY_SCHEMA}")
+    return obj
