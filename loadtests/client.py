@@ -1,0 +1,633 @@
+"""A lean Socket.IO v5 client over a websocket, built for gevent.
+
+One connection is one non-blocking socket and no greenlet of its own: the
+greenlet that uses the client reads the socket while it waits, whether for an
+ack (:meth:`Client.call`), for pushes (:meth:`Client.pump`) or for the close.
+Pings are answered and event handlers run inside those waits. There is no
+polling transport, no reconnection and no background reader or writer: the
+load generator should spend its CPU on the load, not on itself (each extra
+greenlet hop per message costs as much as the framing).
+
+It needs gevent but not monkey-patching::
+
+    client = Client("http://127.0.0.1:5000", namespace="/bench", auth={"token": "s3cret"})
+    client.on("tick", lambda data: print(data["seq"]))
+    client.connect()
+    print(client.call("echo", {"hello": 1}, timeout=5))
+    client.pump(2.0)          # receive pushes (and answer pings) for 2 s
+    client.close()
+
+A client that sits idle must still be pumped at least once per ping interval
+plus ping timeout (45 s by default) or the server drops it, like any
+Engine.IO client that stops answering pings. One greenlet reads at a time;
+other greenlets may emit concurrently.
+
+Every wait has a timeout; failures raise the exceptions in
+:mod:`loadtests.errors`.
+"""
+from __future__ import annotations
+
+import _socket
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import gevent
+from gevent import socket as gsocket
+from gevent.lock import Semaphore
+
+from loadtests import frames, protocol
+from loadtests.errors import (
+    CallTimeout,
+    ConnectError,
+    ConnectionClosed,
+    ConnectRefused,
+    ProtocolError,
+    SocketIOError,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+# Connection states.
+NEW, OPENING, CONNECTING, CONNECTED, CLOSED = "new", "opening", "connecting", "connected", "closed"
+
+_RECV_BYTES = 65536
+_READ, _WRITE = 1, 2
+
+
+class PendingAck:
+    """A call whose acknowledgement has not been read yet (see :meth:`Client.call_async`)."""
+
+    __slots__ = ("_client", "ack_id", "sent_bytes", "done", "_args", "_error")
+
+    def __init__(self, client: Client, ack_id: int) -> None:
+        self._client = client
+        #: the ack id the packet carried
+        self.ack_id = ack_id
+        #: bytes the call put on the wire (websocket framing included)
+        self.sent_bytes = 0
+        #: True once the ack (or the connection's end) has been read
+        self.done = False
+        self._args: list[Any] = []
+        self._error: SocketIOError | None = None
+
+    def _resolve(self, args: list[Any]) -> None:
+        self._args = args
+        self.done = True
+
+    def _fail(self, error: SocketIOError) -> None:
+        self._error = error
+        self.done = True
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Read the connection until the ack arrives; return its value.
+
+        One argument is returned as is, several as a tuple, none as None.
+        Raises :class:`CallTimeout` after ``timeout`` seconds (the client's
+        default when None) and forgets the call, or :class:`ConnectionClosed`
+        when the connection ends first.
+        """
+        if not self.done:
+            client = self._client
+            if timeout is None:
+                timeout = client.timeout
+            if not client._pump_until(self, timeout):
+                client._pending.pop(self.ack_id, None)
+                raise CallTimeout(f"no ack for call #{self.ack_id} within {timeout:g} s")
+        if self._error is not None:
+            raise self._error
+        args = self._args
+        if not args:
+            return None
+        return args[0] if len(args) == 1 else tuple(args)
+
+
+class Client:
+    """One Socket.IO namespace connection over one websocket.
+
+    :param url: ``http://host:port`` (or ``ws://``) of the server.
+    :param namespace: the namespace to connect to.
+    :param auth: the CONNECT auth payload (e.g. ``{"token": ...}``).
+    :param timeout: default seconds for calls, and for connect when
+        ``connect_timeout`` is None.
+    :param close_timeout: seconds :meth:`close` waits for the server's half of
+        the closing handshake before dropping the socket.
+    :param path: the Socket.IO endpoint path.
+    :param headers: extra HTTP headers for the upgrade request.
+    :param max_message_bytes: the largest websocket message accepted.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "/",
+        auth: dict[str, Any] | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float | None = None,
+        close_timeout: float = 2.0,
+        path: str = "socket.io",
+        headers: dict[str, str] | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "ws"):
+            raise ValueError(f"url must be http:// or ws:// (TLS is not supported), got {url!r}")
+        if not parts.hostname:
+            raise ValueError(f"url has no host: {url!r}")
+        self.url = url
+        self.namespace = namespace
+        self.auth = auth
+        self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        self.close_timeout = close_timeout
+        self._ns_check = protocol.namespace_prefix(namespace)  # validates early
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._host_header = parts.netloc
+        query = [("EIO", protocol.EIO_VERSION), ("transport", "websocket")]
+        if parts.query:
+            query.extend(tuple(pair.split("=", 1)) for pair in parts.query.split("&") if "=" in pair)
+        self._target = "/" + path.strip("/") + "/?" + urlencode(query)
+        self._headers = headers or {}
+        self._max_message_bytes = max_message_bytes
+
+        #: the Socket.IO session id of the namespace connection
+        self.sid: str | None = None
+        #: the Engine.IO session id
+        self.eio_sid: str | None = None
+        #: seconds, from the server's OPEN packet
+        self.ping_interval: float = 25.0
+        self.ping_timeout: float = 20.0
+        #: cumulative bytes on the wire, websocket framing included
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        #: size of the message being dispatched to a handler (attachments included)
+        self.message_bytes = 0
+        #: pings the server sent and this client answered
+        self.pings = 0
+        #: why the connection ended, once it has
+        self.close_reason: SocketIOError | None = None
+
+        self._state = NEW
+        self._sock: Any = None  # a non-blocking _socket.socket
+        self._hub: Any = None
+        self._read_watcher: Any = None
+        self._write_watcher: Any = None
+        self._parser = frames.FrameParser(max_message_bytes)
+        self._write_lock = Semaphore()
+        self._reader: Any = None  # the greenlet reading now, if any
+        self._broken = False  # a frame was cut off mid-write: send nothing more
+        self._close_sent = False
+        self._last_rx = 0.0
+        self._handlers: dict[str, Handler] = {}
+        self._catch_all: Handler | None = None
+        self._pending: dict[int, PendingAck] = {}
+        self._next_id = 0
+        self._partial: protocol.Packet | None = None
+
+    # --- public API -----------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``new``, ``opening``, ``connecting``, ``connected`` or ``closed``."""
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        return self._state == CONNECTED
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler(*args)`` for a server event; usable as a decorator.
+
+        ``"*"`` registers a catch-all called as ``handler(event, *args)`` for
+        events without their own handler. Handlers run inside whichever wait
+        read the message: keep them short and non-blocking. A handler's return
+        value answers the server when it asked for an ack.
+        """
+
+        def register(fn: Handler) -> Handler:
+            if event == "*":
+                self._catch_all = fn
+            else:
+                self._handlers[event] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def connect(self) -> None:
+        """Open the websocket and the namespace within ``connect_timeout``.
+
+        Raises :class:`ConnectError` (refused, handshake failed, timed out),
+        :class:`ConnectRefused` when the server refuses the namespace (its
+        message in ``.message``), :class:`ProtocolError` on a malformed answer.
+        """
+        if self._state != NEW:
+            raise RuntimeError(f"connect() on a client that is {self._state}; make a new Client")
+        self._state = OPENING
+        phase = ["tcp connect"]
+        timer = gevent.Timeout(self.connect_timeout)
+        timer.start()
+        try:
+            self._open(phase)
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            error: SocketIOError = ConnectError(
+                f"connect to {self.url} timed out after {self.connect_timeout:g} s during {phase[0]}"
+            )
+            self._shutdown(error)
+            raise error from None
+        except SocketIOError as exc:
+            self._shutdown(exc)
+            raise
+        except OSError as exc:
+            error = ConnectError(f"connect to {self.url} failed during {phase[0]}: {exc}")
+            self._shutdown(error)
+            raise error from exc
+        except BaseException:
+            self._shutdown(ConnectionClosed("connect interrupted"))
+            raise
+        finally:
+            timer.close()
+
+    def emit(self, event: str, *args: Any) -> int:
+        """Send an event without asking for an ack; returns the bytes sent."""
+        text, attachments = protocol.encode_event(event, args, self.namespace)
+        return self._send_packet(text, attachments)
+
+    def call_async(self, event: str, *args: Any) -> PendingAck:
+        """Send an event that asks for an ack; collect it with ``.wait()``."""
+        self._next_id += 1
+        ack_id = self._next_id
+        text, attachments = protocol.encode_event(event, args, self.namespace, ack_id)
+        pending = PendingAck(self, ack_id)
+        self._pending[ack_id] = pending
+        try:
+            pending.sent_bytes = self._send_packet(text, attachments)
+        except BaseException:
+            self._pending.pop(ack_id, None)
+            raise
+        return pending
+
+    def call(self, event: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send an event and return its ack (see :meth:`PendingAck.wait`)."""
+        return self.call_async(event, *args).wait(timeout)
+
+    def pump(self, timeout: float) -> None:
+        """Read the connection for ``timeout`` seconds: run handlers, answer pings.
+
+        Returns after ``timeout``; raises :class:`ConnectionClosed` (or
+        :class:`ProtocolError`) as soon as the connection ends.
+        """
+        self._pump_until(None, timeout)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Read the connection until ``predicate()`` is true; False on timeout."""
+        return self._pump_until(_Predicate(predicate), timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Leave the namespace and close the websocket, within ``timeout`` seconds.
+
+        Sends DISCONNECT and a websocket close frame together, reads until the
+        server's close frame or EOF (so the server sees a clean close and no
+        stray bytes), then drops the socket. Safe to call more than once and
+        on a failed client.
+        """
+        if self._state == CLOSED or self._sock is None:
+            self._state = CLOSED
+            return
+        if timeout is None:
+            timeout = self.close_timeout
+        if self._state == CONNECTED and not self._broken:
+            try:
+                self._send_raw(
+                    frames.encode_frame(frames.OP_TEXT, protocol.encode_disconnect(self.namespace).encode())
+                    + frames.encode_close()
+                )
+                self._close_sent = True
+                if self._reader is None:
+                    self._pump_until(_CLOSED, timeout)
+            except (SocketIOError, OSError):
+                pass  # the connection is ending anyway
+        self._shutdown(ConnectionClosed("closed by the client"))
+
+    disconnect = close
+
+    def __enter__(self) -> Client:
+        if self._state == NEW:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- writing --------------------------------------------------------
+
+    def _send_packet(self, text: str, attachments: list[bytes]) -> int:
+        if self._state != CONNECTED:
+            raise self._not_connected()
+        data = frames.encode_frame(frames.OP_TEXT, text.encode())
+        for attachment in attachments:
+            data += frames.encode_frame(frames.OP_BINARY, attachment)
+        self._send_raw(data)
+        return len(data)
+
+    def _send_raw(self, data: bytes) -> None:
+        if self._broken or self._sock is None:
+            raise self._not_connected()
+        with self._write_lock:
+            sock = self._sock
+            try:
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(data):
+                    view = memoryview(data)
+                    while sent < len(data):
+                        self._hub.wait(self._write_watcher)
+                        try:
+                            sent += sock.send(view[sent:])
+                        except BlockingIOError:
+                            pass
+            except BaseException as exc:
+                # A frame cut off mid-write would corrupt everything after it.
+                self._broken = True
+                if isinstance(exc, OSError):
+                    raise ConnectionClosed(f"send failed: {exc}") from exc
+                raise
+        self.bytes_sent += len(data)
+
+    def _not_connected(self) -> ConnectionClosed:
+        if self.close_reason is not None:
+            return ConnectionClosed(f"not connected: {self.close_reason}")
+        return ConnectionClosed(f"not connected (state {self._state})")
+
+    # --- reading --------------------------------------------------------
+
+    def _recv(self) -> bytes:
+        """Wait until the socket is readable and read what is there."""
+        sock = self._sock
+        while True:
+            try:
+                chunk = sock.recv(_RECV_BYTES)
+            except BlockingIOError:
+                self._hub.wait(self._read_watcher)
+                continue
+            except InterruptedError:
+                continue
+            if not chunk:
+                raise ConnectionClosed("the server closed the connection")
+            self.bytes_received += len(chunk)
+            self._last_rx = time.monotonic()
+            return chunk
+
+    def _pump_until(self, until: Any, timeout: float) -> bool:
+        """Read and dispatch until ``until.done`` (None: never) or ``timeout``.
+
+        True when ``until.done`` became true, False on timeout. A connection
+        that ends raises its close reason (after failing every pending call).
+        """
+        if until is not None and until.done:
+            return True
+        if self._state != CONNECTED:
+            if until is _CLOSED:
+                return True
+            raise self._not_connected()
+        current = gevent.getcurrent()
+        if self._reader is not None and self._reader is not current:
+            raise RuntimeError("another greenlet is already reading this client; one reader at a time")
+        self._reader = current
+        timer = gevent.Timeout(timeout)
+        timer.start()
+        try:
+            while until is None or not until.done:
+                for opcode, payload in self._parser.feed(self._recv()):
+                    self._on_message(opcode, payload)
+            return True
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            if time.monotonic() - self._last_rx > self.ping_interval + self.ping_timeout:
+                error = ConnectionClosed(
+                    f"no data from the server for {self.ping_interval + self.ping_timeout:g} s (missed pings)"
+                )
+                self._shutdown(error)
+                raise error from None
+            return False
+        except ProtocolError as exc:
+            self._try_send_close(frames.CLOSE_PROTOCOL_ERROR, "protocol error")
+            self._shutdown(exc)
+            raise
+        except ConnectionClosed as exc:
+            self._shutdown(exc)
+            if until is _CLOSED:
+                return True
+            raise
+        except SocketIOError as exc:
+            self._shutdown(exc)
+            raise
+        except OSError as exc:
+            error = ConnectionClosed(f"socket error: {exc}")
+            self._shutdown(error)
+            raise error from exc
+        finally:
+            timer.close()
+            self._reader = None
+
+    def _open(self, phase: list[str]) -> None:
+        gsock = gsocket.create_connection((self._host, self._port))
+        gsock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        # Talk to the file descriptor directly: gevent's socket wrapper adds a
+        # getsockopt per sendall and a timer per blocking call.
+        self._sock = sock = _socket.socket(gsock.family, gsock.type, gsock.proto, gsock.detach())
+        sock.setblocking(False)
+        self._hub = gevent.get_hub()
+        self._read_watcher = self._hub.loop.io(sock.fileno(), _READ)
+        self._write_watcher = self._hub.loop.io(sock.fileno(), _WRITE)
+        phase[0] = "websocket handshake"
+        key = frames.make_key()
+        self._send_raw(frames.handshake_request(self._host_header, self._target, key, self._headers))
+        buffer = b""
+        while (split := frames.split_response_head(buffer)) is None:
+            try:
+                buffer += self._recv()
+            except ConnectionClosed:
+                raise ConnectError(
+                    f"server closed the connection during the websocket handshake to {self.url}"
+                ) from None
+        head, rest = split
+        frames.check_handshake_response(head, key, self.url)
+        phase[0] = "Engine.IO open"
+        messages = self._parser.feed(rest)
+        while True:
+            for opcode, payload in messages:
+                self._on_message(opcode, payload)
+            if self._state == CONNECTED:
+                return
+            if self._state == CONNECTING:
+                phase[0] = f"namespace {self.namespace} connect"
+            try:
+                messages = self._parser.feed(self._recv())
+            except ConnectionClosed:
+                raise ConnectError(f"server closed the connection during {phase[0]}") from None
+
+    def _on_message(self, opcode: int, payload: Any) -> None:
+        if opcode == frames.OP_TEXT:
+            self.message_bytes = len(payload)
+            kind = payload[:1]
+            if kind == protocol.EIO_MESSAGE:
+                self._on_packet(protocol.decode(payload[1:]))
+            elif kind == protocol.EIO_PING:
+                self.pings += 1
+                self._send_raw(frames.encode_frame(frames.OP_TEXT, (protocol.EIO_PONG + payload[1:]).encode()))
+            elif kind == protocol.EIO_OPEN and self._state == OPENING:
+                self._on_open(payload[1:])
+            elif kind == protocol.EIO_CLOSE:
+                raise ConnectionClosed("the server closed the Engine.IO session")
+            elif kind != protocol.EIO_NOOP:
+                raise ProtocolError(f"unexpected Engine.IO packet {payload[:80]!r} while {self._state}")
+        elif opcode == frames.OP_BINARY:
+            partial = self._partial
+            if partial is None:
+                raise ProtocolError(f"binary websocket message ({len(payload)} bytes) with no binary packet expecting it")
+            self.message_bytes += len(payload)
+            if partial.add_attachment(payload):
+                self._partial = None
+                self._dispatch(partial)
+        elif opcode == frames.OP_CLOSE:
+            code, reason = frames.parse_close(payload)
+            we_closed = self._close_sent
+            self._try_send_close(frames.CLOSE_NORMAL, "")
+            if we_closed:
+                raise ConnectionClosed("closed by the client")
+            raise ConnectionClosed(f"the server closed the websocket (code {code}{': ' + reason if reason else ''})")
+        elif opcode == frames.OP_PING:
+            self._send_raw(frames.encode_frame(frames.OP_PONG, payload))
+        # OP_PONG: this client never pings.
+
+    def _on_open(self, text: str) -> None:
+        info = protocol.decode_open(text)
+        self.eio_sid = info["sid"]
+        self.ping_interval = info["pingInterval"] / 1000.0
+        self.ping_timeout = info["pingTimeout"] / 1000.0
+        if isinstance(info.get("maxPayload"), int) and info["maxPayload"] > 0:
+            self._parser.max_message_bytes = min(self._max_message_bytes, info["maxPayload"])
+        self._state = CONNECTING
+        connect = protocol.encode_connect(self.namespace, self.auth)
+        self._send_raw(frames.encode_frame(frames.OP_TEXT, connect.encode()))
+
+    def _on_packet(self, packet: protocol.Packet) -> None:
+        if packet.namespace != self.namespace:
+            return  # a namespace this client never joined: nothing to do with it
+        if packet.attachments:
+            if self._partial is not None:
+                raise ProtocolError("a binary packet started before the previous one got its attachments")
+            self._partial = packet
+            return
+        ptype = packet.type
+        if ptype == protocol.EVENT or ptype == protocol.ACK:
+            self._dispatch(packet)
+        elif ptype == protocol.CONNECT:
+            if self._state == CONNECTING:
+                data = packet.data or {}
+                self.sid = data.get("sid")
+                self._state = CONNECTED
+        elif ptype == protocol.CONNECT_ERROR:
+            if self._state == CONNECTING:
+                raise ConnectRefused(self.namespace, packet.data)
+            raise ConnectionClosed(f"the server sent a connect error: {packet.data!r}")
+        elif ptype == protocol.DISCONNECT:
+            raise ConnectionClosed(f"the server disconnected namespace {self.namespace}")
+        else:
+            raise ProtocolError(f"unexpected {packet.name} packet while {self._state}")
+
+    def _dispatch(self, packet: protocol.Packet) -> None:
+        if self._state != CONNECTED:
+            raise ProtocolError(f"{packet.name} packet before the namespace was connected")
+        if packet.type == protocol.ACK or packet.type == protocol.BINARY_ACK:
+            if packet.ack_id is None:
+                raise ProtocolError("ACK packet without an ack id")
+            pending = self._pending.pop(packet.ack_id, None)
+            if pending is not None:  # else: a late ack for a call that timed out
+                pending._resolve(packet.data)
+            return
+        event, *args = packet.data
+        handler = self._handlers.get(event)
+        try:
+            if handler is not None:
+                result = handler(*args)
+            elif self._catch_all is not None:
+                result = self._catch_all(event, *args)
+            else:
+                result = None
+        except Exception:
+            # A broken handler is a bug in the load test, not in the server:
+            # log it and keep the connection.
+            logger.exception("handler for %r failed", event)
+            result = None
+        if packet.ack_id is not None:
+            ack_args = list(result) if isinstance(result, tuple) else ([] if result is None else [result])
+            text, attachments = protocol.encode(protocol.ACK, self.namespace, ack_args, packet.ack_id)
+            self._send_packet(text, attachments)
+
+    # --- teardown -------------------------------------------------------
+
+    def _try_send_close(self, code: int, reason: str) -> None:
+        if self._close_sent or self._broken or self._sock is None:
+            return
+        self._close_sent = True
+        try:
+            self._send_raw(frames.encode_close(code, reason))
+        except (OSError, SocketIOError):
+            pass
+
+    def _shutdown(self, reason: SocketIOError) -> None:
+        """Mark the client closed, fail pending calls, drop the socket. Idempotent."""
+        if self._state == CLOSED:
+            return
+        self._state = CLOSED
+        self.close_reason = reason
+        pending, self._pending = self._pending, {}
+        for ack in pending.values():
+            error = ConnectionClosed(f"connection closed before the ack arrived: {reason}")
+            error.__cause__ = reason
+            ack._fail(error)
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            # Wake a greenlet blocked on this socket, then release the watchers
+            # before the file descriptor goes away.
+            for watcher in (self._read_watcher, self._write_watcher):
+                if watcher is not None:
+                    self._hub.cancel_wait(watcher, ConnectionClosed(f"connection closed: {reason}"), True)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class _Predicate:
+    """Adapts a callable to the ``.done`` protocol of :meth:`Client._pump_until`."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[[], bool]) -> None:
+        self._fn = fn
+
+    @property
+    def done(self) -> bool:
+        return bool(self._fn())
+
+
+class _Closed:
+    """Sentinel for :meth:`Client.close`: pump until the connection ends."""
+
+    done = False
+
+
+_CLOSED = _Closed()
