@@ -172,6 +172,8 @@ class Client:
         self.pings = 0
         #: why the connection ended, once it has
         self.close_reason: SocketIOError | None = None
+        #: True when close() saw the server's half of the closing handshake
+        self.closed_cleanly = False
 
         self._state = NEW
         self._sock: Any = None  # a non-blocking _socket.socket
@@ -311,7 +313,7 @@ class Client:
                 )
                 self._close_sent = True
                 if self._reader is None:
-                    self._pump_until(_CLOSED, timeout)
+                    self.closed_cleanly = self._pump_until(_CLOSED, timeout)
             except (SocketIOError, OSError):
                 pass  # the connection is ending anyway
         self._shutdown(ConnectionClosed("closed by the client"))

@@ -254,8 +254,9 @@ def decode_open(text: str) -> dict[str, Any]:
         raise ProtocolError(f"bad JSON in Engine.IO OPEN packet {text[:80]!r}: {exc}") from None
     if not isinstance(info, dict) or not isinstance(info.get("sid"), str):
         raise ProtocolError(f"Engine.IO OPEN packet without a sid: {text[:80]!r}")
+    # Zero is allowed: python-engineio truncates sub-second intervals to 0.
     for key in ("pingInterval", "pingTimeout"):
         value = info.get(key)
-        if not isinstance(value, (int, float)) or value <= 0:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise ProtocolError(f"Engine.IO OPEN packet has bad {key} {value!r}")
     return info
