@@ -210,7 +210,10 @@ class _ShardProblem(Exception):
     """One shard cannot be used; the message says why."""
 
 
-def _compatible(actual: pa.DataType, wanted: pa.DataType) -> bool:
+def _compatible(actual: pa.DataType, wanted: pa.DataType, nullable: bool) -> bool:
+    if pa.types.is_null(actual):
+        # An all-null column (e.g. ``error`` in a shard without failures) fits any nullable field.
+        return nullable
     if pa.types.is_dictionary(actual):
         actual = actual.value_type
     if pa.types.is_string(wanted):
@@ -239,7 +242,7 @@ def read_shard(path: Path) -> pa.Table:
         wrong = [
             f"{f.name} is {schema.field(f.name).type}, expected {f.type}"
             for f in SAMPLE_SCHEMA
-            if not _compatible(schema.field(f.name).type, f.type)
+            if not _compatible(schema.field(f.name).type, f.type, f.nullable)
         ]
         if wrong:
             raise _ShardProblem("wrong column type(s): " + "; ".join(wrong))
@@ -251,13 +254,14 @@ def read_shard(path: Path) -> pa.Table:
         parquet.close()
 
     target = pa.schema([SAMPLE_SCHEMA.field(c) for c in READ_COLUMNS])
+    nulls = [f"{f.name} ({table.column(f.name).null_count})" for f in target
+             if not f.nullable and table.column(f.name).null_count]
+    if nulls:
+        raise _ShardProblem("null values in column(s) that must not be null: " + ", ".join(nulls))
     try:
         table = table.select(list(READ_COLUMNS)).cast(target)
     except (pa.ArrowException, ValueError) as exc:
         raise _ShardProblem(f"values do not fit the sample schema ({exc})") from None
-    nulls = [f"{f.name} ({table.column(f.name).null_count})" for f in target if not f.nullable and table.column(f.name).null_count]
-    if nulls:
-        raise _ShardProblem("null values in column(s) that must not be null: " + ", ".join(nulls))
     if table.num_rows:
         low = pc.min(table.column("t_ns")).as_py()
         if low < MIN_EPOCH_NS:

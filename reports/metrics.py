@@ -260,6 +260,11 @@ def percentile_curves(steady: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def _is(frame: pd.DataFrame, kind: str) -> np.ndarray:
+    """Boolean mask of rows of one kind (compares category codes, never builds strings)."""
+    return (frame["kind"] == kind).to_numpy()
+
+
 def _seconds(t_ns: np.ndarray, window: Window) -> np.ndarray:
     return (t_ns - window.run_start_ns) // NS_PER_S
 
@@ -506,9 +511,8 @@ def server_figures(
         covered = (hi - lo) / NS_PER_S
         st = steady["t_ns"].to_numpy()
         inside = (st >= lo) & (st < hi) & steady["ok"].to_numpy()
-        kinds = steady["kind"].to_numpy()
-        acks = int((inside & (kinds == "ack")).sum())
-        connects = int((inside & (kinds == "connect")).sum())
+        acks = int((inside & _is(steady, "ack")).sum())
+        connects = int((inside & _is(steady, "connect")).sum())
         figures.update(
             cpu_s=cpu_s,
             cpu_cores=cpu_s / covered,
@@ -575,19 +579,22 @@ def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
     sec = _seconds(samples["t_ns"].to_numpy(), window)
     keep = (sec >= 0) & (sec < n)
     sec = sec[keep]
-    kinds = samples["kind"].to_numpy()[keep]
     ok = samples["ok"].to_numpy()[keep]
+
+    def kind(name: str) -> np.ndarray:
+        return _is(samples, name)[keep]
 
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(sec[mask], minlength=n)[:n]
 
+    connect, ack = kind("connect"), kind("ack")
     frame = pd.DataFrame({
-        "connects": count((kinds == "connect") & ok),
-        "connect_failures": count((kinds == "connect") & ~ok),
-        "disconnects": count((kinds == "disconnect") & ok),
-        "acks": count((kinds == "ack") & ok),
-        "ack_failures": count((kinds == "ack") & ~ok),
-        "pushes": count((kinds == "push") & ok),
+        "connects": count(connect & ok),
+        "connect_failures": count(connect & ~ok),
+        "disconnects": count(kind("disconnect") & ok),
+        "acks": count(ack & ok),
+        "ack_failures": count(ack & ~ok),
+        "pushes": count(kind("push") & ok),
         "failures": count(~ok),
     }, index=pd.RangeIndex(n, name="second"))
     return frame
@@ -610,22 +617,21 @@ def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:
     if stats is None:
         return None
     samples = data.samples
-    names = samples["name"].astype(str)
-    kinds = samples["kind"].astype(str)
+    ok = samples["ok"].to_numpy()
     rows: list[dict[str, Any]] = []
     for row in stats.itertuples(index=False):
         if row.name == "Aggregated":
             continue
-        mask = names == row.name
+        mask = (samples["name"] == row.name).to_numpy()
         if row.type in KINDS:
-            mask &= kinds == row.type
+            mask = mask & _is(samples, row.type)
         rows.append({
             "type": row.type,
             "name": row.name,
             "locust_requests": int(row.requests),
             "locust_failures": int(row.failures) if not pd.isna(row.failures) else None,
             "recorder_count": int(mask.sum()),
-            "recorder_failures": int((mask & ~samples["ok"]).sum()),
+            "recorder_failures": int((mask & ~ok).sum()),
         })
     return rows
 

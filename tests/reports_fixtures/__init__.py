@@ -1,0 +1,1 @@
+"""Builders of results folders with known contents for the reports tests."""
