@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from flask import Flask, jsonify, request
-from flask_socketio import SocketIO, emit, join_room, leave_room
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
 
 from . import contract
 from .settings import TargetSettings

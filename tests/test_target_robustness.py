@@ -1,0 +1,86 @@
+"""Bad input hurts only the client that sent it; connection bookkeeping stays exact."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import websocket
+
+from target_app.process import TargetProcess
+
+from .conftest import DEV_TARGETS, running_target, target_id
+from .sio_raw import RawPeer
+
+MAX_MESSAGE = 1_000_000
+
+
+@pytest.fixture(scope="module", params=DEV_TARGETS, ids=target_id)
+def target(request: pytest.FixtureRequest, module_tmp: Path) -> Iterator[TargetProcess]:
+    # Short pings: a client whose websocket dies on a bad packet is only
+    # dropped from the server's books by the ping timeout.
+    yield from running_target(*request.param, module_tmp, "--max-http-buffer-size", str(MAX_MESSAGE),
+                              "--ping-interval", "1", "--ping-timeout", "2")
+
+
+BAD_FRAMES: dict[str, Callable[[websocket.WebSocket], object]] = {
+    "garbage-text": lambda ws: ws.send("\x00\xff garbage {{"),
+    "garbage-binary": lambda ws: ws.send_binary(b"\x00\xff\xfe\x01"),
+    "truncated-packet": lambda ws: ws.send('42["echo",{"a":'),
+    "unknown-engineio-type": lambda ws: ws.send("9hello"),
+    "unknown-socketio-type": lambda ws: ws.send("49[1]"),
+    "non-json-event": lambda ws: ws.send("42this is not json"),
+    "unknown-event": lambda ws: ws.send('42["no_such_event",1]'),
+}
+
+
+def assert_good_client_served(target: TargetProcess) -> None:
+    with RawPeer(target.url) as peer:
+        assert peer.call("echo", {"still": "served"}) == {"still": "served"}
+    assert target.alive()
+
+
+@pytest.mark.parametrize("frame", sorted(BAD_FRAMES))
+def test_bad_frame_leaves_server_serving_others(target: TargetProcess, frame: str) -> None:
+    bad = RawPeer(target.url)
+    try:
+        try:
+            BAD_FRAMES[frame](bad.ws)
+        except (OSError, websocket.WebSocketException):
+            pass  # the server may already have closed this client: allowed
+        assert_good_client_served(target)
+    finally:
+        bad.close()
+
+
+def test_oversized_payload_closes_that_client_only(target: TargetProcess) -> None:
+    bad = RawPeer(target.url)
+    try:
+        try:
+            bad.ws.send('42["echo","' + "x" * 10_000_000 + '"]')
+            bad.ws.settimeout(10)
+            answer = bad.ws.recv()  # '' or an exception once the server closes it
+        except (OSError, websocket.WebSocketException):
+            answer = ""
+        assert answer == "" or not answer.startswith("43"), "a 10 MB payload must not be echoed"
+        assert_good_client_served(target)
+    finally:
+        bad.close()
+
+
+def wait_until_none_connected(target: TargetProcess, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and target.stats()["connected"] != 0:
+        time.sleep(0.1)
+    return target.stats()
+
+
+def test_connect_disconnect_200_clients_leaves_none_connected(target: TargetProcess) -> None:
+    before = wait_until_none_connected(target)
+    for _ in range(200):
+        RawPeer(target.url).close()
+    stats = wait_until_none_connected(target)
+    assert stats["connected"] == 0
+    assert stats["connects_total"] - before["connects_total"] == 200
+    assert stats["disconnects_total"] - before["disconnects_total"] == 200
