@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="write reports here (OUT/<cell>/ per cell, comparison in OUT/) instead of "
                              "into the results folders")
-    parser.add_argument("--no-html", action="store_true", help="skip report.html (faster)")
+    parser.add_argument("--no-html", action="store_true", help="skip report.html and compare.html (faster)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
 
@@ -133,7 +133,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
 
     if len(cells) > 1 and reports:
         try:
-            _, files = write_comparison(reports, out or comparison_dir(cells), reference=args.reference, errors=errors)
+            _, files = write_comparison(reports, out or comparison_dir(cells), reference=args.reference,
+                                        errors=errors, html=not args.no_html)
         except ReportInputError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_BAD_INPUT

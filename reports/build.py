@@ -97,14 +97,15 @@ def comparison_dir(cells: Sequence[Path]) -> Path:
 
 
 def write_comparison(reports: Sequence[CellReport], out_dir: Path, *, reference: str | None = None,
-                     errors: Sequence[dict[str, str]] = ()) -> tuple[Comparison, list[Path]]:
-    """Write compare.json, compare.md and compare.html for several cells into ``out_dir``."""
+                     errors: Sequence[dict[str, str]] = (), html: bool = True) -> tuple[Comparison, list[Path]]:
+    """Write compare.json, compare.md and (unless ``html`` is False) compare.html into ``out_dir``."""
     summaries = [r.summary for r in reports]
     comparison = compare(summaries, reference=reference, errors=list(errors))
     metrics = dict(zip(cell_labels(summaries), (r.metrics for r in reports)))
     files = [
         _write(out_dir / "compare.json", write_json, comparison.to_json()),
         _write(out_dir / "compare.md", write_text, render_compare_md(comparison)),
-        _write(out_dir / "compare.html", write_text, render_compare_html(comparison, metrics)),
     ]
+    if html:
+        files.append(_write(out_dir / "compare.html", write_text, render_compare_html(comparison, metrics)))
     return comparison, files

@@ -1,0 +1,133 @@
+"""report.html is one self-contained file whose plots decode and render in headless Chromium."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from reports import build_cell_report
+from reports.sections import CELL_SECTIONS
+from tests.reports_fixtures.known_cell import write_known_cell
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # Nothing resolves: the page must render from its own bytes.
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+PNG_PREFIX = "data:image/png;base64,"
+REPORT_PLOTS = 5  # percentile curves, latency over time, connections, throughput, server
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("html")
+    cell = write_known_cell(base / "gevent-dev--echo")
+    build_cell_report(cell, out_dir=base / "out")
+    return base / "out" / "report.html"
+
+
+def test_report_is_self_contained_with_non_blank_plots(report_html: Path) -> None:
+    text = report_html.read_text(encoding="utf-8")
+    parser = _Collector()
+    parser.feed(text)
+    tags = [tag for tag, _ in parser.tags]
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    assert "url(" not in text
+    hrefs = [a.get("href") for tag, a in parser.tags if tag == "a"]
+    assert hrefs and all(h and h.startswith("#") for h in hrefs)
+    ids = {a.get("id") for tag, a in parser.tags if tag == "section"}
+    assert ids == {key for key, _ in CELL_SECTIONS}
+    images = [a for tag, a in parser.tags if tag == "img"]
+    assert len(images) == REPORT_PLOTS
+    for img in images:
+        src = img["src"] or ""
+        assert src.startswith(PNG_PREFIX), src[:40]
+        picture = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX):])))
+        assert picture.size == (int(img["width"]), int(img["height"]))
+        colors = picture.convert("RGB").getcolors(maxcolors=1 << 16)
+        # A plot has axes, text and lines: far more than a blank canvas's one or two colors.
+        assert colors is None or len(colors) > 20, img["alt"]
+
+
+# Injected into a copy of the report (the report itself has no script): records load
+# errors, then each image's decoded size, and every section id, into <pre id="probe">.
+_PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", function (e) {
+  window.__errors.push(String(e.message || (e.target && e.target.tagName) || e.type));
+}, true);
+window.addEventListener("load", function () {
+  var images = Array.prototype.map.call(document.images, function (i) {
+    return {alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight};
+  });
+  var sections = Array.prototype.map.call(document.querySelectorAll("section"), function (s) { return s.id; });
+  var out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({images: images, sections: sections, errors: window.__errors});
+  document.body.appendChild(out);
+});
+</script>"""
+# A control image with broken PNG bytes: proves the probe tells a broken image from a good one.
+_BROKEN = '<img alt="control-broken" src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgBROKEN">'
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _dump_dom(chromium: str, page: Path) -> str:
+    """Run headless Chromium on ``page`` with a fresh profile; always stop its whole process group."""
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        proc = subprocess.Popen(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    return out
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(report_html: Path, tmp_path: Path) -> None:
+    html = report_html.read_text(encoding="utf-8")
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(html.replace("<head>", "<head>" + _PROBE, 1).replace("</body>", _BROKEN + "</body>", 1),
+                          encoding="utf-8")
+    dom = _dump_dom(_chromium(), probe_page)
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert match, "the page never finished loading: " + dom[:500]
+    probe = json.loads(match.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+
+    *plots, control = probe["images"]
+    assert control["alt"] == "control-broken" and control["width"] == 0
+    assert probe["errors"] == ["IMG"]  # the control's decode error, and nothing else
+    assert len(plots) == REPORT_PLOTS
+    for img in plots:
+        assert img["complete"] and img["width"] > 0 and img["height"] > 0, img
+    assert probe["sections"] == [key for key, _ in CELL_SECTIONS]
