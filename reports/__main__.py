@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from reports.build import CellReport, analyze_cell, comparison_dir, find_cells, write_cell_report, write_comparison
+from reports.build import CellReport, comparison_dir, find_cells, write_cell_report, write_comparison
 from reports.errors import ReportInputError
+from reports.load import load_cell
+from reports.metrics import compute_metrics
 from reports.sections import headline
+from reports.summary import build_summary
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -33,6 +36,7 @@ class Progress:
         self.enabled = enabled
         self.tty = enabled and stream.isatty()
         self._last_quarter = -1
+        self._open = False  # a rewritten line is on screen
 
     def say(self, message: str) -> None:
         if self.enabled:
@@ -52,8 +56,6 @@ class Progress:
         if total >= 8 and quarter != self._last_quarter:
             self._last_quarter = quarter
             print(f"  reading shards {done}/{total}", file=self.stream, flush=True)
-
-    _open = False
 
     def _end_line(self) -> None:
         if self._open:
@@ -113,9 +115,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         started = time.perf_counter()
         progress.say(f"[{i}/{len(cells)}] {cell}")
         try:
-            data, metrics, summary = analyze_cell(cell, warmup_s=args.warmup, progress=progress.shard)
-            report = CellReport(path=cell, data=data, metrics=metrics, summary=summary)
-            target = cell if out is None else out / (cell.name if len(cells) == 1 else _unique_name(cell, cells))
+            data = load_cell(cell, progress=progress.shard)
+            progress.say(f"  {len(data.samples):,} samples; computing figures")
+            metrics = compute_metrics(data, warmup_s=args.warmup)
+            report = CellReport(path=cell, data=data, metrics=metrics, summary=build_summary(data, metrics))
+            progress.say("  writing reports")
+            target = cell if out is None else out / _unique_name(cell, cells)
             write_cell_report(report, target, html=not args.no_html)
         except ReportInputError as exc:
             progress.say("  failed")
@@ -124,6 +129,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             continue
         reports.append(report)
         progress.say(f"  done in {time.perf_counter() - started:.1f} s")
+        summary = report.summary
         print(headline(summary), file=stdout)
         for path in report.files:
             print(f"  {path}", file=stdout)

@@ -43,8 +43,10 @@ def find_cells(folders: Sequence[str | Path]) -> list[Path]:
             continue
         inside = sorted(p for p in folder.iterdir() if is_cell_dir(p))
         if not inside:
+            runs = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(map(is_cell_dir, p.iterdir())))
+            hint = f" (it holds run folders: name one, e.g. {folder / runs[-1]})" if runs else ""
             raise ReportInputError(
-                folder, "not a results folder: no run.json or samples-*.parquet here, and no cell folders inside"
+                folder, f"not a results folder: no run.json or samples-*.parquet here, and no cell folders inside{hint}"
             )
         cells.extend(inside)
     # The same folder named twice (directly and through its run folder) is reported once.

@@ -59,16 +59,20 @@ def number(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}"
 
 
+def figure_value(path: list[str], value: float | None) -> str:
+    """A figure's value with the unit its summary key implies (``_us``, ``_per_s``, ``_bytes``)."""
+    last = path[-1] if path else ""
+    if last.endswith("_us"):
+        return f"{ms(value)} ms"
+    if last.endswith("_per_s"):
+        return f"{rate(value)}/s"
+    if last.endswith("_bytes"):
+        return kib(value)
+    return number(value)
+
+
 def primary(figure: dict[str, Any] | None) -> str:
     """The primary figure with its unit: ``echo p99 1.234 ms``."""
     if not figure:
         return MISSING
-    value = figure.get("value")
-    path = figure.get("path") or []
-    if path[-1:] == ["p99_us"]:
-        return f"{path[1]} p99 {ms(value)} ms"
-    if path[-1:] == ["connects_per_s"]:
-        return f"{rate(value)} connects/s"
-    if path[-1:] == ["rss_per_client_bytes"]:
-        return f"{kib(value)} RSS per client"
-    return f"{figure.get('label')} {number(value)}"
+    return f"{figure['label']} {figure_value(figure['path'], figure.get('value'))}"

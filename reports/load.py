@@ -123,7 +123,14 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
     run = read_run_json(path, problems, notes)
     cell = run.get("cell") if isinstance(run.get("cell"), str) and run.get("cell") else path.name
 
-    samples, read, skipped = read_samples(path, problems, progress=progress)
+    try:
+        samples, read, skipped = read_samples(path, problems, progress=progress)
+    except ReportInputError as exc:
+        if run.get("status") in ("failed", "partial"):
+            # Say why, when the runner knew: "the target never became healthy", ...
+            raise ReportInputError(path, f"{exc.problem} (run.json: {run['status']}: "
+                                         f"{run.get('reason') or 'no reason given'})") from None
+        raise
     server = read_server_csv(path / SERVER_CSV, problems)
     locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
     locust_users = read_locust_users(path / LOCUST_HISTORY_CSV, notes)

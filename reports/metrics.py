@@ -669,7 +669,7 @@ def primary_figure(
 
     rss_per_client = server.get("rss_per_client_bytes") if server else None
     if scenario in CONNECTION_SCENARIOS:
-        return figure(["connections", "connects_per_s"], "connects/s", connections["connects_per_s"], "higher")
+        return figure(["connections", "connects_per_s"], "connect rate", connections["connects_per_s"], "higher")
     if scenario in MEMORY_SCENARIOS and rss_per_client is not None:
         return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")
     if main_event is not None:
@@ -680,7 +680,7 @@ def primary_figure(
         key = str(pushes.sort_values("ok", ascending=False, kind="stable").index[0])
         return figure(["latency", key, "p99_us"], f"{key} p99", _float(latency.at[key, "p99_us"]), "lower")
     if connections["connects"] > 0:
-        return figure(["connections", "connects_per_s"], "connects/s", connections["connects_per_s"], "higher")
+        return figure(["connections", "connects_per_s"], "connect rate", connections["connects_per_s"], "higher")
     if rss_per_client is not None:
         return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")
     return None

@@ -82,10 +82,10 @@ def html_text(paragraphs: Sequence[str], css_class: str = "") -> str:
 
 
 def html_section(section: Section, figures: Sequence[Plot] = ()) -> str:
-    partial = section.key == "overview" and section.text and section.text[0].startswith("PARTIAL")
-    # A partial report's problem list goes in a highlighted box.
-    text = html_text(section.text, "problems" if partial else "")
-    parts = [f'<section id="{escape(section.key)}"><h2>{escape(section.title)}</h2>', text]
+    parts = [f'<section id="{escape(section.key)}"><h2>{escape(section.title)}</h2>']
+    if section.alert:
+        parts.append(html_text(section.alert, "problems"))
+    parts.append(html_text(section.text))
     parts.extend(html_table(t) for t in section.tables)
     if section.code:
         parts.append("<pre>" + escape("\n".join(section.code)) + "</pre>")

@@ -22,15 +22,24 @@ def md_table(table: Table) -> list[str]:
     return [header, rule, *body]
 
 
+def md_paragraphs(paragraphs: list[str], prefix: str = "") -> list[str]:
+    """Paragraphs separated by blank lines; runs of ``- `` items stay one list."""
+    lines: list[str] = []
+    for i, paragraph in enumerate(paragraphs):
+        lines.append(prefix + paragraph)
+        next_is_item = i + 1 < len(paragraphs) and paragraphs[i + 1].startswith("- ")
+        if not (paragraph.startswith("- ") and next_is_item):
+            lines.append(prefix.rstrip())
+    return lines
+
+
 def md_section(section: Section, level: int = 3) -> list[str]:
     lines = [f"{'#' * level} {section.title}", ""]
-    for paragraph in section.text:
-        lines.append(paragraph)
-        # List items stay together; other paragraphs get a blank line.
-        if not paragraph.startswith("- "):
-            lines.append("")
-    if section.text and section.text[-1].startswith("- "):
+    if section.alert:
+        # A blockquote stands out in a CI job summary.
+        lines.extend(md_paragraphs([f"**{section.alert[0]}**", *section.alert[1:]], "> ")[:-1])
         lines.append("")
+    lines.extend(md_paragraphs(section.text))
     for table in section.tables:
         lines.extend(md_table(table))
         lines.append("")
@@ -39,9 +48,7 @@ def md_section(section: Section, level: int = 3) -> list[str]:
         lines.extend(section.code)
         lines.append("```")
         lines.append("")
-    if section.footer:
-        lines.extend(section.footer)
-        lines.append("")
+    lines.extend(md_paragraphs(section.footer))
     return lines
 
 

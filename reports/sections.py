@@ -39,6 +39,8 @@ class Table:
 class Section:
     key: str
     title: str
+    alert: list[str] = field(default_factory=list)
+    """Shown first and highlighted: why a report is partial."""
     text: list[str] = field(default_factory=list)
     """Paragraphs of plain text."""
     tables: list[Table] = field(default_factory=list)
@@ -86,8 +88,8 @@ def _overview(section: Section, s: dict[str, Any]) -> Section:
     window = s["window"]
     samples = s["samples"]
     if s["partial"]:
-        section.text.append("PARTIAL REPORT: figures use only the valid part of the input. Problems:")
-        section.text.extend(f"- {p}" for p in s["problems"])
+        section.alert.append("PARTIAL REPORT: figures use only the valid part of the input. Problems:")
+        section.alert.extend(f"- {p}" for p in s["problems"])
     identity = [
         ("cell", s["cell"]), ("status", s["status"]), ("run", run.get("run_id") or fmt.MISSING),
         ("mode", run.get("mode") or fmt.MISSING), ("server", run.get("server") or fmt.MISSING),
@@ -286,20 +288,6 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Any, bool], ...] = (
 _PRIMARY_FIGURE = {"p99_us": "p99_us", "connects_per_s": "connects_per_s", "rss_per_client_bytes": "rss_per_client_bytes"}
 
 
-def format_primary_value(primary: dict[str, Any] | None, value: float | None) -> str:
-    """A primary figure's value with its unit."""
-    if not primary:
-        return fmt.MISSING
-    last = primary["path"][-1]
-    if last.endswith("_us"):
-        return f"{fmt.ms(value)} ms"
-    if last.endswith("_per_s"):
-        return f"{fmt.rate(value)}/s"
-    if last.endswith("_bytes"):
-        return fmt.kib(value)
-    return fmt.number(value)
-
-
 def compare_sections(comparison: Comparison) -> list[Section]:
     """One section per scenario (ranked table), then cells that could not be reported."""
     sections = []
@@ -330,7 +318,8 @@ def compare_sections(comparison: Comparison) -> list[Section]:
         rows = []
         for r in sc.rows:
             cells = [str(r["rank"]) if r["rank"] is not None else "-", r["cell"], r["status"] or fmt.MISSING,
-                     format_primary_value(primary, r["primary"]), fmt.times(r["vs_reference"]["primary"])]
+                     fmt.figure_value(primary["path"], r["primary"]) if primary else fmt.MISSING,
+                     fmt.times(r["vs_reference"]["primary"])]
             for name, _, f, with_ratio in columns:
                 cells.append(f(r[name]))
                 if with_ratio:

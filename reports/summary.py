@@ -124,15 +124,3 @@ def write_text(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
 
-
-def read_summary(path: Path) -> dict[str, Any]:
-    """A summary.json written by this package (any schema up to ``SUMMARY_SCHEMA``)."""
-    from reports.errors import ReportInputError
-
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportInputError(path, f"cannot read summary ({exc})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("schema"), int) or obj["schema"] > SUMMARY_SCHEMA:
-        raise ReportInputError(path, f"not a summary.json of schema <= {SUMMARY_SCHEMA}")
-    return obj
