@@ -64,10 +64,12 @@ class CellPlan:
     locust_args: Sequence[str] = ()
     pin_cores: bool = True
     extra_run_info: dict[str, Any] = field(default_factory=dict)
+    #: folder name; default <mode>-<server>--<scenario>
+    name: str | None = None
 
     @property
     def cell(self) -> str:
-        return f"{self.target.label}--{self.scenario.name}"
+        return self.name or f"{self.target.label}--{self.scenario.name}"
 
     @property
     def cell_dir(self) -> Path:

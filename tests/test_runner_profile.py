@@ -1,0 +1,170 @@
+"""Profiles and the check command's logic (no network)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts import check
+from scripts.capacity import judge, next_users
+from scripts.profile import ProfileError, TargetSpec, load_profile, parse_profile
+
+
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_shipped_profiles_load(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.cells()
+    assert profile.reference in {t.label for t in profile.targets}
+
+
+def test_quick_profile_fits_three_minutes() -> None:
+    assert load_profile("quick").estimated_seconds() < 170
+
+
+def test_scenario_overrides_load_defaults() -> None:
+    profile = parse_profile({"targets": ["gevent"], "load": {"users": 5, "duration_s": 3},
+                             "scenarios": [{"name": "echo"}, {"name": "churn", "users": 2}]})
+    assert [(s.name, s.load.users, s.load.duration_s) for s in profile.scenarios] == [("echo", 5, 3), ("churn", 2, 3)]
+    assert profile.targets == (TargetSpec("gevent", "dev"),)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"targets": [], "scenarios": [{"name": "echo"}]}, "at least one target"),
+    ({"targets": ["tornado-dev"], "scenarios": [{"name": "echo"}]}, "unknown async mode 'tornado'"),
+    ({"targets": ["asgi-gunicorn"], "scenarios": [{"name": "echo"}]}, "asgi runs under uvicorn"),
+    ({"targets": ["gevent-dev"], "scenarios": [{"name": "chat"}]}, "name must be one of"),
+    ({"targets": ["gevent-dev"], "scenarios": [{"name": "echo", "userz": 3}]}, "unknown key\\(s\\) userz"),
+    ({"targets": ["gevent-dev"], "load": {"duration_s": 2, "warmup_s": 5}, "scenarios": [{"name": "echo"}]},
+     "warmup_s must be"),
+    ({"targets": ["gevent-dev"]}, "at least one \\[\\[scenarios\\]\\]"),
+])
+def test_bad_profiles_say_what_is_wrong(data: dict, message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(data, "p.toml")
+
+
+def test_unknown_profile_lists_the_shipped_ones() -> None:
+    with pytest.raises(ProfileError, match="shipped profiles: full, quick"):
+        load_profile("nope")
+
+
+def test_overrides_narrow_and_reshape() -> None:
+    profile = load_profile("quick").with_overrides(targets=["eventlet-dev"], scenarios=["echo"], duration_s=3, users=4)
+    assert [(t.label, s.name, s.load.duration_s, s.load.users) for t, s in profile.cells()] == [("eventlet-dev", "echo", 3, 4)]
+    with pytest.raises(ProfileError, match="no scenario idle"):
+        load_profile("quick").with_overrides(scenarios=["idle"])
+
+
+def summary(cell: str, *, p99_us: float = 5000.0, acks: float = 1000.0, errors: float = 0.0,
+            status: str = "ok") -> dict:
+    return {
+        "cell": cell, "status": status, "scenario": cell.split("--")[1], "error_ratio": errors,
+        "main_event": "echo", "run": {"reason": None if status == "ok" else "target died"},
+        "primary": {"key": "latency.echo.p99_us", "better": "lower"},
+        "latency": {"echo": {"p99_us": p99_us}},
+        "throughput": {"acks_per_s": acks}, "connections": {"connects_per_s": 2.0, "peak_concurrent": 10},
+        "server": {"cpu_s_per_1k_acks": 0.5},
+    }
+
+
+def write_run(tmp_path: Path, *summaries: dict) -> Path:
+    run = tmp_path / "run"
+    for s in summaries:
+        (run / s["cell"]).mkdir(parents=True)
+        (run / s["cell"] / "summary.json").write_text(json.dumps(s))
+    return run
+
+
+THRESHOLDS = """
+[[rule]]
+metric = "error_ratio"
+max = 0.01
+[[rule]]
+scenario = "echo"
+metric = "latency.echo.p99_us"
+max = 10000
+[[rule]]
+target = "gevent-dev"
+metric = "throughput.acks_per_s"
+min = 500
+"""
+
+
+def test_check_passes_good_run(tmp_path: Path) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"), summary("eventlet-dev--echo"))
+    rules = tmp_path / "t.toml"
+    rules.write_text(THRESHOLDS)
+    assert check.main([str(run), "--thresholds", str(rules), "--job-summary", str(tmp_path / "s.md")]) == 0
+    assert "benchmark check passed" in (tmp_path / "s.md").read_text()
+
+
+def test_check_fails_threshold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo", acks=100), summary("eventlet-dev--echo", p99_us=20000))
+    rules = tmp_path / "t.toml"
+    rules.write_text(THRESHOLDS)
+    assert check.main([str(run), "--thresholds", str(rules)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  gevent-dev--echo" in out and "throughput.acks_per_s" in out
+    assert "FAIL  eventlet-dev--echo" in out and "latency.echo.p99_us" in out
+    assert "FAIL" in (run / "check.md").read_text()
+
+
+def test_check_fails_failed_cell(tmp_path: Path) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo", status="failed"))
+    assert check.main([str(run)]) == 1
+
+
+def test_baseline_regression_is_a_ratio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base_run = write_run(tmp_path / "a", summary("gevent-dev--echo", p99_us=5000, acks=1000))
+    baseline = tmp_path / "baseline.json"
+    assert check.main([str(base_run), "--write-baseline", str(baseline)]) == 0
+    kept = json.loads(baseline.read_text())["cells"]["gevent-dev--echo"]
+    assert kept["latency.echo.p99_us"] == {"value": 5000, "better": "lower"}
+    assert kept["throughput.acks_per_s"] == {"value": 1000, "better": "higher"}
+
+    within = write_run(tmp_path / "b", summary("gevent-dev--echo", p99_us=6000, acks=800))
+    assert check.main([str(within), "--baseline", str(baseline), "--tolerance", "0.3"]) == 0
+    worse = write_run(tmp_path / "c", summary("gevent-dev--echo", p99_us=7000, acks=1000))
+    capsys.readouterr()
+    assert check.main([str(worse), "--baseline", str(baseline), "--tolerance", "0.3"]) == 1
+    assert "1.40x baseline" in capsys.readouterr().out
+    slower = write_run(tmp_path / "d", summary("gevent-dev--echo", p99_us=5000, acks=700))
+    assert check.main([str(slower), "--baseline", str(baseline), "--tolerance", "0.3"]) == 1
+
+
+def test_baseline_cell_missing_from_run_fails(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    check.main([str(write_run(tmp_path / "a", summary("gevent-dev--echo"))), "--write-baseline", str(baseline)])
+    other = write_run(tmp_path / "b", summary("eventlet-dev--echo"))
+    assert check.main([str(other), "--baseline", str(baseline)]) == 1
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("nothing", "no such results folder"),
+    ("empty", "no cell has a summary.json"),
+    ("bad-rules", "rule 1 needs 'metric'"),
+])
+def test_check_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], setup: str, message: str) -> None:
+    run = tmp_path / "run"
+    argv = [str(run)]
+    if setup == "empty":
+        run.mkdir()
+    if setup == "bad-rules":
+        run = write_run(tmp_path, summary("gevent-dev--echo"))
+        (tmp_path / "t.toml").write_text("[[rule]]\nmax = 3\n")
+        argv = [str(run), "--thresholds", str(tmp_path / "t.toml")]
+    assert check.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_capacity_judge() -> None:
+    ok = summary("gevent-dev--echo", p99_us=30_000)
+    assert judge(ok, 10, "echo", 50, 0.01, "c").held
+    slow = judge(summary("gevent-dev--echo", p99_us=80_000), 10, "echo", 50, 0.01, "c")
+    assert not slow.held and "p99 80.0 ms > 50 ms" in slow.why
+    short = judge(ok, 20, "echo", 50, 0.01, "c")
+    assert not short.held and "only 10 of 20 users connected" in short.why
+    errors = judge(summary("gevent-dev--echo", errors=0.05), 10, "echo", 50, 0.01, "c")
+    assert not errors.held and "errors 5.00%" in errors.why
+    assert [next_users(2, 1, 2), next_users(10, 2, 0), next_users(1, 1.2, 0)] == [4, 20, 2]
