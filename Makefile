@@ -6,12 +6,19 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 PYTEST_ARGS ?=
+RUN_ID ?=
+THRESHOLDS ?= profiles/thresholds.toml
+BASELINE ?= baselines/$(PROFILE).json
+TOLERANCE ?= 0.35
 
-.PHONY: help venv test bench clean-results
+.PHONY: help venv test bench check baseline capacity clean-results
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
 	@echo "make bench           compare async modes on the '$(PROFILE)' profile (PROFILE=full for the long one)"
+	@echo "make check RUN=DIR   check a run against $(THRESHOLDS) and $(BASELINE) (exit 1 on a failure)"
+	@echo "make baseline RUN=DIR  refresh $(BASELINE) from a run"
+	@echo "make capacity        max clients at SLO per async mode (echo scenario)"
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -26,7 +33,18 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m scripts.bench --profile $(PROFILE)
+	$(PY) -m scripts.bench --profile $(PROFILE) $(if $(RUN_ID),--run-id $(RUN_ID))
+
+check: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }
+	$(PY) -m scripts.check $(RUN) --thresholds $(THRESHOLDS) $(if $(wildcard $(BASELINE)),--baseline $(BASELINE)) --tolerance $(TOLERANCE)
+
+baseline: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make baseline RUN=results/<run-id>"; exit 2; }
+	$(PY) -m scripts.check $(RUN) --write-baseline $(BASELINE)
+
+capacity: $(STAMP)
+	$(PY) -m scripts.capacity
 
 clean-results:
 	rm -rf results
