@@ -1,0 +1,40 @@
+"""Only loopback is a load target unless the user says they own the host."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+ALLOW_FLAG = "--i-own-this-host"
+
+
+class UnsafeTargetError(ValueError):
+    """A load target outside loopback, without the user's explicit say-so."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when every address ``host`` resolves to is loopback (127.0.0.0/8, ::1)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def require_loopback(url: str, *, allow_remote: bool = False) -> None:
+    """Raise UnsafeTargetError for a URL whose host is not loopback, unless allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise UnsafeTargetError(f"target URL {url!r} must look like http://127.0.0.1:5000")
+    if allow_remote or is_loopback_host(parts.hostname):
+        return
+    raise UnsafeTargetError(
+        f"refusing to load {parts.hostname}: only loopback addresses (127.0.0.0/8, ::1, localhost) are load "
+        f"targets by default. If you own that host and mean to load it, pass {ALLOW_FLAG}.")
