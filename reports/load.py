@@ -32,6 +32,7 @@ from reports.errors import ReportInputError
 
 RUN_JSON = "run.json"
 SERVER_CSV = "server.csv"
+LOADGEN_CSV = "loadgen.csv"
 LOCUST_STATS_CSV = "locust_stats.csv"
 LOCUST_HISTORY_CSV = "locust_stats_history.csv"
 LOG_FILES = ("target.log", "locust.log")
@@ -39,6 +40,8 @@ LOG_FILES = ("target.log", "locust.log")
 # The run.json schema versions this package understands.
 SUPPORTED_RUN_SCHEMA = 1
 RUN_STATUSES = ("ok", "failed", "partial")
+# What the runner writes while a cell is in flight; left behind when it was killed.
+RUNNING = "running"
 
 # ``user`` is the only sample column no figure needs; skipping it saves 8 bytes a row.
 READ_COLUMNS: tuple[str, ...] = tuple(c for c in SAMPLE_COLUMNS if c != "user")
@@ -82,6 +85,8 @@ class CellData:
     run: dict[str, Any]
     samples: pd.DataFrame
     server: pd.DataFrame | None
+    loadgen: pd.DataFrame | None = None
+    """The load generator's process tree (``loadgen.csv``), when the runner sampled it."""
     locust_stats: pd.DataFrame | None = None
     locust_users: pd.DataFrame | None = None
     logs: list[LogSummary] = field(default_factory=list)
@@ -126,17 +131,18 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
     try:
         samples, read, skipped = read_samples(path, problems, progress=progress)
     except ReportInputError as exc:
-        if run.get("status") in ("failed", "partial"):
+        if run.get("status") in ("failed", "partial", RUNNING):
             # Say why, when the runner knew: "the target never became healthy", ...
             raise ReportInputError(path, f"{exc.problem} (run.json: {run['status']}: "
                                          f"{run.get('reason') or 'no reason given'})") from None
         raise
     server = read_server_csv(path / SERVER_CSV, problems)
+    loadgen = read_loadgen_csv(path / LOADGEN_CSV, notes)
     locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
     locust_users = read_locust_users(path / LOCUST_HISTORY_CSV, notes)
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
     return CellData(
-        path=path, cell=cell, run=run, samples=samples, server=server,
+        path=path, cell=cell, run=run, samples=samples, server=server, loadgen=loadgen,
         locust_stats=locust_stats, locust_users=locust_users, logs=logs,
         shards_read=read, shards_skipped=skipped, problems=problems, notes=notes,
     )
@@ -199,9 +205,13 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> dict
         raise ReportInputError(path, f"'load.warmup_s' must be a number >= 0, found {warmup!r:.60}")
 
     status = run.get("status")
-    if status is not None and status not in RUN_STATUSES:
-        raise ReportInputError(path, f"'status' must be one of {', '.join(RUN_STATUSES)}, found {status!r:.60}")
-    if status in ("failed", "partial"):
+    if status is not None and not isinstance(status, str):
+        raise ReportInputError(path, f"'status' must be a string, found {status!r:.60}")
+    if status == RUNNING:
+        problems.append(f"{RUN_JSON} still says 'running': the runner never finished this cell (killed?)")
+    elif status is not None and status not in RUN_STATUSES:
+        problems.append(f"{RUN_JSON} has an unknown status {status!r:.40} (expected {', '.join(RUN_STATUSES)})")
+    elif status in ("failed", "partial"):
         reason = run.get("reason") or "no reason given"
         problems.append(f"the runner marked this run {status}: {reason}")
     if run.get("started_ns") is None:
@@ -351,27 +361,39 @@ def _parse_float(text: str) -> float:
 
 
 def read_server_csv(path: Path, problems: list[str]) -> pd.DataFrame | None:
-    """The target's process-tree samples, or None (with a problem) when unusable.
+    """The target's process-tree samples, or None (with a problem) when unusable."""
+    return read_process_csv(path, problems, consequence="no server CPU or memory figures")
+
+
+def read_loadgen_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """The load generator's process-tree samples (optional: problems are only notes)."""
+    if not path.is_file():
+        return None
+    return read_process_csv(path, notes, consequence="no load-generator figures")
+
+
+def read_process_csv(path: Path, problems: list[str], *, consequence: str) -> pd.DataFrame | None:
+    """A process-tree sampling CSV (server.csv's columns), or None with a problem.
 
     Read with the csv module, row by row, so one truncated line (a runner
     killed mid-write) costs one row, not the whole file.
     """
+    name = path.name
     if not path.is_file():
-        problems.append(f"{SERVER_CSV} missing: no server CPU or memory figures")
+        problems.append(f"{name} missing: {consequence}")
         return None
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
-                problems.append(f"{SERVER_CSV} is empty: no server CPU or memory figures")
+                problems.append(f"{name} is empty: {consequence}")
                 return None
             header = [h.strip() for h in header]
             missing = [c for c in SERVER_REQUIRED if c not in header]
             if missing:
                 problems.append(
-                    f"{SERVER_CSV}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}); "
-                    "no server CPU or memory figures"
+                    f"{name}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}); {consequence}"
                 )
                 return None
             wanted = [c for c in (*SERVER_REQUIRED, *SERVER_OPTIONAL) if c in header]
@@ -391,19 +413,19 @@ def read_server_csv(path: Path, problems: list[str]) -> pd.DataFrame | None:
                     continue
                 rows.append(values)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        problems.append(f"{SERVER_CSV}: cannot be read ({exc}); no server CPU or memory figures")
+        problems.append(f"{name}: cannot be read ({exc}); {consequence}")
         return None
 
     if bad_lines:
         shown = ", ".join(map(str, bad_lines[:5])) + (", ..." if len(bad_lines) > 5 else "")
-        problems.append(f"{SERVER_CSV}: skipped {len(bad_lines)} malformed or truncated line(s) (line {shown})")
+        problems.append(f"{name}: skipped {len(bad_lines)} malformed or truncated line(s) (line {shown})")
     if not rows:
-        problems.append(f"{SERVER_CSV} has no valid rows: no server CPU or memory figures")
+        problems.append(f"{name} has no valid rows: {consequence}")
         return None
     frame = pd.DataFrame(rows, columns=wanted)
     frame["t_ns"] = frame["t_ns"].round().astype("int64")
     if frame["t_ns"].min() < MIN_EPOCH_NS:
-        problems.append(f"{SERVER_CSV}: t_ns = {frame['t_ns'].min()} is not epoch nanoseconds; no server figures")
+        problems.append(f"{name}: t_ns = {frame['t_ns'].min()} is not epoch nanoseconds; {consequence}")
         return None
     for col in SERVER_OPTIONAL:
         if col not in frame:

@@ -7,15 +7,20 @@ Conventions (also in the README):
 - Percentiles are exact over the successful samples of the steady window, on
   float microseconds, with linear interpolation between closest ranks
   (``numpy.quantile`` / ``pandas.quantile`` default, Hyndman-Fan type 7).
-- The steady window is ``[run start + warm-up, run end)`` on ``t_ns`` (the
-  time an operation started); rates are counts in it divided by its length.
-- Time series cover the whole run, in one-second buckets counted from the run
-  start, so the warm-up shows on the plots.
+- The load starts at the first sample (the runner's ``started_ns`` is taken
+  before the target is even launched) and lasts ``load.duration_s`` (Locust's
+  ``-t``), or until run.json's ``ended_ns`` if that comes first (an interrupted
+  run). The steady window is ``[load start + warm-up, load end)`` on ``t_ns``
+  (the time an operation started); rates are counts in it divided by its
+  length.
+- Time series cover the whole run, in one-second buckets counted from the
+  load start, so the warm-up shows on the plots.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,11 +57,13 @@ CURVE_MAX_NINES = 5.0
 class Window:
     """The steady-state window; samples with ``start_ns <= t_ns < end_ns`` count."""
 
-    run_start_ns: int
+    load_start_ns: int
+    """The first sample: time zero of every plot."""
     start_ns: int
     end_ns: int
     warmup_s: float
     warmup_source: str
+    end_source: str
 
     @property
     def duration_s(self) -> float:
@@ -81,6 +88,7 @@ class CellMetrics:
     error_ratio: float | None
     fanout: dict[str, Any] | None
     server: dict[str, Any] | None
+    loadgen: dict[str, Any] | None
     main_event: str | None
     primary: dict[str, Any] | None
     rates: pd.DataFrame
@@ -92,6 +100,7 @@ class CellMetrics:
     percentile_curves: pd.DataFrame
     """Exact quantiles on a grid (``key``, ``percentile``, ``nines``, ``latency_us``)."""
     server_timeline: pd.DataFrame | None
+    loadgen_timeline: pd.DataFrame | None
     locust_users: pd.DataFrame | None
     locust_check: list[dict[str, Any]] | None
     notes: list[str] = field(default_factory=list)
@@ -129,34 +138,52 @@ def resolve_warmup(cli_warmup_s: float | None, run: dict[str, Any]) -> tuple[flo
     return DEFAULT_WARMUP_S, "default"
 
 
-def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str) -> Window:
-    """The steady window: run start (run.json or first sample) + warm-up, to run end."""
+def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str,
+                  where: str | Path = "samples") -> Window:
+    """The steady window: ``[load start + warm-up, load end)``.
+
+    The load starts at the first sample. It ends ``load.duration_s`` later, or
+    at run.json's ``ended_ns`` when that is earlier (an interrupted run); with
+    neither, at the last sample. run.json's ``started_ns``/``ended_ns`` alone
+    would count the target's start-up and teardown as load time.
+    """
     t = samples["t_ns"]
-    run_start = run.get("started_ns") or int(t.min())
-    # Without ended_ns the last sample is the end; +1 keeps it inside [start, end).
-    end = run.get("ended_ns") or int(t.max()) + 1
-    start = run_start + round(warmup_s * NS_PER_S)
+    load_start = int(t.min())
+    duration = (run.get("load") or {}).get("duration_s")
+    ended = run.get("ended_ns")
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
+        end, end_source = load_start + round(duration * NS_PER_S), "load start + load.duration_s"
+        if ended is not None and ended < end:
+            end, end_source = int(ended), "run.json ended_ns (before the planned duration)"
+    elif ended is not None:
+        end, end_source = int(ended), "run.json ended_ns"
+    else:
+        # +1 keeps the last sample inside [start, end).
+        end, end_source = int(t.max()) + 1, "last sample"
+    start = load_start + round(warmup_s * NS_PER_S)
     if start >= end:
         raise ReportInputError(
-            f"warm-up ({source})",
-            f"{warmup_s:g} s leaves no steady window: the run lasted {(end - run_start) / NS_PER_S:.3f} s",
+            where,
+            f"a warm-up of {warmup_s:g} s ({source}) leaves no steady window: "
+            f"the load ran {(end - load_start) / NS_PER_S:.3f} s",
         )
-    return Window(run_start_ns=int(run_start), start_ns=int(start), end_ns=int(end), warmup_s=warmup_s, warmup_source=source)
+    return Window(load_start_ns=load_start, start_ns=int(start), end_ns=int(end), warmup_s=warmup_s,
+                  warmup_source=source, end_source=end_source)
 
 
 def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMetrics:
     """All figures of one cell. ``warmup_s`` overrides run.json's ``load.warmup_s``."""
     samples = data.samples
     warmup, source = resolve_warmup(warmup_s, data.run)
-    window = steady_window(samples, data.run, warmup, source)
+    window = steady_window(samples, data.run, warmup, source, data.path)
     t = samples["t_ns"].to_numpy()
     steady = samples.loc[(t >= window.start_ns) & (t < window.end_ns)]
     if steady.empty:
         raise ReportInputError(
             data.path,
             f"no samples in the steady window ({warmup:g} s warm-up, {window.duration_s:.3f} s window); "
-            f"samples span {(t.min() - window.run_start_ns) / NS_PER_S:.3f} s to "
-            f"{(t.max() - window.run_start_ns) / NS_PER_S:.3f} s after the run start",
+            f"samples span {(t.min() - window.load_start_ns) / NS_PER_S:.3f} s to "
+            f"{(t.max() - window.load_start_ns) / NS_PER_S:.3f} s after the load start",
         )
     notes: list[str] = []
     duration = window.duration_s
@@ -173,6 +200,9 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         server, server_timeline = server_figures(
             data.server, window, steady, peak_clients_from_samples(concurrency_events), notes
         )
+    loadgen, loadgen_timeline = (None, None)
+    if data.loadgen is not None:
+        loadgen, loadgen_timeline = loadgen_figures(data.loadgen, window, steady, notes)
     main_event = main_event_of(latency, scenario)
     primary = primary_figure(scenario, main_event, latency, connections, server)
     return CellMetrics(
@@ -189,6 +219,7 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         error_ratio=error_ratio,
         fanout=fanout,
         server=server,
+        loadgen=loadgen,
         main_event=main_event,
         primary=primary,
         rates=rate_timeline(samples, window),
@@ -196,6 +227,7 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         latency_over_time=latency_timeline(samples, window),
         percentile_curves=percentile_curves(steady),
         server_timeline=server_timeline,
+        loadgen_timeline=loadgen_timeline,
         locust_users=_locust_users(data, window),
         locust_check=locust_cross_check(data),
         notes=notes,
@@ -266,7 +298,7 @@ def _is(frame: pd.DataFrame, kind: str) -> np.ndarray:
 
 
 def _seconds(t_ns: np.ndarray, window: Window) -> np.ndarray:
-    return (t_ns - window.run_start_ns) // NS_PER_S
+    return (t_ns - window.load_start_ns) // NS_PER_S
 
 
 def latency_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
@@ -365,10 +397,10 @@ def _time_weighted_mean(events: ConnectionEvents, window: Window, carried: int) 
 
 def concurrency_timeline(events: ConnectionEvents, window: Window) -> pd.DataFrame:
     """Connected clients at each second's end, and the peak within each second."""
-    n = max(1, math.ceil((window.end_ns - window.run_start_ns) / NS_PER_S))
+    n = max(1, math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S))
     seconds = np.arange(n)
-    ends = window.run_start_ns + (seconds + 1) * NS_PER_S - 1
-    starts = window.run_start_ns + seconds * NS_PER_S - 1
+    ends = window.load_start_ns + (seconds + 1) * NS_PER_S - 1
+    starts = window.load_start_ns + seconds * NS_PER_S - 1
     if not len(events.times_ns):
         zeros = np.zeros(n, np.int64)
         return pd.DataFrame({"second": seconds, "connected": zeros, "peak": zeros})
@@ -484,20 +516,21 @@ def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]
 
 # --- server cost -------------------------------------------------------------------------
 
-def server_figures(
-    server: pd.DataFrame, window: Window, steady: pd.DataFrame, peak_clients_samples: int, notes: list[str]
+def cpu_figures(
+    frame: pd.DataFrame, window: Window, steady: pd.DataFrame, notes: list[str], *, source: str
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """CPU seconds in the steady window and per 1,000 acks/connects; RSS peak and per client.
+    """CPU seconds of a process tree in the steady window, per 1,000 acks and connects.
 
+    Returns the figures and a timeline (``t_s``, ``cpu_cores``, ``rss_bytes``).
     Cumulative CPU of a process tree drops when a child exits (its time
     leaves the sum), so the CPU curve is rebuilt from its non-negative steps.
     """
-    t = server["t_ns"].to_numpy()
-    raw = (server["cpu_user_s"] + server["cpu_system_s"]).to_numpy(dtype=np.float64)
+    t = frame["t_ns"].to_numpy()
+    raw = (frame["cpu_user_s"] + frame["cpu_system_s"]).to_numpy(dtype=np.float64)
     steps = np.diff(raw, prepend=raw[0])
     if (steps < 0).any():
-        notes.append(f"server.csv: the target's cumulative CPU dropped {int((steps < 0).sum())} time(s) "
-                     "(a process of its tree exited); only increases are counted")
+        notes.append(f"{source}: cumulative CPU dropped {int((steps < 0).sum())} time(s) "
+                     "(a process of the tree exited); only increases are counted")
     cpu = np.cumsum(steps.clip(min=0))
     x = (t - t[0]).astype(np.float64)
 
@@ -521,12 +554,28 @@ def server_figures(
             covered_s=covered,
         )
         if covered < window.duration_s - 1.0:
-            notes.append(f"server.csv covers {covered:.1f} s of the {window.duration_s:.1f} s steady window; "
+            notes.append(f"{source} covers {covered:.1f} s of the {window.duration_s:.1f} s steady window; "
                          "CPU figures use the covered part and the acks and connects inside it")
     else:
-        notes.append("server.csv does not overlap the steady window: no CPU figures")
+        notes.append(f"{source} does not overlap the steady window: no CPU figures from it")
 
-    rss = server["rss_bytes"].to_numpy(dtype=np.float64)
+    dt = np.diff(x) / NS_PER_S
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cores = np.where(dt > 0, np.diff(cpu) / dt, np.nan)
+    timeline = pd.DataFrame({
+        "t_s": (t - window.load_start_ns) / NS_PER_S,
+        "cpu_cores": np.concatenate([[np.nan], cores]),
+        "rss_bytes": frame["rss_bytes"].to_numpy(dtype=np.float64),
+    })
+    return figures, timeline
+
+
+def server_figures(
+    server: pd.DataFrame, window: Window, steady: pd.DataFrame, peak_clients_samples: int, notes: list[str]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The target's CPU cost (``cpu_figures``), RSS peak and RSS per connected client."""
+    figures, timeline = cpu_figures(server, window, steady, notes, source="server.csv")
+    rss = timeline["rss_bytes"].to_numpy()
     connected = server["connected"].to_numpy(dtype=np.float64)
     has_connected = bool(np.isfinite(connected).any())
     peak_clients = int(np.nanmax(connected)) if has_connected else peak_clients_samples
@@ -542,18 +591,20 @@ def server_figures(
         peak_fds=_nanmax_int(server["fds"]),
         peak_procs=_nanmax_int(server["procs"]),
     )
+    timeline = timeline.assign(
+        threads=server["threads"].to_numpy(dtype=np.float64),
+        fds=server["fds"].to_numpy(dtype=np.float64),
+        connected=connected,
+    )
+    return figures, timeline
 
-    dt = np.diff(x) / NS_PER_S
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cores = np.where(dt > 0, np.diff(cpu) / dt, np.nan)
-    timeline = pd.DataFrame({
-        "t_s": (t - window.run_start_ns) / NS_PER_S,
-        "cpu_cores": np.concatenate([[np.nan], cores]),
-        "rss_bytes": rss,
-        "threads": server["threads"].to_numpy(dtype=np.float64),
-        "fds": server["fds"].to_numpy(dtype=np.float64),
-        "connected": connected,
-    })
+
+def loadgen_figures(
+    loadgen: pd.DataFrame, window: Window, steady: pd.DataFrame, notes: list[str]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The load generator's CPU cost and peak RSS: on a small machine it competes with the target."""
+    figures, timeline = cpu_figures(loadgen, window, steady, notes, source="loadgen.csv")
+    figures["peak_rss_bytes"] = int(timeline["rss_bytes"].max())
     return figures, timeline
 
 
@@ -575,7 +626,7 @@ RATE_SERIES: tuple[str, ...] = (
 
 def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
     """Counts per one-second bucket (by ``t_ns``) over the whole run."""
-    n = max(1, math.ceil((window.end_ns - window.run_start_ns) / NS_PER_S))
+    n = max(1, math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S))
     sec = _seconds(samples["t_ns"].to_numpy(), window)
     keep = (sec >= 0) & (sec < n)
     sec = sec[keep]
@@ -604,7 +655,7 @@ def _locust_users(data: CellData, window: Window) -> pd.DataFrame | None:
     if data.locust_users is None:
         return None
     users = data.locust_users
-    return pd.DataFrame({"t_s": (users["t_ns"] - window.run_start_ns) / NS_PER_S, "users": users["users"]})
+    return pd.DataFrame({"t_s": (users["t_ns"] - window.load_start_ns) / NS_PER_S, "users": users["users"]})
 
 
 def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:

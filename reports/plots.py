@@ -109,7 +109,7 @@ def latency_over_time(timeline: pd.DataFrame, keys: Sequence[str], warmup_s: flo
             color = f"C{i}"
             ax.plot(t["second"], t["p50_us"] / 1000, color=color, lw=1.3, label=f"{key} p50")
             ax.plot(t["second"], t["p99_us"] / 1000, color=color, lw=1.0, ls="--", label=f"{key} p99")
-        ax.set_xlabel("seconds since run start")
+        ax.set_xlabel("seconds since load start")
         ax.set_ylabel("latency (ms)")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize="x-small", ncols=2)
@@ -130,7 +130,7 @@ def throughput_over_time(rates: pd.DataFrame, warmup_s: float) -> Plot:
         _warmup(ax, warmup_s)
         for col, label in series:
             ax.step(rates.index, rates[col], where="post", label=label, lw=1.3)
-        ax.set_xlabel("seconds since run start")
+        ax.set_xlabel("seconds since load start")
         ax.set_ylabel("per second")
         _from_zero(ax, *(rates[col].to_numpy() for col, _ in series))
         ax.grid(True, alpha=0.3)
@@ -159,7 +159,7 @@ def connections_over_time(
     ax.step(rates.index, rates["disconnects"], where="post", label="disconnects/s", lw=1.0)
     if rates["connect_failures"].any():
         ax.step(rates.index, rates["connect_failures"], where="post", label="connect failures/s", lw=1.0)
-    ax.set_xlabel("seconds since run start")
+    ax.set_xlabel("seconds since load start")
     ax.set_ylabel("per second")
     _from_zero(ax, rates["connects"].to_numpy(), rates["disconnects"].to_numpy(), rates["connect_failures"].to_numpy())
     ax.grid(True, alpha=0.3)
@@ -177,8 +177,12 @@ def connections_over_time(
     return _finish(fig, title, True)
 
 
-def server_over_time(timeline: pd.DataFrame | None, warmup_s: float) -> Plot:
-    """The target's CPU (cores busy) and RSS (MiB) over time, one above the other."""
+def server_over_time(timeline: pd.DataFrame | None, warmup_s: float,
+                     loadgen: pd.DataFrame | None = None) -> Plot:
+    """The target's CPU (cores busy) and RSS (MiB) over time, one above the other.
+
+    The load generator's CPU, when sampled, is drawn dashed beside the target's.
+    """
     title = "Server CPU and RSS over time"
     fig = _figure(height=4.6)
     if timeline is None or timeline.empty:
@@ -190,14 +194,19 @@ def server_over_time(timeline: pd.DataFrame | None, warmup_s: float) -> Plot:
     for ax in (cpu_ax, rss_ax):
         _warmup(ax, warmup_s)
         ax.grid(True, alpha=0.3)
-    cpu_ax.plot(timeline["t_s"], timeline["cpu_cores"], lw=1.3, color="C3")
+    cpu_ax.plot(timeline["t_s"], timeline["cpu_cores"], lw=1.3, color="C3", label="target")
+    cpu_series = [timeline["cpu_cores"].to_numpy()]
+    if loadgen is not None and not loadgen.empty:
+        cpu_ax.plot(loadgen["t_s"], loadgen["cpu_cores"], lw=1.0, ls="--", color="C7", label="load generator")
+        cpu_series.append(loadgen["cpu_cores"].to_numpy())
+        cpu_ax.legend(loc="upper right", fontsize="small")
     cpu_ax.set_ylabel("CPU (cores)")
-    _from_zero(cpu_ax, timeline["cpu_cores"].to_numpy())
+    _from_zero(cpu_ax, *cpu_series)
     cpu_ax.set_title(title)
     rss_ax.plot(timeline["t_s"], timeline["rss_bytes"] / 2**20, lw=1.3, color="C0")
     rss_ax.set_ylabel("RSS (MiB)")
     _from_zero(rss_ax, timeline["rss_bytes"].to_numpy() / 2**20)
-    rss_ax.set_xlabel("seconds since run start")
+    rss_ax.set_xlabel("seconds since load start")
     return _finish(fig, title, True)
 
 
@@ -233,7 +242,7 @@ def overlay_series(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: 
         else:
             ax.plot(x, y, label=label, lw=1.2)
     if shown:
-        ax.set_xlabel("seconds since run start")
+        ax.set_xlabel("seconds since load start")
         ax.set_ylabel(ylabel)
         _from_zero(ax, *(np.asarray(y, dtype=float) for _, _, y in shown))
         ax.grid(True, alpha=0.3)

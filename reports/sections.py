@@ -194,11 +194,16 @@ def _server(section: Section, s: dict[str, Any]) -> Section:
     if not v:
         section.text.append("No server figures: server.csv is missing or unusable (see the overview's problems).")
         return section
+    def cpu_row(label: str, c: dict[str, Any]) -> list[str]:
+        return [label, fmt.seconds(c["cpu_s"]), fmt.number(c["cpu_cores"]), fmt.seconds(c["cpu_s_per_1k_acks"], 4),
+                fmt.seconds(c["cpu_s_per_1k_connects"], 4), fmt.seconds(c["covered_s"], 1)]
+
+    rows = [cpu_row("target", v)]
+    if s.get("loadgen"):
+        rows.append(cpu_row("load generator", s["loadgen"]))
     section.tables.append(Table(
-        ["CPU s", "cores busy", "CPU s / 1k acks", "CPU s / 1k connects", "seconds covered"],
-        [[fmt.seconds(v["cpu_s"]), fmt.number(v["cpu_cores"]), fmt.seconds(v["cpu_s_per_1k_acks"], 4),
-          fmt.seconds(v["cpu_s_per_1k_connects"], 4), fmt.seconds(v["covered_s"], 1)]],
-        [True] * 5,
+        ["", "CPU s", "cores busy", "CPU s / 1k acks", "CPU s / 1k connects", "seconds covered"],
+        rows, [False] + [True] * 5,
     ))
     section.tables.append(Table(
         ["peak RSS", "baseline RSS", "RSS per client", "peak clients", "peak threads", "peak fds"],
@@ -207,8 +212,9 @@ def _server(section: Section, s: dict[str, Any]) -> Section:
         [True] * 6,
     ))
     section.text.append(
-        "CPU is the target's whole process tree in the steady window. RSS per client = (peak RSS - RSS at the "
-        f"first server sample) / peak connected clients ({v['peak_clients_source']})."
+        "CPU of each whole process tree in the steady window (the load generator shares the machine: its cost "
+        "is part of every figure). RSS per client = (peak RSS - RSS at the first server sample) / peak "
+        f"connected clients ({v['peak_clients_source']})."
     )
     return section
 

@@ -47,11 +47,11 @@ def jsonable(value: Any) -> Any:
 
 
 def status_of(run: dict[str, Any], partial: bool) -> str:
-    """``failed`` or ``partial`` when the runner said so, ``partial`` when input was missing, else ``ok``."""
+    """``failed`` when the runner said so; ``partial`` when it said so or input was missing; else ``ok``."""
     run_status = run.get("status")
-    if run_status in ("failed", "partial"):
-        return run_status
-    return "partial" if partial else "ok"
+    if run_status == "failed":
+        return "failed"
+    return "partial" if partial or run_status not in (None, "ok") else "ok"
 
 
 def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
@@ -71,11 +71,12 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "scenario": metrics.scenario,
         "run": {key: data.run.get(key) for key in RUN_FIELDS},
         "window": {
-            "run_start_ns": window.run_start_ns,
+            "load_start_ns": window.load_start_ns,
             "start_ns": window.start_ns,
             "end_ns": window.end_ns,
             "warmup_s": window.warmup_s,
             "warmup_source": window.warmup_source,
+            "end_source": window.end_source,
             "duration_s": window.duration_s,
         },
         "samples": {
@@ -93,6 +94,7 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "error_ratio": metrics.error_ratio,
         "fanout": metrics.fanout,
         "server": metrics.server,
+        "loadgen": metrics.loadgen,
         "locust": metrics.locust_check,
         "logs": {
             log.name: {

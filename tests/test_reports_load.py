@@ -172,6 +172,13 @@ def test_failed_run_is_reported_as_failed(tmp_path: Path) -> None:
     assert any("target died" in p for p in summary["problems"])
 
 
+def test_run_left_running_is_partial(tmp_path: Path) -> None:
+    cell = _echo_cell(tmp_path / "cell", status="running")
+    summary = analyze_cell(cell)[2]
+    assert summary["status"] == "partial"
+    assert any("still says 'running'" in p for p in summary["problems"])
+
+
 def test_missing_server_csv_gives_a_partial_report(tmp_path: Path) -> None:
     summary = analyze_cell(_echo_cell(tmp_path / "cell"))[2]
     assert summary["partial"] is True
@@ -200,7 +207,9 @@ def test_truncated_server_csv_line_is_skipped(tmp_path: Path) -> None:
 
 def test_warmup_longer_than_the_run(tmp_path: Path) -> None:
     cell = _echo_cell(tmp_path / "cell")
-    with pytest.raises(ReportInputError, match=r"--warmup.*30 s leaves no steady window: the run lasted 3\.000 s"):
+    # The load runs from the first sample (1 s after started_ns) to ended_ns: 2 s.
+    with pytest.raises(ReportInputError, match=r"cell: a warm-up of 30 s \(--warmup\) leaves no steady window: "
+                                               r"the load ran 2\.000 s"):
         compute_metrics(load_cell(cell), warmup_s=30)
     with pytest.raises(ReportInputError, match="--warmup: must be a number of seconds >= 0"):
         compute_metrics(load_cell(cell), warmup_s=-1)

@@ -101,6 +101,10 @@ def test_server_cost(known: dict) -> None:
     assert s["peak_rss_bytes"] == 150 * MIB
     assert s["peak_clients"] == 100
     assert s["rss_per_client_bytes"] == pytest.approx(1 * MIB)
+    g = known["loadgen"]
+    assert g["cpu_s"] == pytest.approx(3.0)
+    assert g["cpu_s_per_1k_connects"] == pytest.approx(15.0)
+    assert g["peak_rss_bytes"] == 80 * MIB
 
 
 def test_primary_figure_is_p99_of_the_scenario_event(known: dict) -> None:
@@ -108,6 +112,28 @@ def test_primary_figure_is_p99_of_the_scenario_event(known: dict) -> None:
     assert known["primary"]["path"] == ["latency", "echo", "p99_us"]
     assert known["primary"]["value"] == pytest.approx(595.0, abs=EXACT)
     assert known["primary"]["better"] == "lower"
+
+
+def test_window_follows_the_load_not_the_runner_bookkeeping(tmp_path: Path) -> None:
+    """The runner stamps started_ns before launching the target and ended_ns after stopping it:
+    the load is the 10 s (load.duration_s) from the first sample, 4 s later."""
+    load_start = BASE_NS + 4 * NS_PER_S
+    t = load_start + np.arange(1000) * (10 * NS_PER_S // 1000)  # 100 acks/s for 10 s
+    write_shard(tmp_path, samples_frame(t, "ack", "echo", 500.0))
+    write_run_json(tmp_path, started_ns=BASE_NS, ended_ns=load_start + 13 * NS_PER_S, warmup_s=2.0,
+                   load={"users": 1, "duration_s": 10.0, "warmup_s": 2.0})
+    m = compute_metrics(load_cell(tmp_path))
+    assert m.window.load_start_ns == load_start
+    assert (m.window.start_ns, m.window.end_ns) == (load_start + 2 * NS_PER_S, load_start + 10 * NS_PER_S)
+    assert m.window.end_source == "load start + load.duration_s"
+    assert m.throughput["acks_per_s"] == pytest.approx(100.0)
+    # An interrupted run ends at ended_ns, before the planned duration.
+    write_run_json(tmp_path, started_ns=BASE_NS, ended_ns=load_start + 6 * NS_PER_S, warmup_s=2.0,
+                   load={"users": 1, "duration_s": 10.0, "warmup_s": 2.0}, status="partial", reason="interrupted")
+    m = compute_metrics(load_cell(tmp_path))
+    assert m.window.end_ns == load_start + 6 * NS_PER_S
+    assert m.window.end_source == "run.json ended_ns (before the planned duration)"
+    assert m.throughput["acks"] == 400
 
 
 def test_warmup_override_changes_the_window(tmp_path: Path) -> None:
@@ -121,10 +147,10 @@ def test_warmup_override_changes_the_window(tmp_path: Path) -> None:
 
 
 def test_concurrency_and_rates_over_time(tmp_path: Path) -> None:
-    """Connects complete at 1, 2, 3 s; disconnects at 4, 5 s: peak 3, mean (1+2+3+2+1*5)/10."""
+    """Connects complete at 0, 1, 2 s; disconnects at 3, 4 s of a 10 s run: peak 3, mean (1+2+3+2+1*6)/10."""
     s = BASE_NS
     frame = samples_frame(
-        [s + k * NS_PER_S for k in (1, 2, 3, 4, 5)],
+        [s + k * NS_PER_S for k in (0, 1, 2, 3, 4)],
         ["connect", "connect", "connect", "disconnect", "disconnect"],
         ["connect", "connect", "connect", "disconnect", "disconnect"],
         0.0,
@@ -133,10 +159,10 @@ def test_concurrency_and_rates_over_time(tmp_path: Path) -> None:
     write_run_json(tmp_path, started_ns=s, ended_ns=s + 10 * NS_PER_S, scenario="churn")
     m = compute_metrics(load_cell(tmp_path))
     assert m.connections["peak_concurrent"] == 3
-    assert m.connections["mean_concurrent"] == pytest.approx(1.3)
-    assert list(m.concurrency["connected"]) == [0, 1, 2, 3, 2, 1, 1, 1, 1, 1]
-    assert list(m.rates["connects"]) == [0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
-    assert list(m.rates["disconnects"]) == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert m.connections["mean_concurrent"] == pytest.approx(1.4)
+    assert list(m.concurrency["connected"]) == [1, 2, 3, 2, 1, 1, 1, 1, 1, 1]
+    assert list(m.rates["connects"]) == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert list(m.rates["disconnects"]) == [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]
     assert m.primary["path"] == ["connections", "connects_per_s"]
     assert m.primary["value"] == pytest.approx(0.3)
 

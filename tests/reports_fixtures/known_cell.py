@@ -17,7 +17,8 @@ Steady:
 - failed operations: 14 of 1001+4+100+210+150 = 1465.
 Server: 0.4 user + 0.1 system CPU seconds per second (0.5 cores): 5.0 CPU s in the window,
 5.0 / 1101 * 1000 per 1k acks, 25.0 per 1k connects. RSS 50 MiB at the first sample,
-150 MiB peak, 100 connected at most: 1 MiB per client.
+150 MiB peak, 100 connected at most: 1 MiB per client. Load generator (loadgen.csv):
+0.3 cores, 3.0 CPU s in the window, 15.0 per 1k connects, 80 MiB.
 """
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ def write_known_server(cell: Path) -> None:
     rss[0] = 50 * MIB
     rss[1:4] = 100 * MIB
     connected = np.minimum(100, np.arange(len(t)) * 10)
+    write_server_csv(cell, t, 0.4 * elapsed, 0.1 * elapsed, rss, threads=6, fds=120, connected=connected)
+    # The load generator: 0.3 cores, 80 MiB; same columns, written as loadgen.csv.
+    write_server_csv(cell, t, 0.25 * elapsed, 0.05 * elapsed, 80 * MIB, threads=3, fds=30)
+    (cell / "server.csv").rename(cell / "loadgen.csv")
     write_server_csv(cell, t, 0.4 * elapsed, 0.1 * elapsed, rss, threads=6, fds=120, connected=connected)
 
 
