@@ -167,7 +167,7 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> dict
     """
     path = cell_dir / RUN_JSON
     if not path.is_file():
-        problems.append(f"{RUN_JSON} missing: run start, end and load shape taken from the samples")
+        problems.append(f"{RUN_JSON} missing: no run status or load shape; the load's span taken from the samples")
         return {}
     try:
         run = json.loads(path.read_text(encoding="utf-8"))
@@ -187,7 +187,7 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> dict
     for key in ("run_id", "cell", "mode", "server", "scenario", "started_at", "ended_at", "target_url"):
         if key in run and run[key] is not None and not isinstance(run[key], str):
             raise ReportInputError(path, f"'{key}' must be a string, found {run[key]!r:.60}")
-    for key in ("started_ns", "ended_ns"):
+    for key in ("started_ns", "ended_ns", "load_started_ns", "load_ended_ns"):
         value = run.get(key)
         if value is None:
             continue
@@ -195,8 +195,9 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> dict
             raise ReportInputError(path, f"'{key}' must be an integer (epoch nanoseconds), found {value!r:.60}")
         if value < MIN_EPOCH_NS:
             raise ReportInputError(path, f"'{key}' = {value} is not epoch nanoseconds (seconds or milliseconds?)")
-    if _is_int(run.get("started_ns")) and _is_int(run.get("ended_ns")) and run["ended_ns"] <= run["started_ns"]:
-        raise ReportInputError(path, f"'ended_ns' ({run['ended_ns']}) is not after 'started_ns' ({run['started_ns']})")
+    for begin, end in (("started_ns", "ended_ns"), ("load_started_ns", "load_ended_ns")):
+        if _is_int(run.get(begin)) and _is_int(run.get(end)) and run[end] <= run[begin]:
+            raise ReportInputError(path, f"'{end}' ({run[end]}) is not after '{begin}' ({run[begin]})")
     for key in ("load", "versions", "machine"):
         if key in run and run[key] is not None and not isinstance(run[key], dict):
             raise ReportInputError(path, f"'{key}' must be an object, found {run[key]!r:.60}")
@@ -214,10 +215,6 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> dict
     elif status in ("failed", "partial"):
         reason = run.get("reason") or "no reason given"
         problems.append(f"the runner marked this run {status}: {reason}")
-    if run.get("started_ns") is None:
-        notes.append(f"{RUN_JSON} has no 'started_ns': run start taken as the first sample")
-    if run.get("ended_ns") is None:
-        notes.append(f"{RUN_JSON} has no 'ended_ns': run end taken as the last sample")
     return run
 
 

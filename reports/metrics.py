@@ -7,12 +7,11 @@ Conventions (also in the README):
 - Percentiles are exact over the successful samples of the steady window, on
   float microseconds, with linear interpolation between closest ranks
   (``numpy.quantile`` / ``pandas.quantile`` default, Hyndman-Fan type 7).
-- The load starts at the first sample (the runner's ``started_ns`` is taken
-  before the target is even launched) and lasts ``load.duration_s`` (Locust's
-  ``-t``), or until run.json's ``ended_ns`` if that comes first (an interrupted
-  run). The steady window is ``[load start + warm-up, load end)`` on ``t_ns``
-  (the time an operation started); rates are counts in it divided by its
-  length.
+- The load runs from the first sample to the last (or between run.json's
+  ``load_started_ns`` and ``load_ended_ns`` when the runner records them; see
+  ``load_bounds``). The steady window is ``[load start + warm-up, load end)``
+  on ``t_ns`` (the time an operation started); rates are counts in it divided
+  by its length.
 - Time series cover the whole run, in one-second buckets counted from the
   load start, so the warm-up shows on the plots.
 """
@@ -92,7 +91,7 @@ class CellMetrics:
     main_event: str | None
     primary: dict[str, Any] | None
     rates: pd.DataFrame
-    """Per-second counts over the whole run, indexed by second from run start."""
+    """Per-second rates over the whole load, indexed by second from the load start."""
     concurrency: pd.DataFrame
     """Per-second connected clients from the samples (``second``, ``connected``, ``peak``)."""
     latency_over_time: pd.DataFrame
@@ -138,28 +137,57 @@ def resolve_warmup(cli_warmup_s: float | None, run: dict[str, Any]) -> tuple[flo
     return DEFAULT_WARMUP_S, "default"
 
 
-def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str,
-                  where: str | Path = "samples") -> Window:
-    """The steady window: ``[load start + warm-up, load end)``.
+def load_bounds(samples: pd.DataFrame, run: dict[str, Any], notes: list[str]) -> tuple[int, int, str]:
+    """When the load started and ended: ``(start_ns, end_ns, how the end was found)``.
 
-    The load starts at the first sample. It ends ``load.duration_s`` later, or
-    at run.json's ``ended_ns`` when that is earlier (an interrupted run); with
-    neither, at the last sample. run.json's ``started_ns``/``ended_ns`` alone
-    would count the target's start-up and teardown as load time.
+    run.json's ``load_started_ns``/``load_ended_ns`` are used when the runner
+    records them (Locust's test start and stop). Otherwise the load is the
+    span of the samples: run.json's ``started_ns``/``ended_ns`` include the
+    target's start-up and teardown, and Locust's ``-t`` timer starts before
+    its first request, so neither bounds the load tightly (measured: 0.5 s of
+    a 6 s run). The end is the last sample plus the mean gap between samples
+    (the load did not stop exactly at its last sample; for evenly spaced
+    samples this is exact), unless that comes suspiciously early (a stalled
+    run): then the planned end is used, and a note says so.
     """
-    t = samples["t_ns"]
-    load_start = int(t.min())
+    t = samples["t_ns"].to_numpy()
+    first, last_t = int(t.min()), int(t.max())
+    mean_gap = (last_t - first) // (len(t) - 1) if len(t) > 1 else 0
+    last = last_t + max(mean_gap, 1)  # at least +1 ns: the last sample is inside [start, end)
+    start = run.get("load_started_ns")
+    start = int(start) if start is not None else first
+    if run.get("load_ended_ns") is not None:
+        return start, int(run["load_ended_ns"]), "run.json load_ended_ns"
+
+    planned, planned_source = None, ""
     duration = (run.get("load") or {}).get("duration_s")
-    ended = run.get("ended_ns")
     if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
-        end, end_source = load_start + round(duration * NS_PER_S), "load start + load.duration_s"
-        if ended is not None and ended < end:
-            end, end_source = int(ended), "run.json ended_ns (before the planned duration)"
-    elif ended is not None:
-        end, end_source = int(ended), "run.json ended_ns"
-    else:
-        # +1 keeps the last sample inside [start, end).
-        end, end_source = int(t.max()) + 1, "last sample"
+        planned, planned_source = start + round(duration * NS_PER_S), "load start + load.duration_s"
+    ended = run.get("ended_ns")
+    if ended is not None and (planned is None or ended < planned):
+        planned, planned_source = int(ended), "run.json ended_ns"
+    if planned is None:
+        return start, last, "last sample + mean gap"
+    if last >= planned:
+        return start, planned, planned_source
+    gap = planned - last
+    if gap > max(STALL_GAP_S * NS_PER_S, STALL_GAP_SHARE * (planned - start)):
+        notes.append(f"no samples in the last {gap / NS_PER_S:.1f} s before the planned end ({planned_source}): "
+                     "the load stalled or its samples were lost; the window runs to the planned end")
+        return start, planned, planned_source + " (samples stop early)"
+    return start, last, "last sample + mean gap"
+
+
+# A gap this long (or this share of the run) between the last sample and the
+# planned end means the load stalled, not that Locust's timer ran early.
+STALL_GAP_S = 2.0
+STALL_GAP_SHARE = 0.1
+
+
+def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str,
+                  where: str | Path = "samples", notes: list[str] | None = None) -> Window:
+    """The steady window: ``[load start + warm-up, load end)`` (see ``load_bounds``)."""
+    load_start, end, end_source = load_bounds(samples, run, notes if notes is not None else [])
     start = load_start + round(warmup_s * NS_PER_S)
     if start >= end:
         raise ReportInputError(
@@ -175,7 +203,8 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     """All figures of one cell. ``warmup_s`` overrides run.json's ``load.warmup_s``."""
     samples = data.samples
     warmup, source = resolve_warmup(warmup_s, data.run)
-    window = steady_window(samples, data.run, warmup, source, data.path)
+    notes: list[str] = []
+    window = steady_window(samples, data.run, warmup, source, data.path, notes)
     t = samples["t_ns"].to_numpy()
     steady = samples.loc[(t >= window.start_ns) & (t < window.end_ns)]
     if steady.empty:
@@ -185,7 +214,6 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
             f"samples span {(t.min() - window.load_start_ns) / NS_PER_S:.3f} s to "
             f"{(t.max() - window.load_start_ns) / NS_PER_S:.3f} s after the load start",
         )
-    notes: list[str] = []
     duration = window.duration_s
     scenario = scenario_of(data.run, data.cell)
 
@@ -625,7 +653,11 @@ RATE_SERIES: tuple[str, ...] = (
 
 
 def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """Counts per one-second bucket (by ``t_ns``) over the whole run."""
+    """Per-second rates in one-second buckets (by ``t_ns``) over the whole load.
+
+    Each bucket's count is divided by the part of it the load covered, so the
+    last, partial second shows its true rate instead of a dip.
+    """
     n = max(1, math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S))
     sec = _seconds(samples["t_ns"].to_numpy(), window)
     keep = (sec >= 0) & (sec < n)
@@ -648,7 +680,8 @@ def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
         "pushes": count(kind("push") & ok),
         "failures": count(~ok),
     }, index=pd.RangeIndex(n, name="second"))
-    return frame
+    covered = np.minimum(1.0, (window.end_ns - window.load_start_ns - np.arange(n) * NS_PER_S) / NS_PER_S)
+    return frame.div(covered, axis=0)
 
 
 def _locust_users(data: CellData, window: Window) -> pd.DataFrame | None:

@@ -23,7 +23,7 @@ SUMMARY_FILE = "summary.json"
 # run.json fields copied into the summary's "run" object.
 RUN_FIELDS: tuple[str, ...] = (
     "run_id", "mode", "server", "scenario", "status", "reason", "load", "command", "target_url",
-    "versions", "machine", "started_at", "ended_at", "started_ns", "ended_ns",
+    "versions", "machine", "started_at", "ended_at", "started_ns", "ended_ns", "load_started_ns", "load_ended_ns",
 )
 LATENCY_FIELDS: tuple[str, ...] = (
     "kind", "name", "count", "ok", "failed", "per_s", "mean_us",

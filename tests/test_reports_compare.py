@@ -22,7 +22,7 @@ def _churn_cell(cell: Path, mode: str, connects: int) -> Path:
                           ["connect"] * connects + ["disconnect"] * connects, 500.0)
     write_shard(cell, frame)
     write_run_json(cell, started_ns=BASE_NS, ended_ns=BASE_NS + 10 * NS_PER_S, scenario="churn", mode=mode,
-                   cell=f"{mode}-dev--churn")
+                   cell=f"{mode}-dev--churn", load_started_ns=BASE_NS, load_ended_ns=BASE_NS + 10 * NS_PER_S)
     return cell
 
 

@@ -114,26 +114,64 @@ def test_primary_figure_is_p99_of_the_scenario_event(known: dict) -> None:
     assert known["primary"]["better"] == "lower"
 
 
-def test_window_follows_the_load_not_the_runner_bookkeeping(tmp_path: Path) -> None:
-    """The runner stamps started_ns before launching the target and ended_ns after stopping it:
-    the load is the 10 s (load.duration_s) from the first sample, 4 s later."""
+def _acks_for(tmp_path: Path, seconds: float, **run: object) -> None:
+    """100 acks/s from 4 s after the runner's started_ns (target start-up), for ``seconds``."""
     load_start = BASE_NS + 4 * NS_PER_S
-    t = load_start + np.arange(1000) * (10 * NS_PER_S // 1000)  # 100 acks/s for 10 s
-    write_shard(tmp_path, samples_frame(t, "ack", "echo", 500.0))
-    write_run_json(tmp_path, started_ns=BASE_NS, ended_ns=load_start + 13 * NS_PER_S, warmup_s=2.0,
-                   load={"users": 1, "duration_s": 10.0, "warmup_s": 2.0})
+    n = round(seconds * 100)
+    write_shard(tmp_path, samples_frame(load_start + np.arange(n) * (NS_PER_S // 100), "ack", "echo", 500.0))
+    fields = {"ended_ns": load_start + 13 * NS_PER_S, **run}
+    write_run_json(tmp_path, started_ns=BASE_NS, warmup_s=2.0, load={"users": 1, "duration_s": 10.0, "warmup_s": 2.0},
+                   **fields)
+
+
+def test_window_follows_the_load_not_the_runner_bookkeeping(tmp_path: Path) -> None:
+    """started_ns is stamped before the target is launched and ended_ns after it is stopped:
+    the load is the samples' span, 10 s from the first sample here."""
+    load_start = BASE_NS + 4 * NS_PER_S
+    _acks_for(tmp_path, 10.0)
     m = compute_metrics(load_cell(tmp_path))
     assert m.window.load_start_ns == load_start
     assert (m.window.start_ns, m.window.end_ns) == (load_start + 2 * NS_PER_S, load_start + 10 * NS_PER_S)
-    assert m.window.end_source == "load start + load.duration_s"
     assert m.throughput["acks_per_s"] == pytest.approx(100.0)
-    # An interrupted run ends at ended_ns, before the planned duration.
-    write_run_json(tmp_path, started_ns=BASE_NS, ended_ns=load_start + 6 * NS_PER_S, warmup_s=2.0,
-                   load={"users": 1, "duration_s": 10.0, "warmup_s": 2.0}, status="partial", reason="interrupted")
+
+
+def test_window_ends_with_the_samples_when_locust_stops_early(tmp_path: Path) -> None:
+    """Locust's -t timer starts before its first request: the samples end 0.5 s before
+    first sample + duration, and the rate must not count that half second."""
+    _acks_for(tmp_path, 9.5)
+    m = compute_metrics(load_cell(tmp_path))
+    assert m.window.end_source == "last sample + mean gap"
+    assert m.window.duration_s == pytest.approx(7.5)
+    assert m.throughput["acks_per_s"] == pytest.approx(100.0)
+    # The last second is half covered: its 50 acks are a rate of 100/s, not a dip to 50.
+    assert list(m.rates["acks"]) == pytest.approx([100.0] * 10)
+
+
+def test_window_of_an_interrupted_run_ends_at_ended_ns(tmp_path: Path) -> None:
+    load_start = BASE_NS + 4 * NS_PER_S
+    _acks_for(tmp_path, 10.0, ended_ns=load_start + 6 * NS_PER_S, status="partial", reason="interrupted")
     m = compute_metrics(load_cell(tmp_path))
     assert m.window.end_ns == load_start + 6 * NS_PER_S
-    assert m.window.end_source == "run.json ended_ns (before the planned duration)"
+    assert m.window.end_source == "run.json ended_ns"
     assert m.throughput["acks"] == 400
+
+
+def test_window_of_a_stalled_run_keeps_the_silent_end(tmp_path: Path) -> None:
+    """Samples stop 6 s before the planned end: that silence is load time, not to be cut away."""
+    _acks_for(tmp_path, 4.0)
+    m = compute_metrics(load_cell(tmp_path))
+    assert m.window.duration_s == pytest.approx(8.0)
+    assert m.throughput["acks_per_s"] == pytest.approx(200 / 8.0)
+    assert any("no samples in the last 6.0 s" in n for n in m.notes)
+
+
+def test_window_uses_the_recorded_load_bounds(tmp_path: Path) -> None:
+    load_start = BASE_NS + 4 * NS_PER_S
+    _acks_for(tmp_path, 10.0, load_started_ns=load_start - NS_PER_S, load_ended_ns=load_start + 11 * NS_PER_S)
+    m = compute_metrics(load_cell(tmp_path))
+    assert (m.window.load_start_ns, m.window.end_ns) == (load_start - NS_PER_S, load_start + 11 * NS_PER_S)
+    assert m.window.end_source == "run.json load_ended_ns"
+    assert m.throughput["acks"] == 900  # from load start + 2 s warm-up = 1 s after the first sample
 
 
 def test_warmup_override_changes_the_window(tmp_path: Path) -> None:
