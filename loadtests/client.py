@@ -28,7 +28,9 @@ Every wait has a timeout; failures raise the exceptions in
 from __future__ import annotations
 
 import _socket
+import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +59,18 @@ NEW, OPENING, CONNECTING, CONNECTED, CLOSED = "new", "opening", "connecting", "c
 
 _RECV_BYTES = 65536
 _READ, _WRITE = 1, 2
+_CONNECT_PENDING = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
+
+
+def _ip_family(host: str) -> int | None:
+    """AF_INET / AF_INET6 for an IP literal, None for a name that needs resolving."""
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, host)
+            return family
+        except OSError:
+            pass
+    return None
 
 
 class PendingAck:
@@ -288,9 +302,22 @@ class Client:
         """
         self._pump_until(None, timeout)
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Read the connection until ``predicate()`` is true; False on timeout."""
-        return self._pump_until(_Predicate(predicate), timeout)
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, *, poll: float | None = None) -> bool:
+        """Read the connection until ``predicate()`` is true; False on timeout.
+
+        The predicate is checked after each read; pass ``poll`` (seconds) to
+        also check it that often when other greenlets can make it true.
+        """
+        until = _Predicate(predicate)
+        if poll is None:
+            return self._pump_until(until, timeout)
+        deadline = time.monotonic() + timeout
+        while not until.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._pump_until(until, min(poll, remaining))
+        return True
 
     def close(self, timeout: float | None = None) -> None:
         """Leave the namespace and close the websocket, within ``timeout`` seconds.
@@ -443,15 +470,28 @@ class Client:
             self._reader = None
 
     def _open(self, phase: list[str]) -> None:
-        gsock = gsocket.create_connection((self._host, self._port))
-        gsock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         # Talk to the file descriptor directly: gevent's socket wrapper adds a
-        # getsockopt per sendall and a timer per blocking call.
-        self._sock = sock = _socket.socket(gsock.family, gsock.type, gsock.proto, gsock.detach())
+        # getsockopt per sendall and a timer per blocking call, and its
+        # resolver hands even an IP literal to a thread.
+        family = _ip_family(self._host)
+        if family is None:
+            gsock = gsocket.create_connection((self._host, self._port))
+            sock = _socket.socket(gsock.family, gsock.type, gsock.proto, gsock.detach())
+        else:
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
+        self._sock = sock
         sock.setblocking(False)
         self._hub = gevent.get_hub()
         self._read_watcher = self._hub.loop.io(sock.fileno(), _READ)
         self._write_watcher = self._hub.loop.io(sock.fileno(), _WRITE)
+        if family is not None:
+            error = sock.connect_ex((self._host, self._port))
+            if error in _CONNECT_PENDING:
+                self._hub.wait(self._write_watcher)
+                error = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+            if error:
+                raise OSError(error, os.strerror(error))  # ECONNREFUSED -> ConnectionRefusedError
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         phase[0] = "websocket handshake"
         key = frames.make_key()
         self._send_raw(frames.handshake_request(self._host_header, self._target, key, self._headers))

@@ -1,0 +1,162 @@
+"""Wires the recorder, the watchdog and option checks into a Locust run.
+
+``loadtests/locustfile.py`` registers :func:`add_arguments` and
+:func:`on_init`; everything else hangs off the environment's events:
+
+- ``init``: check the options, create the recorder (when a results folder is
+  set) and the watchdog, in every process (master, workers, standalone).
+- ``test_start``: check the options again (the web UI may have changed
+  them), reset the fan-out ledger, start the flush timer, arm the watchdog.
+- ``test_stop`` / ``quitting`` / ``quit``: flush; report fan-out losses.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import gevent
+
+from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments
+from loadtests.recorder import Recorder
+from loadtests.pacing import LEDGER
+from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
+
+__all__ = ["add_arguments", "on_init", "Harness"]
+
+logger = logging.getLogger(__name__)
+
+# Custom Locust messages between master and workers.
+_STOP = "loadtests_stop"
+_STOPPED = "loadtests_stopped"
+
+
+class Harness:
+    """The per-process pieces of a run: recorder (optional) and watchdog."""
+
+    def __init__(self, environment: Any, settings: LoadSettings) -> None:
+        self.environment = environment
+        self.settings = settings
+        self.recorder: Recorder | None = None
+        self._flusher: gevent.Greenlet | None = None
+        is_master = type(environment.runner).__name__ == "MasterRunner"
+        if settings.results_dir and not is_master:
+            self.recorder = Recorder(settings.results_dir)
+            environment.events.request.add_listener(self.recorder.on_request)
+            logger.info("recording samples to %s as %s", settings.results_dir, self.recorder.tag)
+        elif not settings.results_dir and not is_master:
+            logger.warning("no --results-dir (or $%s): samples are not recorded", ENV_RESULTS_DIR)
+        self.watchdog = Watchdog([self.flush] if self.recorder else [])
+        self._stopped_workers: set[str] = set()
+        runner = environment.runner
+        if is_master:
+            runner.register_message(_STOPPED, self._on_worker_stopped)
+            environment.events.test_stopping.add_listener(self._stop_workers_first)
+        elif type(runner).__name__ == "WorkerRunner":
+            runner.register_message(_STOP, self._on_stop_request, concurrent=True)
+        events = environment.events
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+        events.quit.add_listener(self.on_quit)
+
+    def flush(self) -> None:
+        if self.recorder is not None:
+            self.recorder.flush(timeout=5.0)
+
+    def _flush_periodically(self) -> None:
+        while True:
+            gevent.sleep(self.settings.flush_interval)
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("recorder: periodic flush failed")
+
+    def deadline(self) -> float | None:
+        """Seconds from now until the watchdog ends the process (None: no deadline)."""
+        options = self.environment.parsed_options
+        run_time = getattr(options, "run_time", None)
+        if not run_time and type(self.environment.runner).__name__ == "WorkerRunner":
+            run_time = run_time_from_argv()  # --processes workers lose -t
+        return deadline_seconds(
+            run_time=run_time,
+            stop_timeout=self.environment.stop_timeout,
+            grace=self.settings.watchdog_grace,
+            run_deadline=self.settings.run_deadline,
+        )
+
+    # A headless master quits by telling workers to quit and giving them 0.5 s
+    # for a last stats report, while workers may take --stop-timeout (plus
+    # fan-out drains) to stop: what they count meanwhile never reaches the
+    # master's totals. So the master first asks every worker to stop and
+    # report, and waits for them, before Locust's own quit runs.
+
+    def _stop_workers_first(self, environment: Any, **_: Any) -> None:
+        runner = environment.runner
+        workers = {client.id for client in runner.clients.all}
+        if not workers:
+            return
+        self._stopped_workers = set()
+        runner.send_message(_STOP)
+        limit = (environment.stop_timeout or 0) + self.settings.drain_timeout + 15
+        with gevent.Timeout(limit, False):
+            while not workers <= self._stopped_workers:
+                gevent.sleep(0.05)
+        if missing := workers - self._stopped_workers:
+            logger.warning("%d worker(s) did not report their final stats within %.0f s", len(missing), limit)
+
+    def _on_worker_stopped(self, msg: Any, **_: Any) -> None:
+        self._stopped_workers.add(msg.node_id)
+
+    def _on_stop_request(self, environment: Any, **_: Any) -> None:
+        runner = environment.runner
+        runner.stop()  # users stop (on_stop runs), test_stop fires here
+        runner._send_stats()  # the final report, before the master goes away
+        runner.send_message(_STOPPED)
+
+    def on_test_start(self, environment: Any, **_: Any) -> None:
+        try:
+            self.settings = LoadSettings.from_options(environment.parsed_options)
+        except ValueError as exc:
+            logger.error("bad load test option: %s; stopping", exc)
+            if environment.runner is not None:
+                gevent.spawn(environment.runner.quit)
+            return
+        LEDGER.reset()
+        if self.recorder is not None and self._flusher is None:
+            self._flusher = gevent.spawn(self._flush_periodically)
+        seconds = self.deadline()
+        if seconds is not None:
+            self.watchdog.arm(seconds)
+            logger.info("watchdog: this process ends at the latest %.1f s from now", seconds)
+
+    def on_test_stop(self, environment: Any, **_: Any) -> None:
+        self.flush()
+        expected, delivered = LEDGER.totals()
+        if expected or delivered:
+            lost = expected - delivered
+            report = logger.warning if lost else logger.info
+            report("fan-out deliveries: %d promised by acks, %d received, %d lost", expected, delivered, lost)
+
+    def on_quitting(self, environment: Any, **_: Any) -> None:
+        self.flush()
+
+    def on_quit(self, **_: Any) -> None:
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+        self.flush()
+
+
+def on_init(environment: Any, **_: Any) -> None:
+    """Locust ``init`` listener: check the options and set up the harness."""
+    try:
+        settings = LoadSettings.from_options(environment.parsed_options)
+    except ValueError as exc:
+        sys.stderr.write(f"locust: error: {exc}\n")
+        sys.exit(2)
+    if environment.parsed_options is not None and getattr(environment.parsed_options, "headless", False):
+        if not environment.host:
+            sys.stderr.write("locust: error: no target; pass --host http://127.0.0.1:PORT\n")
+            sys.exit(2)
+    environment.loadtest_harness = Harness(environment, settings)

@@ -1,0 +1,170 @@
+"""The load test's parameters: Locust custom arguments and their value object.
+
+Each parameter is a Locust custom argument, so it shows in the web UI (and
+can be changed there per run) and works headless. :class:`LoadSettings` is
+what the users read; it validates the values again because the web UI hands
+them over unchecked.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+TRANSPORTS: tuple[str, ...] = ("websocket", "polling")
+ENV_RESULTS_DIR = "LOADTEST_RESULTS_DIR"
+ENV_AUTH_TOKEN = "LOADTEST_AUTH_TOKEN"
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Parameters every scenario user reads (defaults are the headless defaults)."""
+
+    #: size of the string payload each emit carries
+    payload_bytes: int = 64
+    #: emits per second per sending user; 0 = as fast as acks come back
+    emit_rate: float = 0.0
+    #: users per room (broadcast, rooms); users are grouped by their number
+    room_size: int = 10
+    #: senders per broadcast room; the other members only listen
+    senders_per_room: int = 1
+    namespace: str = "/"
+    #: for ReferenceUser (python-socketio); the lean client is websocket-only
+    transport: str = "websocket"
+    #: pace emits on a fixed schedule and time them from the intended send time
+    open_model: bool = False
+    #: seconds before an unanswered call counts as failed
+    call_timeout: float = 10.0
+    #: seconds a fan-out user waits at stop for in-flight deliveries
+    drain_timeout: float = 3.0
+    auth_token: str | None = None
+    results_dir: str | None = None
+    #: seconds between recorder flushes
+    flush_interval: float = 2.0
+    #: hard deadline in seconds from test start; 0 = run time + stop timeout + grace
+    run_deadline: float = 0.0
+    #: seconds the watchdog allows beyond run time + stop timeout
+    watchdog_grace: float = 15.0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(message)
+
+        need(self.payload_bytes >= 0, f"--payload-bytes must be >= 0, got {self.payload_bytes}")
+        need(self.emit_rate >= 0, f"--emit-rate must be >= 0 (0 = flat out), got {self.emit_rate}")
+        need(self.room_size >= 1, f"--room-size must be >= 1, got {self.room_size}")
+        need(
+            1 <= self.senders_per_room <= self.room_size,
+            f"--senders-per-room must be 1..room size ({self.room_size}), got {self.senders_per_room}",
+        )
+        need(
+            self.namespace.startswith("/") and "," not in self.namespace,
+            f"--namespace must start with '/' and contain no ',', got {self.namespace!r}",
+        )
+        need(self.transport in TRANSPORTS, f"--transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
+        need(
+            not self.open_model or self.emit_rate > 0,
+            "--open-model needs an --emit-rate > 0: the schedule is what latency is measured from",
+        )
+        need(self.call_timeout > 0, f"--call-timeout must be > 0, got {self.call_timeout}")
+        need(self.drain_timeout >= 0, f"--drain-timeout must be >= 0, got {self.drain_timeout}")
+        need(self.flush_interval > 0, f"--flush-interval must be > 0, got {self.flush_interval}")
+        need(self.run_deadline >= 0, f"--run-deadline must be >= 0, got {self.run_deadline}")
+        need(self.watchdog_grace >= 0, f"--watchdog-grace must be >= 0, got {self.watchdog_grace}")
+
+    @property
+    def auth(self) -> dict[str, str] | None:
+        """The CONNECT auth payload, or None when no token is set."""
+        return {"token": self.auth_token} if self.auth_token else None
+
+    @classmethod
+    def from_options(cls, options: Any) -> LoadSettings:
+        """Build from Locust's ``parsed_options`` (None or missing fields: defaults).
+
+        Raises ValueError naming the bad option.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = getattr(options, f.name, None) if options is not None else None
+            if value is None or value == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, value)
+        return cls(**values)
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("bool"):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    except (TypeError, ValueError):
+        raise ValueError(f"--{name.replace('_', '-')} must be a number, got {value!r}") from None
+    return str(value)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def add_arguments(parser: Any) -> None:
+    """Register the custom arguments on Locust's parser (``init_command_line_parser``)."""
+    d = LoadSettings()
+    # On the parser itself, not an argument group: only Locust's parser knows
+    # the web-UI flags (include_in_web_ui, is_secret).
+    add = parser.add_argument
+    add("--payload-bytes", type=_non_negative_int, default=d.payload_bytes,
+        help="Size of the payload string each emit carries (default %(default)s)")
+    add("--emit-rate", type=_non_negative_float, default=d.emit_rate,
+        help="Emits per second per sending user; 0 = as fast as acks return (default %(default)s)")
+    add("--room-size", type=_non_negative_int, default=d.room_size,
+        help="Users per room in the broadcast and rooms scenarios (default %(default)s)")
+    add("--senders-per-room", type=_non_negative_int, default=d.senders_per_room,
+        help="Senders per broadcast room; the rest only listen (default %(default)s)")
+    add("--namespace", default=d.namespace,
+        help="Socket.IO namespace to connect to (default %(default)s)")
+    add("--transport", choices=TRANSPORTS, default=d.transport,
+        help="Transport of ReferenceUser (python-socketio); the lean users are websocket-only")
+    add("--open-model", action="store_true", default=d.open_model,
+        help="Pace emits on a fixed schedule (needs --emit-rate) and time them from the intended "
+             "send time, so a stalled server shows in the percentiles")
+    add("--call-timeout", type=_non_negative_float, default=d.call_timeout,
+        help="Seconds before an unanswered call fails (default %(default)s)")
+    add("--drain-timeout", type=_non_negative_float, default=d.drain_timeout,
+        include_in_web_ui=False,
+        help="Seconds fan-out users wait at stop for deliveries in flight (default %(default)s)")
+    add("--auth-token", default=os.environ.get(ENV_AUTH_TOKEN, ""), is_secret=True,
+        help=f"Token for the CONNECT auth payload (default: ${ENV_AUTH_TOKEN})")
+    add("--results-dir", default=os.environ.get(ENV_RESULTS_DIR, ""),
+        help=f"Folder for the sample shards (default: ${ENV_RESULTS_DIR}; unset = no recording)")
+    add("--flush-interval", type=_non_negative_float, default=d.flush_interval,
+        include_in_web_ui=False,
+        help="Seconds between sample shard flushes (default %(default)s)")
+    add("--run-deadline", type=_non_negative_float, default=d.run_deadline,
+        include_in_web_ui=False,
+        help="Hard deadline in seconds from test start, after which the process flushes and "
+             "exits; 0 = run time + stop timeout + grace (default %(default)s)")
+    add("--watchdog-grace", type=_non_negative_float, default=d.watchdog_grace,
+        include_in_web_ui=False,
+        help="Seconds the watchdog allows beyond run time + stop timeout (default %(default)s)")
