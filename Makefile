@@ -48,3 +48,42 @@ capacity: $(STAMP)
 
 clean-results:
 	rm -rf results
+
+# Docker
+# The same harness as containers (README, "Docker"). DOCKER_BASE: auto (the
+# local Debian base when this machine made one, else python:3.11-slim),
+# public, local, or an image name. Engine and base commands need root.
+DOCKER_BASE ?= auto
+MODE        ?= threading
+SERVER      ?= dev
+SCENARIO    ?= echo
+USERS       ?= 20
+DURATION    ?= 10
+WORKERS     ?= 2
+
+.PHONY: docker-engine-up docker-engine-down docker-base docker-build docker-run docker-ui docker-down docker-test
+
+docker-engine-up:      ## start dockerd (root, Debian) when no engine runs
+	$(PYTHON) -m scripts.docker_engine up
+
+docker-engine-down:    ## stop the dockerd docker-engine-up started, by its pid
+	$(PYTHON) -m scripts.docker_engine down
+
+docker-base:           ## local Python base image from Debian packages (no registry needed)
+	$(PYTHON) -m scripts.docker_base
+
+docker-build:          ## target and Locust images
+	$(PYTHON) -m scripts.docker_stack build --base $(DOCKER_BASE)
+
+docker-run: $(STAMP)   ## one scenario headless in containers, then the report
+	$(PY) -m scripts.docker_run --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) \
+		--scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) --workers $(WORKERS)
+
+docker-ui:             ## target + Locust web UI on http://127.0.0.1:8089 + workers
+	$(PYTHON) -m scripts.docker_stack ui --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) --workers $(WORKERS)
+
+docker-down:           ## remove the stack's containers and network
+	$(PYTHON) -m scripts.docker_stack down
+
+docker-test: $(STAMP)  ## the Docker tests; starts (and then stops) an engine when none runs and we are root
+	SIO_DOCKER_START_ENGINE=1 $(PY) -m pytest -m docker tests/test_docker_*.py $(PYTEST_ARGS)
