@@ -12,7 +12,7 @@ Conventions (also in the README):
   ``load_bounds``). The steady window is ``[load start + warm-up, load end)``
   on ``t_ns`` (the time an operation started); rates are counts in it divided
   by its length.
-- Time series cover the whole run, in one-second buckets counted from the
+- Time series cover the whole load, in one-second buckets counted from the
   load start, so the warm-up shows on the plots.
 """
 from __future__ import annotations
@@ -47,6 +47,10 @@ MEMORY_SCENARIOS: tuple[str, ...] = ("idle",)
 # Kinds that are operations a client attempted (pushes are deliveries).
 OPERATION_KINDS: tuple[str, ...] = ("connect", "disconnect", "ack", "error")
 NO_ERROR_MESSAGE = "(no error message)"
+# A gap this long (or this share of the load) between the last sample and the
+# planned end means the load stalled, not that Locust's timer ran early.
+STALL_GAP_S = 2.0
+STALL_GAP_SHARE = 0.1
 # Percentile-curve grid: "nines" x gives percentile 100 * (1 - 10**-x).
 CURVE_NINES_STEP = 0.05
 CURVE_MAX_NINES = 5.0
@@ -57,7 +61,7 @@ class Window:
     """The steady-state window; samples with ``start_ns <= t_ns < end_ns`` count."""
 
     load_start_ns: int
-    """The first sample: time zero of every plot."""
+    """When the load started (the first sample, unless recorded): time zero of every plot."""
     start_ns: int
     end_ns: int
     warmup_s: float
@@ -176,12 +180,6 @@ def load_bounds(samples: pd.DataFrame, run: dict[str, Any], notes: list[str]) ->
                      "the load stalled or its samples were lost; the window runs to the planned end")
         return start, planned, planned_source + " (samples stop early)"
     return start, last, "last sample + mean gap"
-
-
-# A gap this long (or this share of the run) between the last sample and the
-# planned end means the load stalled, not that Locust's timer ran early.
-STALL_GAP_S = 2.0
-STALL_GAP_SHARE = 0.1
 
 
 def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str,

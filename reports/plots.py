@@ -66,6 +66,15 @@ def _from_zero(ax, *series) -> None:
     ax.set_ylim(0, top * 1.12 if top > 0 else 1.0)
 
 
+def _step(ax, x, y, **kwargs) -> None:
+    """Per-second buckets as steps, the last bucket drawn to its right edge too."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(x):
+        x, y = np.append(x, x[-1] + 1), np.append(y, y[-1])
+    ax.step(x, y, where="post", **kwargs)
+
+
 def _warmup(ax, warmup_s: float) -> None:
     if warmup_s > 0:
         ax.axvspan(0, warmup_s, label="warm-up", **WARMUP_STYLE)
@@ -129,7 +138,7 @@ def throughput_over_time(rates: pd.DataFrame, warmup_s: float) -> Plot:
     if series:
         _warmup(ax, warmup_s)
         for col, label in series:
-            ax.step(rates.index, rates[col], where="post", label=label, lw=1.3)
+            _step(ax, rates.index, rates[col], label=label, lw=1.3)
         ax.set_xlabel("seconds since load start")
         ax.set_ylabel("per second")
         _from_zero(ax, *(rates[col].to_numpy() for col, _ in series))
@@ -155,10 +164,10 @@ def connections_over_time(
         ax.set_title(title)
         return _finish(fig, title, False)
     _warmup(ax, warmup_s)
-    ax.step(rates.index, rates["connects"], where="post", label="connects/s", lw=1.3)
-    ax.step(rates.index, rates["disconnects"], where="post", label="disconnects/s", lw=1.0)
+    _step(ax, rates.index, rates["connects"], label="connects/s", lw=1.3)
+    _step(ax, rates.index, rates["disconnects"], label="disconnects/s", lw=1.0)
     if rates["connect_failures"].any():
-        ax.step(rates.index, rates["connect_failures"], where="post", label="connect failures/s", lw=1.0)
+        _step(ax, rates.index, rates["connect_failures"], label="connect failures/s", lw=1.0)
     ax.set_xlabel("seconds since load start")
     ax.set_ylabel("per second")
     _from_zero(ax, rates["connects"].to_numpy(), rates["disconnects"].to_numpy(), rates["connect_failures"].to_numpy())
@@ -238,7 +247,7 @@ def overlay_series(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: 
     shown = [(label, x, y) for label, x, y in series if len(x)]
     for label, x, y in shown:
         if step:
-            ax.step(x, y, where="post", label=label, lw=1.2)
+            _step(ax, x, y, label=label, lw=1.2)
         else:
             ax.plot(x, y, label=label, lw=1.2)
     if shown:

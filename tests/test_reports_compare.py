@@ -100,3 +100,14 @@ def test_comparison_files(reports: list[CellReport], tmp_path: Path) -> None:
     html = (tmp_path / "compare.html").read_text()
     # echo: ranking bars, p99 curves, acks/s, CPU, RSS; churn (no acked event): no curves.
     assert html.count("data:image/png;base64,") == 5 + 4
+
+
+def test_same_cell_from_two_runs_is_told_apart(reports: list[CellReport]) -> None:
+    first = reports[0].summary
+    second = {**first, "run": {**first["run"], "run_id": "run-b"},
+              "latency": {**first["latency"], "echo": {**first["latency"]["echo"], "p99_us": 1.0}}}
+    first = {**first, "run": {**first["run"], "run_id": "run-a"}}
+    echo = _scenario(compare([first, second], reference="run-a/threading-dev--echo"), "echo")
+    assert [r["cell"] for r in echo.rows] == ["run-b/threading-dev--echo", "run-a/threading-dev--echo"]
+    assert echo.reference == "run-a/threading-dev--echo"
+    assert echo.rows[0]["vs_reference"]["primary"] == pytest.approx(1.0 / P99)
