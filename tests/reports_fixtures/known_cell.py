@@ -1,6 +1,7 @@
 """A cell folder whose every figure is known by construction.
 
-Run start S, 12 s run, 2 s warm-up: the steady window is [S+2 s, S+12 s), 10 s.
+Load from S to S+12 s (run.json load_started_ns/load_ended_ns), 2 s warm-up: the steady
+window is [S+2 s, S+12 s), 10 s.
 
 Warm-up (must not count): 50 echo acks of 1 s each, 5 failed connects.
 Steady:
@@ -90,7 +91,10 @@ def write_known_cell(cell: Path, *, latency_scale: float = 1.0, shards: int = 2,
     samples = known_samples(latency_scale=latency_scale)
     for i, part in enumerate(np.array_split(np.arange(len(samples)), shards)):
         write_shard(cell, samples.iloc[part], tag=f"w{i}", seq=0)
-    write_run_json(cell, started_ns=S, ended_ns=S + RUN_S * NS_PER_S, warmup_s=WARMUP_S, mode=mode,
-                   server=server, scenario=scenario, cell=f"{mode}-{server}--{scenario}", **run_overrides)
+    # The runner's own stamps straddle the load (target start-up, teardown); the load's
+    # bounds are recorded exactly, as Locust's test start and stop.
+    run = {"load_started_ns": S, "load_ended_ns": S + RUN_S * NS_PER_S, **run_overrides}
+    write_run_json(cell, started_ns=S - 3 * NS_PER_S, ended_ns=S + (RUN_S + 2) * NS_PER_S, warmup_s=WARMUP_S,
+                   mode=mode, server=server, scenario=scenario, cell=f"{mode}-{server}--{scenario}", **run)
     write_known_server(cell)
     return cell
