@@ -1,0 +1,247 @@
+"""The Docker path as a user meets it: images, the stack, a headless run, the web UI, down.
+
+Needs a Docker engine. With none reachable these tests skip, saying why;
+``make docker-test`` (SIO_DOCKER_START_ENGINE=1) starts one first when run
+as root on Debian, and stops it by its pid at the end. Images build from
+``SIO_DOCKER_BASE`` (auto, public, local or an image name); the default for
+root is the local Debian base (no registry needed), built once and cached
+outside the repository.
+
+Traffic: only to 127.0.0.1 (the published ports) and between the test's own
+containers on the compose network it creates.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Iterator
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import socketio
+
+from scripts import docker_engine
+from scripts.docker_cli import (
+    LOCUST_IMAGE,
+    REPO_ROOT,
+    TARGET_IMAGE,
+    DockerError,
+    compose,
+    engine_status,
+    is_root,
+    run,
+)
+from scripts.docker_run import DockerRunPlan, build_report, run_headless
+from scripts.docker_stack import StackSettings, build, down, resolve_base, up
+
+pytestmark = pytest.mark.docker
+
+PROJECT = "siolh-test"
+TARGET_PORT = 5050
+WEB_PORT = 8089
+TARGET_URL = f"http://127.0.0.1:{TARGET_PORT}"
+READY_TIMEOUT_S = 90.0
+#: Packages whose versions in the images must equal requirements.lock.
+PINNED = ("flask-socketio", "python-socketio", "python-engineio", "eventlet", "gevent", "locust")
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[None]:
+    """A reachable engine; started here (and stopped by its pid) only when asked and allowed."""
+    reachable, detail = engine_status()
+    paths = docker_engine.EnginePaths.default()
+    started = False
+    if not reachable:
+        if os.environ.get("SIO_DOCKER_START_ENGINE") != "1":
+            pytest.skip(f"no Docker engine reachable ({detail}); `make docker-test` starts one (root, Debian)")
+        if not is_root():
+            pytest.skip(f"no Docker engine reachable ({detail}), and starting one needs root")
+        try:
+            started = docker_engine.start(paths, install=True)
+        except DockerError as exc:
+            pytest.skip(f"no Docker engine reachable, and starting one failed: {exc}")
+    try:
+        yield
+    finally:
+        if started:
+            assert docker_engine.stop(paths), "the engine this test started could not be stopped"
+            pid = docker_engine.read_pid(paths)
+            assert pid is None or not docker_engine.is_our_dockerd(pid, paths)
+
+
+@pytest.fixture(scope="module")
+def base_image(engine: None) -> str:
+    choice = os.environ.get("SIO_DOCKER_BASE") or ("local" if is_root() else "auto")
+    return resolve_base(choice)
+
+
+@pytest.fixture(scope="module")
+def stack(base_image: str) -> Iterator[StackSettings]:
+    """Images built from the base; the test project taken down before and after."""
+    for port in (TARGET_PORT, WEB_PORT):
+        if _port_open(port):
+            down(project=PROJECT)
+            if _port_open(port):
+                pytest.fail(f"127.0.0.1:{port} is already in use; the Docker tests publish the stack there "
+                            "(another stack up? `make docker-down`)")
+    settings = StackSettings(base_image=base_image)
+    down(project=PROJECT, settings=settings)
+    build(settings, project=PROJECT)
+    try:
+        yield settings
+    finally:
+        down(project=PROJECT, settings=settings)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def wait_http_200(url: str, timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            status, _ = http_get(url, timeout=3)
+            if status == 200:
+                return
+            last = status
+        except OSError as exc:
+            last = exc
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not answer 200 within {timeout:.0f} s (last: {last})")
+
+
+def wait_healthy(service: str, timeout: float = READY_TIMEOUT_S) -> None:
+    ids = compose(["ps", "-q", service], project=PROJECT, timeout=60).stdout.split()
+    assert ids, f"no {service} container"
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = run(["docker", "inspect", "--format", "{{.State.Health.Status}}", ids[0]], timeout=30).stdout.strip()
+        if status == "healthy":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{service} health is {status!r} after {timeout:.0f} s")
+
+
+def pinned_versions() -> dict[str, str]:
+    pins = {}
+    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
+        name, _, version = line.partition("==")
+        if version:
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def versions_in(image: str) -> dict[str, str]:
+    snippet = ("import json\nfrom importlib import metadata\n"
+               f"print(json.dumps({{n: metadata.version(n) for n in {list(PINNED)!r}}}))")
+    out = run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", snippet],
+              timeout=120).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def echo_over(transport: str, payload: Any) -> Any:
+    client = socketio.Client(reconnection=False)
+    try:
+        client.connect(TARGET_URL, transports=[transport], wait_timeout=15)
+        assert client.transport() == transport
+        return client.call("echo", payload, timeout=15)
+    finally:
+        client.disconnect()
+
+
+# --- tests -------------------------------------------------------------------------------
+
+def test_images_build_from_the_base_with_the_pinned_stack(stack: StackSettings) -> None:
+    base_layers = json.loads(run(["docker", "image", "inspect", "--format", "{{json .RootFS.Layers}}",
+                                  stack.base_image], timeout=30).stdout)
+    pins = pinned_versions()
+    for image in (TARGET_IMAGE, LOCUST_IMAGE):
+        info = json.loads(run(["docker", "image", "inspect", image], timeout=30).stdout)[0]
+        assert info["RootFS"]["Layers"][: len(base_layers)] == base_layers, f"{image} is not built on {stack.base_image}"
+        assert info["Config"]["User"] not in ("", "0", "root") and not info["Config"]["User"].startswith("0:")
+        assert versions_in(image) == {name: pins[name] for name in PINNED}
+    target = json.loads(run(["docker", "image", "inspect", TARGET_IMAGE], timeout=30).stdout)[0]
+    assert "healthcheck.py" in " ".join(target["Config"]["Healthcheck"]["Test"])
+
+
+@pytest.mark.parametrize("mode", ["threading", "eventlet", "gevent"])
+def test_target_container_serves_each_async_mode(stack: StackSettings, mode: str) -> None:
+    settings = StackSettings(base_image=stack.base_image, mode=mode)
+    up(settings, ("target",), project=PROJECT)
+    wait_http_200(f"{TARGET_URL}/healthz")
+    wait_healthy("target")
+    payload = {"mode": mode, "n": [1, 2.5, None]}
+    assert echo_over("websocket", payload) == payload
+    assert echo_over("polling", payload) == payload
+    stats = json.loads(http_get(f"{TARGET_URL}/stats")[1])
+    assert stats["async_mode"] == mode and stats["server"] == "dev"
+    assert stats["events"].get("echo", 0) >= 2
+
+
+def test_headless_run_in_containers_lands_in_results_and_reports(stack: StackSettings) -> None:
+    run_id = f"pytest-docker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    plan = DockerRunPlan(mode="gevent", scenario="echo", users=6, spawn_rate=6, duration_s=10, warmup_s=1,
+                         workers=2, emit_rate=5, run_id=run_id)
+    try:
+        result = run_headless(plan, base_image=stack.base_image, project=PROJECT, build_images=False)
+        cell = result.cell_dir
+        assert cell == REPO_ROOT / "results" / run_id / "gevent-dev--echo"
+        assert result.status == "ok", f"{result.reason}\n{(cell / 'locust.log').read_text()[-3000:]}"
+        assert result.master_exit_code == 0
+        shards = sorted(cell.glob("samples-*.parquet"))
+        tags = {path.name.rsplit("-", 1)[0] for path in shards}
+        assert len(tags) == 2, f"expected shards from two workers, found {sorted(tags)}"
+        table = pd.concat(pq.read_table(path).to_pandas() for path in shards)
+        assert table["worker"].nunique() == 2
+        assert (table["kind"] == "ack").sum() > 0 and table["ok"].all()
+        run_info = json.loads((cell / "run.json").read_text())
+        assert run_info["status"] == "ok" and run_info["mode"] == "gevent"
+        assert run_info["docker"]["worker_exit_codes"] == [0, 0]
+        assert (cell / "locust_stats.csv").is_file() and (cell / "server.csv").stat().st_size > 100
+
+        assert build_report(cell) == 0
+        summary = json.loads((cell / "summary.json").read_text())
+        assert summary["status"] == "ok" and not summary["partial"], summary["problems"]
+        assert summary["error_ratio"] == 0
+        assert (cell / "report.html").is_file()
+    finally:
+        shutil.rmtree(REPO_ROOT / "results" / run_id, ignore_errors=True)
+
+
+def test_web_ui_answers_on_loopback(stack: StackSettings) -> None:
+    up(stack, ("target", "master", "worker"), workers=1, project=PROJECT)
+    wait_http_200(f"http://127.0.0.1:{WEB_PORT}/")
+    status, body = http_get(f"http://127.0.0.1:{WEB_PORT}/")
+    assert status == 200 and b"locust" in body.lower()
+
+
+def test_down_leaves_no_containers_or_networks(stack: StackSettings) -> None:
+    up(stack, ("target",), project=PROJECT)
+    down(project=PROJECT, settings=stack)
+    label = f"label=com.docker.compose.project={PROJECT}"
+    assert run(["docker", "ps", "-aq", "--filter", label], timeout=30).stdout.strip() == ""
+    assert run(["docker", "network", "ls", "-q", "--filter", label], timeout=30).stdout.strip() == ""
+    assert not _port_open(TARGET_PORT) and not _port_open(WEB_PORT)
