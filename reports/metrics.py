@@ -47,6 +47,8 @@ MEMORY_SCENARIOS: tuple[str, ...] = ("idle",)
 # Kinds that are operations a client attempted (pushes are deliveries).
 OPERATION_KINDS: tuple[str, ...] = ("connect", "disconnect", "ack", "error")
 NO_ERROR_MESSAGE = "(no error message)"
+# Distinct error texts kept in a summary (the rest are summed under one key).
+MAX_ERRORS = 50
 # A gap this long (or this share of the load) between the last sample and the
 # planned end means the load stalled, not that Locust's timer ran early.
 STALL_GAP_S = 2.0
@@ -88,6 +90,7 @@ class CellMetrics:
     throughput: dict[str, Any]
     errors: dict[str, int]
     error_breakdown: pd.DataFrame
+    """Failures by ``kind``, ``name``, ``error`` (``count``), the ``MAX_ERRORS`` most frequent."""
     error_ratio: float | None
     fanout: dict[str, Any] | None
     server: dict[str, Any] | None
@@ -282,7 +285,9 @@ def latency_table(steady: pd.DataFrame, duration_s: float) -> pd.DataFrame:
     table = pd.DataFrame({"count": grouped.size(), "ok": grouped["ok"].sum()})
     good = ops.loc[ops["ok"]].groupby(keys, observed=True)["latency_us"]
     stats = good.agg(["mean", "min", "max"]).rename(columns={"mean": "mean_us", "min": "min_us", "max": "max_us"})
-    quantiles = good.quantile([q for _, q in PERCENTILES], interpolation="linear").unstack()
+    levels = [q for _, q in PERCENTILES]
+    # reindex: with no successful sample at all, unstack() has no columns to name.
+    quantiles = good.quantile(levels, interpolation="linear").unstack().reindex(columns=levels)
     quantiles.columns = [key for key, _ in PERCENTILES]
     table = table.join(stats).join(quantiles).reset_index()
     table["kind"] = table["kind"].astype(str)
@@ -459,11 +464,16 @@ def throughput_figures(steady: pd.DataFrame, duration_s: float) -> dict[str, Any
 
 
 def _error_counts(errors: pd.Series) -> dict[str, int]:
+    """{error text: count}, most frequent first; past ``MAX_ERRORS`` texts the rest are summed
+    under one ``(N other errors)`` key, so messages carrying ids cannot bloat summary.json."""
     if errors.empty:
         return {}
     texts = errors.astype(object).where(errors.notna(), NO_ERROR_MESSAGE)
     counts = texts.value_counts(sort=False)
     ordered = sorted(((str(k), int(v)) for k, v in counts.items() if v), key=lambda kv: (-kv[1], kv[0]))
+    if len(ordered) > MAX_ERRORS:
+        rest = ordered[MAX_ERRORS - 1:]
+        ordered = ordered[: MAX_ERRORS - 1] + [(f"({len(rest)} other errors)", sum(n for _, n in rest))]
     return dict(ordered)
 
 
@@ -479,6 +489,7 @@ def error_figures(steady: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame, f
             pd.DataFrame({"kind": failed["kind"].astype(str), "name": failed["name"].astype(str), "error": texts.astype(str)})
             .groupby(["kind", "name", "error"]).size().rename("count").reset_index()
             .sort_values(["count", "kind", "name"], ascending=[False, True, True], kind="stable")
+            .head(MAX_ERRORS)
             .reset_index(drop=True)
         )
     ops = steady["kind"].isin(OPERATION_KINDS).to_numpy()

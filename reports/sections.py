@@ -224,12 +224,12 @@ def _errors(section: Section, s: dict[str, Any]) -> Section:
         f"Failed share of operations (connects, disconnects, acks, errors) in the steady window: "
         f"{fmt.ratio(s['error_ratio'])}."
     )
-    errors = s["errors"]
-    if errors:
-        rows = [[err, fmt.count(n)] for err, n in list(errors.items())[:20]]
-        section.tables.append(Table(["error", "count"], rows, [False, True]))
-        if len(errors) > 20:
-            section.text.append(f"{len(errors) - 20} more distinct errors in summary.json.")
+    by_name = s.get("errors_by_name") or []
+    if by_name:
+        rows = [[e["kind"], e["name"], e["error"], fmt.count(e["count"])] for e in by_name[:20]]
+        section.tables.append(Table(["kind", "name", "error", "count"], rows, [False, False, False, True]))
+        if len(s["errors"]) > 20:
+            section.text.append(f"{len(s['errors']) - 20} more distinct errors in summary.json.")
     else:
         section.text.append("No failures.")
     return section

@@ -91,6 +91,7 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "connections": metrics.connections,
         "throughput": metrics.throughput,
         "errors": metrics.errors,
+        "errors_by_name": metrics.error_breakdown.to_dict("records"),
         "error_ratio": metrics.error_ratio,
         "fanout": metrics.fanout,
         "server": metrics.server,

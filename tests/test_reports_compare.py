@@ -111,3 +111,14 @@ def test_same_cell_from_two_runs_is_told_apart(reports: list[CellReport]) -> Non
     assert [r["cell"] for r in echo.rows] == ["run-b/threading-dev--echo", "run-a/threading-dev--echo"]
     assert echo.reference == "run-a/threading-dev--echo"
     assert echo.rows[0]["vs_reference"]["primary"] == pytest.approx(1.0 / P99)
+
+
+def test_cell_without_the_primary_figure_is_listed_last_unranked(reports: list[CellReport]) -> None:
+    echo_cells = [r.summary for r in reports if r.summary["scenario"] == "echo"]
+    dead = {**echo_cells[0], "cell": "asgi-uvicorn--echo", "status": "failed", "primary": None,
+            "main_event": None, "latency": {}}
+    echo = _scenario(compare([dead, *echo_cells]), "echo")
+    assert echo.primary["path"] == ["latency", "echo", "p99_us"]
+    assert [r["cell"] for r in echo.rows][-1] == "asgi-uvicorn--echo"
+    assert [r["rank"] for r in echo.rows] == [1, 2, 3, None]
+    assert echo.rows[-1]["primary"] is None and echo.rows[-1]["vs_reference"]["primary"] is None

@@ -13,6 +13,7 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -131,3 +132,27 @@ def test_report_renders_in_headless_chromium(report_html: Path, tmp_path: Path) 
     for img in plots:
         assert img["complete"] and img["width"] > 0 and img["height"] > 0, img
     assert probe["sections"] == [key for key, _ in CELL_SECTIONS]
+
+
+def test_run_where_every_request_failed_still_gets_every_section(tmp_path: Path) -> None:
+    """A dead target: only failed connects. Every section renders, plots say "no data"."""
+    from reports.synthetic import BASE_NS, NS_PER_S, samples_frame, write_run_json, write_shard
+
+    cell = tmp_path / "gevent-dev--echo"
+    t = BASE_NS + np.arange(50) * (NS_PER_S // 10)
+    write_shard(cell, samples_frame(t, "connect", "connect", 5e6, ok=False,
+                                    error="ConnectionRefusedError: [Errno 111] Connection refused"))
+    write_run_json(cell, started_ns=BASE_NS, ended_ns=BASE_NS + 5 * NS_PER_S, status="failed",
+                   reason="target exited with code 1 during the run")
+    report = build_cell_report(cell, out_dir=tmp_path / "out")
+    summary = report.summary
+    assert summary["status"] == "failed"
+    assert summary["primary"] is None
+    assert summary["connections"]["connect_failure_ratio"] == 1.0
+    assert summary["latency"]["connect"]["p99_us"] is None  # failures are counted, never timed
+    parser = _Collector()
+    parser.feed((tmp_path / "out" / "report.html").read_text(encoding="utf-8"))
+    assert {a.get("id") for tag, a in parser.tags if tag == "section"} == {key for key, _ in CELL_SECTIONS}
+    assert sum(tag == "img" for tag, _ in parser.tags) == REPORT_PLOTS
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "target exited with code 1 during the run" in md

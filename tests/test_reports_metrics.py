@@ -82,6 +82,21 @@ def test_event_throughput_and_errors(known: dict) -> None:
     assert t["ack_failures"] == 4
     assert known["errors"] == {REFUSED: 6, ACK_TIMEOUT: 4, TIMED_OUT: 4}
     assert known["error_ratio"] == pytest.approx(14 / 1465)
+    assert known["errors_by_name"] == [
+        {"kind": "connect", "name": "connect", "error": REFUSED, "count": 6},
+        {"kind": "ack", "name": "echo", "error": ACK_TIMEOUT, "count": 4},
+        {"kind": "connect", "name": "connect", "error": TIMED_OUT, "count": 4},
+    ]
+
+
+def test_many_distinct_errors_are_capped_not_lost(tmp_path: Path) -> None:
+    t = BASE_NS + np.arange(60) * 1000
+    write_shard(tmp_path, samples_frame(t, "ack", "echo", 1.0, ok=False, error=[f"E{i:02d}" for i in range(60)]))
+    write_run_json(tmp_path, started_ns=BASE_NS, ended_ns=BASE_NS + NS_PER_S)
+    errors = compute_metrics(load_cell(tmp_path)).errors
+    assert len(errors) == 50
+    assert errors["(11 other errors)"] == 11
+    assert sum(errors.values()) == 60
 
 
 def test_fanout_loss(known: dict) -> None:
