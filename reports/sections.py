@@ -149,9 +149,12 @@ def _connections(section: Section, s: dict[str, Any]) -> Section:
         f"Connected clients in the steady window (from the samples): peak {fmt.count(c['peak_concurrent'])}, "
         f"time-weighted mean {fmt.number(c['mean_concurrent'])}."
     )
-    errors = [[kind, err, fmt.count(n)] for kind in ("connect", "disconnect") for err, n in c[f"{kind}_errors"].items()]
+    errors = [
+        [kind, err, fmt.count(n), fmt.ratio(n / c[f"{kind}_attempts"] if c[f"{kind}_attempts"] else None)]
+        for kind in ("connect", "disconnect") for err, n in c[f"{kind}_errors"].items()
+    ]
     if errors:
-        section.tables.append(Table(["", "error", "count"], errors[:20], [False, False, True]))
+        section.tables.append(Table(["", "error", "count", "of attempts"], errors[:20], [False, False, True, True]))
     return section
 
 
