@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +83,8 @@ class StackSettings:
     server: str = "dev"
     target_port: int = 5050
     web_port: int = 8089
-    results_subdir: str = "docker/ui"
+    #: folder under results/ the workers record to; "" = no recording
+    results_subdir: str = ""
     master_args: str = ""
     worker_args: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -104,7 +106,7 @@ class StackSettings:
             "TARGET_SERVER": self.server,
             "TARGET_HOST_PORT": str(self.target_port),
             "LOCUST_WEB_PORT": str(self.web_port),
-            "RESULTS_SUBDIR": self.results_subdir,
+            "HARNESS_RESULTS_DIR": f"/results/{self.results_subdir}" if self.results_subdir else "",
             "LOCUST_MASTER_ARGS": self.master_args,
             "LOCUST_WORKER_ARGS": self.worker_args,
             "HARNESS_UID": str(uid),
@@ -135,6 +137,20 @@ def down(*, project: str | None = None, settings: StackSettings | None = None) -
     env = (settings or StackSettings()).env()
     compose(["--profile", "mq", "down", "--remove-orphans", "--timeout", "10"], project=project, env=env,
             timeout=180)
+
+
+def wait_http(url: str, timeout: float = 90.0) -> bool:
+    """True once ``url`` answers 200 (containers on a busy host take a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,11 +184,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-docker-ui"
         settings = StackSettings(base_image=base, mode=args.mode, server=args.server,
-                                 web_port=args.web_port, target_port=args.target_port)
+                                 web_port=args.web_port, target_port=args.target_port,
+                                 results_subdir=f"{run_id}/{args.mode}-{args.server}--ui")
         prepare_results_dir(REPO_ROOT / "results" / settings.results_subdir)
         build(settings)
         up(settings, workers=args.workers)
+        if not wait_http(f"http://127.0.0.1:{settings.web_port}/"):
+            raise DockerError(f"the web UI did not answer on 127.0.0.1:{settings.web_port}; "
+                              "see `docker compose logs master`")
         print(f"web UI: http://127.0.0.1:{settings.web_port}  (target {args.mode}-{args.server} at "
               f"http://127.0.0.1:{settings.target_port}, {args.workers} worker(s); samples in "
               f"results/{settings.results_subdir})\nstop with: make docker-down")

@@ -201,7 +201,7 @@ def test_headless_plan_asks_the_master_for_workers_results_and_the_scenario() ->
     assert args[args.index("--run-time") + 1] == "12s"
     assert args[-1] == "EchoUser"
     env = plan.settings("img").env()
-    assert env["RESULTS_SUBDIR"] == "r1/gevent-dev--echo" and env["TARGET_ASYNC_MODE"] == "gevent"
+    assert env["HARNESS_RESULTS_DIR"] == "/results/r1/gevent-dev--echo" and env["TARGET_ASYNC_MODE"] == "gevent"
 
 
 @pytest.mark.parametrize("kwargs, message", [
