@@ -1,8 +1,6 @@
 """report.html is one self-contained file whose plots decode and render in headless Chromium."""
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 import re
@@ -10,15 +8,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from reports import build_cell_report
 from reports.sections import CELL_SECTIONS
+from tests.reports_fixtures.html_checks import PNG_PREFIX, REPORT_PLOTS, assert_complete_cell_report, report_tags
 from tests.reports_fixtures.known_cell import write_known_cell
 
 CHROMIUM_FLAGS = (
@@ -27,19 +24,6 @@ CHROMIUM_FLAGS = (
     # Nothing resolves: the page must render from its own bytes.
     "--host-resolver-rules=MAP * ~NOTFOUND",
 )
-PNG_PREFIX = "data:image/png;base64,"
-REPORT_PLOTS = 5  # percentile curves, latency over time, connections, throughput, server
-
-
-class _Collector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("html")
@@ -50,25 +34,13 @@ def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_is_self_contained_with_non_blank_plots(report_html: Path) -> None:
     text = report_html.read_text(encoding="utf-8")
-    parser = _Collector()
-    parser.feed(text)
-    tags = [tag for tag, _ in parser.tags]
-    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    tags = report_tags(report_html)
+    names = [tag for tag, _ in tags]
+    assert "script" not in names and "link" not in names and "iframe" not in names
     assert "url(" not in text
-    hrefs = [a.get("href") for tag, a in parser.tags if tag == "a"]
+    hrefs = [a.get("href") for tag, a in tags if tag == "a"]
     assert hrefs and all(h and h.startswith("#") for h in hrefs)
-    ids = {a.get("id") for tag, a in parser.tags if tag == "section"}
-    assert ids == {key for key, _ in CELL_SECTIONS}
-    images = [a for tag, a in parser.tags if tag == "img"]
-    assert len(images) == REPORT_PLOTS
-    for img in images:
-        src = img["src"] or ""
-        assert src.startswith(PNG_PREFIX), src[:40]
-        picture = Image.open(io.BytesIO(base64.b64decode(src[len(PNG_PREFIX):])))
-        assert picture.size == (int(img["width"]), int(img["height"]))
-        colors = picture.convert("RGB").getcolors(maxcolors=1 << 16)
-        # A plot has axes, text and lines: far more than a blank canvas's one or two colors.
-        assert colors is None or len(colors) > 20, img["alt"]
+    assert_complete_cell_report(report_html)
 
 
 # Injected into a copy of the report (the report itself has no script): records load
@@ -150,9 +122,8 @@ def test_run_where_every_request_failed_still_gets_every_section(tmp_path: Path)
     assert summary["primary"] is None
     assert summary["connections"]["connect_failure_ratio"] == 1.0
     assert summary["latency"]["connect"]["p99_us"] is None  # failures are counted, never timed
-    parser = _Collector()
-    parser.feed((tmp_path / "out" / "report.html").read_text(encoding="utf-8"))
-    assert {a.get("id") for tag, a in parser.tags if tag == "section"} == {key for key, _ in CELL_SECTIONS}
-    assert sum(tag == "img" for tag, _ in parser.tags) == REPORT_PLOTS
+    tags = report_tags(tmp_path / "out" / "report.html")
+    assert {a.get("id") for tag, a in tags if tag == "section"} == {key for key, _ in CELL_SECTIONS}
+    assert sum(tag == "img" for tag, _ in tags) == REPORT_PLOTS
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "target exited with code 1 during the run" in md

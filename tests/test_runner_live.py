@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from scripts import bench, capacity
+from tests.reports_fixtures.html_checks import assert_complete_cell_report
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def test_tiny_profile_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert (run / cell / "server.csv").read_text().count("\n") > 2
         summary = json.loads((run / cell / "summary.json").read_text())
         assert summary["latency"]["echo"]["count"] > 0
-        assert (run / cell / "report.html").is_file()
+        assert_complete_cell_report(run / cell / "report.html")
     assert {c["cell"] for c in json.loads((run / "run-index.json").read_text())["cells"]} == {
         "gevent-dev--echo", "asgi-uvicorn--echo"}
     assert (run / "compare.md").is_file() and (run / "compare.html").is_file()
