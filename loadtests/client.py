@@ -135,6 +135,18 @@ class Client:
     :param max_message_bytes: the largest websocket message accepted.
     """
 
+    # Slots: thousands of idle connections per load generator; a per-instance
+    # dict would be a tenth of each one's memory.
+    __slots__ = (
+        "url", "namespace", "auth", "timeout", "connect_timeout", "close_timeout",
+        "_host", "_port", "_host_header", "_target", "_headers", "_max_message_bytes",
+        "sid", "eio_sid", "ping_interval", "ping_timeout", "bytes_sent", "bytes_received",
+        "message_bytes", "pings", "close_reason", "closed_cleanly",
+        "_state", "_sock", "_hub", "_read_watcher", "_write_watcher", "_parser", "_write_lock",
+        "_reader", "_broken", "_close_sent", "_last_rx", "_drained", "_handlers", "_catch_all",
+        "_pending", "_next_id", "_partial",
+    )
+
     def __init__(
         self,
         url: str,
@@ -159,7 +171,7 @@ class Client:
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.close_timeout = close_timeout
-        self._ns_check = protocol.namespace_prefix(namespace)  # validates early
+        protocol.namespace_prefix(namespace)  # validates early
         self._host = parts.hostname
         self._port = parts.port or 80
         self._host_header = parts.netloc
@@ -195,11 +207,13 @@ class Client:
         self._read_watcher: Any = None
         self._write_watcher: Any = None
         self._parser = frames.FrameParser(max_message_bytes)
-        self._write_lock = Semaphore()
+        # Created on the first write that has to wait for the socket (see _send_raw).
+        self._write_lock: Semaphore | None = None
         self._reader: Any = None  # the greenlet reading now, if any
         self._broken = False  # a frame was cut off mid-write: send nothing more
         self._close_sent = False
         self._last_rx = 0.0
+        self._drained = True  # the last read emptied the socket
         self._handlers: dict[str, Handler] = {}
         self._catch_all: Handler | None = None
         self._pending: dict[int, PendingAck] = {}
@@ -369,28 +383,47 @@ class Client:
     def _send_raw(self, data: bytes) -> None:
         if self._broken or self._sock is None:
             raise self._not_connected()
-        with self._write_lock:
-            sock = self._sock
-            try:
-                try:
-                    sent = sock.send(data)
-                except BlockingIOError:
-                    sent = 0
-                if sent < len(data):
-                    view = memoryview(data)
-                    while sent < len(data):
-                        self._hub.wait(self._write_watcher)
-                        try:
-                            sent += sock.send(view[sent:])
-                        except BlockingIOError:
-                            pass
-            except BaseException as exc:
-                # A frame cut off mid-write would corrupt everything after it.
-                self._broken = True
-                if isinstance(exc, OSError):
-                    raise ConnectionClosed(f"send failed: {exc}") from exc
-                raise
+        lock = self._write_lock
+        if lock is not None and lock.locked():
+            with lock:  # another greenlet is blocked mid-frame: queue behind it
+                self._write(data, holding=True)
+        else:
+            self._write(data, holding=False)
         self.bytes_sent += len(data)
+
+    def _write(self, data: bytes, holding: bool) -> None:
+        # Writes almost always complete at once; a lock is only taken (and
+        # only created) when one has to wait for the socket mid-frame. Under
+        # gevent nothing else runs between the check in _send_raw and here.
+        sock = self._sock
+        acquired = None
+        try:
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                if not holding:
+                    if self._write_lock is None:
+                        self._write_lock = Semaphore()
+                    acquired = self._write_lock
+                    acquired.acquire()  # free: no greenlet ran since the check
+                view = memoryview(data)
+                while sent < len(data):
+                    self._hub.wait(self._write_watcher)
+                    try:
+                        sent += sock.send(view[sent:])
+                    except BlockingIOError:
+                        pass
+        except BaseException as exc:
+            # A frame cut off mid-write would corrupt everything after it.
+            self._broken = True
+            if isinstance(exc, OSError):
+                raise ConnectionClosed(f"send failed: {exc}") from exc
+            raise
+        finally:
+            if acquired is not None:
+                acquired.release()
 
     def _not_connected(self) -> ConnectionClosed:
         if self.close_reason is not None:
@@ -399,9 +432,16 @@ class Client:
 
     # --- reading --------------------------------------------------------
 
-    def _recv(self) -> bytes:
-        """Wait until the socket is readable and read what is there."""
+    def _recv(self, wait_first: bool = False) -> bytes:
+        """Wait until the socket is readable and read what is there.
+
+        ``wait_first`` skips the read attempt that would fail with EAGAIN when
+        the socket was just emptied (after sending a call, say): one system
+        call less per round trip.
+        """
         sock = self._sock
+        if wait_first:
+            self._hub.wait(self._read_watcher)
         while True:
             try:
                 chunk = sock.recv(_RECV_BYTES)
@@ -436,7 +476,10 @@ class Client:
         timer.start()
         try:
             while until is None or not until.done:
-                for opcode, payload in self._parser.feed(self._recv()):
+                chunk = self._recv(self._drained)
+                # A short read emptied the socket: next time, wait before reading.
+                self._drained = len(chunk) < _RECV_BYTES
+                for opcode, payload in self._parser.feed(chunk):
                     self._on_message(opcode, payload)
             return True
         except gevent.Timeout as exc:

@@ -68,7 +68,8 @@ class Harness:
         while True:
             gevent.sleep(self.settings.flush_interval)
             try:
-                self.flush()
+                if self.recorder is not None:
+                    self.recorder.flush_in_thread()
             except Exception:
                 logger.exception("recorder: periodic flush failed")
 
@@ -117,6 +118,7 @@ class Harness:
     def on_test_start(self, environment: Any, **_: Any) -> None:
         try:
             self.settings = LoadSettings.from_options(environment.parsed_options)
+            environment.loadtests_settings = self.settings  # what the users read
         except ValueError as exc:
             logger.error("bad load test option: %s; stopping", exc)
             if environment.runner is not None:
@@ -159,4 +161,5 @@ def on_init(environment: Any, **_: Any) -> None:
         if not environment.host:
             sys.stderr.write("locust: error: no target; pass --host http://127.0.0.1:PORT\n")
             sys.exit(2)
-    environment.loadtest_harness = Harness(environment, settings)
+    environment.loadtests_settings = settings
+    environment.loadtests_harness = Harness(environment, settings)

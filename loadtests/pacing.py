@@ -13,6 +13,8 @@ class Pacer:
     stall shows in the latencies (coordinated omission corrected).
     """
 
+    __slots__ = ("interval_ns", "open_model", "phase", "_next")
+
     def __init__(self, rate: float, open_model: bool = False, phase: float = 0.0) -> None:
         self.interval_ns = int(1e9 / rate) if rate > 0 else 0
         self.open_model = open_model

@@ -73,6 +73,9 @@ class Recorder:
         self._rows: list[tuple] = []
         self._seq = 0
         self._lock = _allocate_lock()
+        # The first Parquet write pays ~0.5 s of lazy initialisation; pay it
+        # now, not mid-run where it would stall every user.
+        pq.write_table(SAMPLE_SCHEMA.empty_table(), pa.BufferOutputStream())
 
     def on_request(
         self,
@@ -103,19 +106,37 @@ class Recorder:
         if len(self._rows) >= self.max_rows:
             self.flush()
 
+    def take(self) -> list[tuple]:
+        """Hand over the buffered rows (call from the thread that records)."""
+        rows, self._rows = self._rows, []
+        return rows
+
     def flush(self, timeout: float = -1) -> Path | None:
         """Write the buffered rows as one shard; returns its path (None if empty).
 
-        ``timeout`` bounds the wait for a flush already running elsewhere
+        ``timeout`` bounds the wait for a write already running elsewhere
         (seconds, -1 = wait).
         """
+        return self.write(self.take(), timeout)
+
+    def flush_in_thread(self) -> Path | None:
+        """Like :meth:`flush`, but build and write the shard in gevent's thread
+        pool, so the users keep running meanwhile (pyarrow releases the GIL)."""
+        import gevent
+
+        rows = self.take()
+        if not rows:
+            return None
+        return gevent.get_hub().threadpool.apply(self.write, (rows,))
+
+    def write(self, rows: list[tuple], timeout: float = -1) -> Path | None:
+        """Write ``rows`` as one shard (any thread)."""
+        if not rows:
+            return None
         if not self._lock.acquire(True, timeout):
-            logger.warning("recorder: flush skipped, another flush did not finish in %s s", timeout)
+            logger.warning("recorder: %d rows dropped, another write did not finish in %s s", len(rows), timeout)
             return None
         try:
-            rows, self._rows = self._rows, []
-            if not rows:
-                return None
             columns = list(zip(*rows))
             table = pa.Table.from_arrays(
                 [pa.array(col, type=field.type) for col, field in zip(columns, SAMPLE_SCHEMA)],

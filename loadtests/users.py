@@ -48,6 +48,25 @@ _now_ns = time.perf_counter_ns
 _wall_ns = time.time_ns
 
 
+def settings_for(environment: Any) -> LoadSettings:
+    """The run's settings, parsed once per environment and shared by its users.
+
+    The harness refreshes them at each test start (the web UI can change the
+    options between runs).
+    """
+    settings = getattr(environment, "loadtests_settings", None)
+    if settings is None:
+        settings = LoadSettings.from_options(environment.parsed_options)
+        environment.loadtests_settings = settings
+    return settings
+
+
+@functools.lru_cache(maxsize=16)
+def payload_of(size: int) -> str:
+    """The payload string of ``size`` bytes, shared by every user."""
+    return "x" * size
+
+
 class AckError(Exception):
     """The server acknowledged with an error (``{"error": ...}``)."""
 
@@ -70,13 +89,13 @@ class LeanSocketIOUser(User):
         if not self.host:
             raise LocustError("no target: pass --host http://127.0.0.1:PORT (or set it in the web UI)")
         #: the run's parameters
-        self.settings = LoadSettings.from_options(environment.parsed_options)
+        self.settings = settings_for(environment)
         #: unique within this process (the ``user`` column)
         self.user_id = next(_user_ids)
         #: position among the users of this class in this process (room grouping)
         self.index = next(_class_indexes[type(self).__name__])
         self.client: Client | None = None
-        self.payload = "x" * self.settings.payload_bytes
+        self.payload = payload_of(self.settings.payload_bytes)
         # Spread paced users over the interval instead of firing in lockstep.
         phase = (self.index * 0.618034) % 1.0
         self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, phase)
@@ -466,10 +485,10 @@ if _LocustSocketIOUser is not None:
             super().__init__(environment)
             if not self.host:
                 raise LocustError("no target: pass --host http://127.0.0.1:PORT (or set it in the web UI)")
-            self.settings = LoadSettings.from_options(environment.parsed_options)
+            self.settings = settings_for(environment)
             self.user_id = next(_user_ids)
             self.index = next(_class_indexes[type(self).__name__])
-            self.payload = "x" * self.settings.payload_bytes
+            self.payload = payload_of(self.settings.payload_bytes)
             self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, (self.index * 0.618034) % 1.0)
             self._fire = environment.events.request.fire
             # The stock client logs every emit; call() emits, so each call

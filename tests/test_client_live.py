@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import gevent
+import gevent.event
 import pytest
 from gevent.server import StreamServer
 
+from loadtests import frames
 from loadtests.client import Client
 from loadtests.errors import CallTimeout, ConnectError, ConnectionClosed, ConnectRefused, ProtocolError
 from target_app.process import free_port, start_target
@@ -165,8 +167,7 @@ def _read_client_frame(sock) -> tuple[int, bytes]:
     elif n == 127:
         n = struct.unpack("!Q", exact(8))[0]
     key = exact(4)
-    body = exact(n)
-    return b0 & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(body))
+    return b0 & 0x0F, frames.mask(key, exact(n))  # masking is its own inverse
 
 
 def _frame(payload: bytes, opcode: int = 1, first: int | None = None) -> bytes:
@@ -267,6 +268,31 @@ def test_unanswered_call_times_out_and_a_late_ack_is_ignored():
         with pytest.raises(CallTimeout, match="no ack for call #1 within 0.1 s"):
             client.call("echo", 1, timeout=0.1)
         assert client.call("echo", 2, timeout=10) == "on time"
+
+
+def test_concurrent_writes_that_fill_the_socket_do_not_interleave():
+    received: list[tuple[int, bytes]] = []
+    done = gevent.event.Event()
+
+    def slow_reader(sock):
+        gevent.sleep(0.5)  # let the client's socket buffer fill up first
+        for _ in range(3):
+            received.append(_read_client_frame(sock))
+        done.set()
+        gevent.sleep(5)
+
+    with ScriptedServer(slow_reader) as url:
+        client = Client(url)
+        client.connect()
+        # 3 x 4 MB is more than loopback buffers hold: writers block mid-frame.
+        writers = [gevent.spawn(client.emit, "big", letter * 4_000_000) for letter in "ABC"]
+        gevent.joinall(writers, timeout=30, raise_error=True)
+        assert client._write_lock is not None, "precondition: some write had to wait mid-frame"
+        assert done.wait(30)
+    assert sorted(payload[:9] for _, payload in received) == [b'42["big",'] * 3
+    for opcode, payload in received:
+        body = payload[len(b'42["big","'):-2]
+        assert opcode == frames.OP_TEXT and len(body) == 4_000_000 and len(set(body)) == 1
 
 
 def test_server_that_never_opens_is_a_connect_timeout():
