@@ -125,6 +125,11 @@ class Harness:
                 gevent.spawn(environment.runner.quit)
             return
         LEDGER.reset()
+        if self.settings.transport != "websocket":
+            lean = [cls.__name__ for cls in environment.user_classes if cls.__name__ != "ReferenceUser"]
+            if lean:
+                logger.warning("--transport %s applies to ReferenceUser only; %s speak websocket",
+                               self.settings.transport, ", ".join(lean))
         if self.recorder is not None and self._flusher is None:
             self._flusher = gevent.spawn(self._flush_periodically)
         seconds = self.deadline()

@@ -135,36 +135,36 @@ def add_arguments(parser: Any) -> None:
     # the web-UI flags (include_in_web_ui, is_secret).
     add = parser.add_argument
     add("--payload-bytes", type=_non_negative_int, default=d.payload_bytes,
-        help="Size of the payload string each emit carries (default %(default)s)")
+        help=f"Size of the payload string each emit carries (default {d.payload_bytes})")
     add("--emit-rate", type=_non_negative_float, default=d.emit_rate,
-        help="Emits per second per sending user; 0 = as fast as acks return (default %(default)s)")
+        help="Emits per second per sending user; 0 = as fast as acks return (default 0)")
     add("--room-size", type=_non_negative_int, default=d.room_size,
-        help="Users per room in the broadcast and rooms scenarios (default %(default)s)")
+        help=f"Users per room in the broadcast and rooms scenarios (default {d.room_size})")
     add("--senders-per-room", type=_non_negative_int, default=d.senders_per_room,
-        help="Senders per broadcast room; the rest only listen (default %(default)s)")
+        help=f"Senders per broadcast room; the rest only listen (default {d.senders_per_room})")
     add("--namespace", default=d.namespace,
-        help="Socket.IO namespace to connect to (default %(default)s)")
+        help="Socket.IO namespace to connect to (default /)")
     add("--transport", choices=TRANSPORTS, default=d.transport,
         help="Transport of ReferenceUser (python-socketio); the lean users are websocket-only")
     add("--open-model", action="store_true", default=d.open_model,
         help="Pace emits on a fixed schedule (needs --emit-rate) and time them from the intended "
              "send time, so a stalled server shows in the percentiles")
     add("--call-timeout", type=_non_negative_float, default=d.call_timeout,
-        help="Seconds before an unanswered call fails (default %(default)s)")
+        help=f"Seconds before an unanswered call fails (default {d.call_timeout:g})")
     add("--drain-timeout", type=_non_negative_float, default=d.drain_timeout,
         include_in_web_ui=False,
-        help="Seconds fan-out users wait at stop for deliveries in flight (default %(default)s)")
+        help=f"Seconds fan-out users wait at stop for deliveries in flight (default {d.drain_timeout:g})")
     add("--auth-token", default=os.environ.get(ENV_AUTH_TOKEN, ""), is_secret=True,
         help=f"Token for the CONNECT auth payload (default: ${ENV_AUTH_TOKEN})")
     add("--results-dir", default=os.environ.get(ENV_RESULTS_DIR, ""),
         help=f"Folder for the sample shards (default: ${ENV_RESULTS_DIR}; unset = no recording)")
     add("--flush-interval", type=_non_negative_float, default=d.flush_interval,
         include_in_web_ui=False,
-        help="Seconds between sample shard flushes (default %(default)s)")
+        help=f"Seconds between sample shard flushes (default {d.flush_interval:g})")
     add("--run-deadline", type=_non_negative_float, default=d.run_deadline,
         include_in_web_ui=False,
         help="Hard deadline in seconds from test start, after which the process flushes and "
-             "exits; 0 = run time + stop timeout + grace (default %(default)s)")
+             "exits; 0 = run time + stop timeout + grace (default 0)")
     add("--watchdog-grace", type=_non_negative_float, default=d.watchdog_grace,
         include_in_web_ui=False,
-        help="Seconds the watchdog allows beyond run time + stop timeout (default %(default)s)")
+        help=f"Seconds the watchdog allows beyond run time + stop timeout (default {d.watchdog_grace:g})")
