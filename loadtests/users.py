@@ -369,6 +369,7 @@ class _RoomUser(LeanSocketIOUser):
         self.room = f"{self.room_prefix}-{shard_tag()}-{self.index // size}"
         self.is_sender = self.sends()
         self._sending = False  # a send counted in LEDGER.inflight is under way
+        self._joined: Client | None = None  # the connection that joined the room
 
     def sends(self) -> bool:
         return True
@@ -386,14 +387,18 @@ class _RoomUser(LeanSocketIOUser):
         """Connect if needed and join the room (an ``ack`` sample named ``join``)."""
         if not self.ensure_connected():
             return False
-        return self.call("join", {"room": self.room}) is not None
+        if self.call("join", {"room": self.room}) is None:
+            self.pump_for(self.reconnect_backoff)  # not a tight loop of failing joins
+            return False
+        self._joined = self.client  # a new connection has to join again
+        return True
 
     def on_start(self) -> None:
         self.join()
 
     @task
     def converse(self) -> None:
-        if self.client is None or not self.client.connected:
+        if self.client is None or not self.client.connected or self._joined is not self.client:
             if not self.join():
                 return
         if not self.is_sender:
