@@ -31,6 +31,8 @@ DEFAULT_PROJECT = "sio-loadharness"
 #: The non-root user the images run as (see docker/Dockerfile).
 IMAGE_UID = 10001
 IMAGE_GID = 10001
+#: Label every image docker/Dockerfile builds carries (clean-ups filter on it).
+PROJECT_LABEL = "org.sio-loadharness.project=sio-loadharness"
 
 
 class DockerError(RuntimeError):
@@ -145,8 +147,6 @@ def compose(
     merged = dict(os.environ)
     if env:
         merged.update(env)
-    # v1 builds through the engine API (no BuildKit needed); make v2 do the same
-    # only when buildx is missing, which is the case on Debian's docker.io.
     return run(argv, timeout=timeout, env=merged, check=check, capture=capture, nice=nice)
 
 

@@ -24,14 +24,17 @@ from scripts.docker_cli import (
     IMAGE_GID,
     IMAGE_UID,
     LOCAL_BASE_IMAGE,
+    PROJECT_LABEL,
     PUBLIC_BASE_IMAGE,
     REPO_ROOT,
     DockerError,
     cache_dir,
     compose,
+    docker_binary,
     engine_status,
     image_exists,
     is_root,
+    run,
     say,
 )
 
@@ -120,7 +123,14 @@ def build(settings: StackSettings, *, project: str | None = None) -> float:
     say(f"build: images from {settings.base_image}")
     compose(["build", "target", "master"], project=project, env=settings.env(), timeout=1800, nice=True,
             capture=False)
+    prune_dangling()
     return time.monotonic() - started
+
+
+def prune_dangling() -> None:
+    """Drop untagged images left by rebuilds: only this project's (by label)."""
+    run([docker_binary() or "docker", "image", "prune", "--force", "--filter", f"label={PROJECT_LABEL}"],
+        timeout=120, check=False)
 
 
 def up(settings: StackSettings, services: tuple[str, ...] = CORE_SERVICES, *, workers: int = 1,
