@@ -12,13 +12,19 @@ containers on the compose network it creates.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
@@ -47,15 +53,53 @@ TARGET_PORT = 5050
 WEB_PORT = 8089
 TARGET_URL = f"http://127.0.0.1:{TARGET_PORT}"
 READY_TIMEOUT_S = 90.0
+#: Serializes Docker test sessions on this machine (see ``exclusive``).
+LOCK_PATH = Path(tempfile.gettempdir()) / "sio-loadharness-docker-tests.lock"
+LOCK_TIMEOUT_S = 300.0
 #: Packages whose versions in the images must equal requirements.lock.
 PINNED = ("flask-socketio", "python-socketio", "python-engineio", "eventlet", "gevent", "locust")
 
 
 # --- fixtures ------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def exclusive(path: Path, timeout: float) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (True), or give up after ``timeout`` (False).
+
+    Two test sessions on one machine share the engine, the compose project and
+    the published ports; the second waits for the first instead of tearing
+    its stack down.
+    """
+    with open(path, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def engine() -> Iterator[None]:
     """A reachable engine; started here (and stopped by its pid) only when asked and allowed."""
+    reachable, detail = engine_status()
+    if not reachable and os.environ.get("SIO_DOCKER_START_ENGINE") != "1":
+        pytest.skip(f"no Docker engine reachable ({detail}); `make docker-test` starts one (root, Debian)")
+    with exclusive(LOCK_PATH, LOCK_TIMEOUT_S) as locked:
+        if not locked:
+            pytest.skip(f"another Docker test session held {LOCK_PATH} for {LOCK_TIMEOUT_S:.0f} s")
+        yield from _engine()
+
+
+def _engine() -> Iterator[None]:
     reachable, detail = engine_status()
     paths = docker_engine.EnginePaths.default()
     started = False
@@ -245,3 +289,22 @@ def test_down_leaves_no_containers_or_networks(stack: StackSettings) -> None:
     assert run(["docker", "ps", "-aq", "--filter", label], timeout=30).stdout.strip() == ""
     assert run(["docker", "network", "ls", "-q", "--filter", label], timeout=30).stdout.strip() == ""
     assert not _port_open(TARGET_PORT) and not _port_open(WEB_PORT)
+
+
+def test_a_second_session_waits_for_the_lock_and_then_gives_up(tmp_path: Path) -> None:
+    lock = tmp_path / "docker-tests.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time\n"
+        f"h = open({str(lock)!r}, 'a'); fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with exclusive(lock, timeout=1.5) as locked:
+            assert locked is False
+        assert time.monotonic() - started >= 1.5
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive(lock, timeout=5) as locked:
+        assert locked is True
