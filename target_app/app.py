@@ -13,6 +13,7 @@ from flask import Flask, jsonify, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
 
 from . import contract
+from .message_queue import unavailable
 from .settings import TargetSettings
 from .stats import ServerStats
 from .ticks import TickSubscriptions
@@ -26,6 +27,11 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
     if settings.async_mode == "asgi":
         raise ValueError("the asgi baseline is built by target_app.asgi_app.create_asgi_app")
     app = Flask("target_app")
+    queue = None
+    if settings.message_queue:
+        from .message_queue import RedisQueue
+
+        queue = RedisQueue(settings.message_queue)
     socketio = SocketIO(
         app,
         # Always explicit: with eventlet and gevent both installed,
@@ -35,7 +41,8 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_http_buffer_size=settings.max_http_buffer_size,
-        message_queue=settings.message_queue,
+        # Our manager instead of message_queue=: it reports failed publishes.
+        client_manager=queue,
         logger=settings.log_level == "debug",
         engineio_logger=settings.log_level == "debug",
     )
@@ -44,20 +51,42 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> Any:
+        if queue is not None and not queue_ready(socketio, queue):
+            return jsonify(status="starting", reason="message queue not subscribed yet"), 503
         return jsonify(status="ok")
 
     @app.get("/stats")
     def stats_view() -> Any:
-        return jsonify(stats.snapshot())
+        document = stats.snapshot()
+        if queue is not None:  # counters only: the queue's URL may hold a password
+            document["message_queue"] = {"listening": queue.listening, "publish_failures": queue.publish_failures}
+        return jsonify(document)
 
     for namespace in contract.NAMESPACES:
         _register_namespace(socketio, namespace, stats, settings)
     return app
 
 
+def queue_ready(socketio: SocketIO, queue: Any) -> bool:
+    """Start the queue's listener if no client has yet; True once it is subscribed.
+
+    python-socketio starts it at the first connect, so an instance would miss
+    the others' broadcasts until a client of its own came along.
+    """
+    server = socketio.server
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        queue.initialize()
+    return queue.listening
+
+
 def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, settings: TargetSettings) -> None:
     ticks = TickSubscriptions()
     manager = socketio.server.manager
+
+    def publish_error() -> str | None:
+        take = getattr(manager, "take_error", None)
+        return take() if take else None
 
     def count(room: str | None) -> int:
         return sum(1 for _ in manager.get_participants(ns, room))
@@ -87,6 +116,9 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
         except contract.ContractError as exc:
             return contract.error_ack(exc)
         emit(contract.FANOUT, contract.relayed(payload, request.sid), to=room, namespace=ns, broadcast=True)
+        if error := publish_error():
+            return unavailable(error)
+        # With a message queue: this instance's recipients only.
         return {"recipients": count(room)}
 
     @socketio.on(contract.JOIN, namespace=ns)
@@ -118,6 +150,8 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
             return contract.error_ack(exc)
         emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), request.sid),
              to=room, namespace=ns, include_self=False)
+        if error := publish_error():
+            return unavailable(error)
         members = {sid for sid, _ in manager.get_participants(ns, room)}
         return {"recipients": len(members - {request.sid})}
 

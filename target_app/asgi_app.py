@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable
 import socketio
 
 from . import contract
+from .message_queue import unavailable
 from .settings import TargetSettings
 from .stats import ServerStats
 from .ticks import TickSubscriptions
@@ -29,7 +30,9 @@ def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
     settings = settings or TargetSettings(async_mode="asgi", server="uvicorn")
     client_manager = None
     if settings.message_queue:
-        client_manager = socketio.AsyncRedisManager(settings.message_queue)
+        from .message_queue import AsyncRedisQueue
+
+        client_manager = AsyncRedisQueue(settings.message_queue)
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=settings.cors_allowed_origins,
@@ -43,21 +46,40 @@ def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
     stats = ServerStats(async_mode="asgi", server=settings.server)
     for namespace in contract.NAMESPACES:
         _register_namespace(sio, namespace, stats, settings)
-    app = socketio.ASGIApp(sio, other_asgi_app=_http_app(stats))
+    app = socketio.ASGIApp(sio, other_asgi_app=_http_app(stats, sio, client_manager))
     app.target_stats = stats  # type: ignore[attr-defined]
     return app
 
 
-def _http_app(stats: ServerStats) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def _http_app(stats: ServerStats, sio: socketio.AsyncServer,
+              queue: Any = None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """``/healthz`` and ``/stats``; 404 for anything else."""
+
+    def health() -> tuple[int, dict[str, str]]:
+        if queue is not None:
+            # Start the queue's listener now rather than at the first connect.
+            if not sio.manager_initialized:
+                sio.manager_initialized = True
+                queue.initialize()
+            if not queue.listening:
+                return 503, {"status": "starting", "reason": "message queue not subscribed yet"}
+        return 200, {"status": "ok"}
+
+    def stats_document() -> tuple[int, dict[str, Any]]:
+        document = stats.snapshot()
+        if queue is not None:  # counters only: the queue's URL may hold a password
+            document["message_queue"] = {"listening": queue.listening, "publish_failures": queue.publish_failures}
+        return 200, document
+
+    routes = {"/healthz": health, "/stats": stats_document}
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # ASGIApp answers lifespan events itself; only HTTP reaches here.
         if scope["type"] != "http":
             return
-        routes = {"/healthz": lambda: {"status": "ok"}, "/stats": stats.snapshot}
         handler = routes.get(scope["path"]) if scope["method"] == "GET" else None
-        status, body = (200, json.dumps(handler()).encode()) if handler else (404, b'{"error": "not found"}')
+        status, document = handler() if handler else (404, {"error": "not found"})
+        body = json.dumps(document).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
@@ -68,6 +90,10 @@ def _http_app(stats: ServerStats) -> Callable[[Scope, Receive, Send], Awaitable[
 def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, settings: TargetSettings) -> None:
     ticks = TickSubscriptions()
     manager = sio.manager
+
+    def publish_error() -> str | None:
+        take = getattr(manager, "take_error", None)
+        return take() if take else None
 
     def members(room: str | None) -> set[str]:
         return {sid for sid, _ in manager.get_participants(ns, room)}
@@ -93,6 +119,9 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
         except contract.ContractError as exc:
             return contract.error_ack(exc)
         await sio.emit(contract.FANOUT, contract.relayed(payload, sid), to=room, namespace=ns)
+        if error := publish_error():
+            return unavailable(error)
+        # With a message queue: this instance's recipients only.
         return {"recipients": len(members(room))}
 
     async def join(sid: str, data: Any = None) -> Any:
@@ -121,6 +150,8 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
             return contract.error_ack(exc)
         await sio.emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), sid),
                        to=room, skip_sid=sid, namespace=ns)
+        if error := publish_error():
+            return unavailable(error)
         return {"recipients": len(members(room) - {sid})}
 
     async def subscribe_ticks(sid: str, data: Any = None) -> Any:

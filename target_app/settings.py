@@ -9,6 +9,7 @@ import argparse
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 ASYNC_MODES: tuple[str, ...] = ("threading", "eventlet", "gevent", "asgi")
 SERVERS: tuple[str, ...] = ("dev", "gunicorn", "uvicorn")
@@ -23,6 +24,8 @@ SERVERS_BY_MODE: dict[str, tuple[str, ...]] = {
 }
 
 ENV_PREFIX = "TARGET_"
+#: URL schemes of a message queue (python-socketio's Redis manager).
+MESSAGE_QUEUE_SCHEMES: tuple[str, ...] = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class TargetSettings:
         for name in ("max_http_buffer_size", "max_connections", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        if self.message_queue is not None and urlsplit(self.message_queue).scheme not in MESSAGE_QUEUE_SCHEMES:
+            raise ValueError(f"message queue must be a redis://host:port/db URL (or rediss://, unix://), "
+                             f"got {self.message_queue!r}")
 
     @property
     def cors_allowed_origins(self) -> list[str] | str:
