@@ -12,9 +12,14 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from loadtests.safety import require_loopback
+from loadtests.targets import EXPECTED_FROM, parse_target_urls, resolve_expected_from
+
 TRANSPORTS: tuple[str, ...] = ("websocket", "polling")
 ENV_RESULTS_DIR = "LOADTEST_RESULTS_DIR"
 ENV_AUTH_TOKEN = "LOADTEST_AUTH_TOKEN"
+#: "1" allows non-loopback targets, like --i-own-this-host (containers on a compose network)
+ENV_OWN_HOST = "LOADTEST_I_OWN_THIS_HOST"
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,13 @@ class LoadSettings:
     run_deadline: float = 0.0
     #: seconds the watchdog allows beyond run time + stop timeout
     watchdog_grace: float = 15.0
+    #: comma-separated instances to spread users over (user k takes URL k mod N); empty = --host
+    target_urls: str = ""
+    #: deliveries a fan-out send should cause: "acks" (the server's count), "roster"
+    #: (the load generator's room members; needed with several instances) or "auto"
+    expected_from: str = "auto"
+    #: the user owns the (non-loopback) target hosts and means to load them
+    i_own_this_host: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -73,6 +85,20 @@ class LoadSettings:
         need(self.flush_interval > 0, f"--flush-interval must be > 0, got {self.flush_interval}")
         need(self.run_deadline >= 0, f"--run-deadline must be >= 0, got {self.run_deadline}")
         need(self.watchdog_grace >= 0, f"--watchdog-grace must be >= 0, got {self.watchdog_grace}")
+        urls = parse_target_urls(self.target_urls)  # ValueError names the bad URL
+        for url in urls:
+            require_loopback(url, allow_remote=self.i_own_this_host)
+        resolve_expected_from(self.expected_from, len(urls))
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The instances of ``--target-urls`` (empty: every user loads ``--host``)."""
+        return parse_target_urls(self.target_urls)
+
+    @property
+    def expected_source(self) -> str:
+        """``acks`` or ``roster``: where a fan-out send's ``expected`` comes from."""
+        return resolve_expected_from(self.expected_from, len(self.urls))
 
     @property
     def auth(self) -> dict[str, str] | None:
@@ -106,6 +132,16 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     except (TypeError, ValueError):
         raise ValueError(f"--{name.replace('_', '-')} must be a number, got {value!r}") from None
     return str(value)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_host(host: str | None, settings: LoadSettings) -> None:
+    """Refuse a ``--host`` outside loopback unless the user owns it (UnsafeTargetError)."""
+    if host:
+        require_loopback(host, allow_remote=settings.i_own_this_host)
 
 
 def _non_negative_int(text: str) -> int:
@@ -168,3 +204,13 @@ def add_arguments(parser: Any) -> None:
     add("--watchdog-grace", type=_non_negative_float, default=d.watchdog_grace,
         include_in_web_ui=False,
         help=f"Seconds the watchdog allows beyond run time + stop timeout (default {d.watchdog_grace:g})")
+    add("--target-urls", default=d.target_urls,
+        help="Comma-separated target instances sharing a message queue; user k loads URL k mod N "
+             "(default: every user loads --host)")
+    add("--expected-from", choices=EXPECTED_FROM, default=d.expected_from,
+        help="Deliveries a broadcast should cause: 'acks' (the server's recipients, one instance), "
+             "'roster' (this load generator's room members), 'auto' = roster with several --target-urls")
+    add("--i-own-this-host", action="store_true", default=_env_flag(ENV_OWN_HOST),
+        include_in_web_ui=False,
+        help=f"Allow targets outside loopback (127.0.0.0/8, ::1): only for hosts you own "
+             f"(also ${ENV_OWN_HOST}=1)")

@@ -39,6 +39,7 @@ from loadtests.errors import ConnectionClosed, SocketIOError
 from loadtests.options import LoadSettings
 from loadtests.pacing import LEDGER, Pacer
 from loadtests.recorder import shard_tag
+from loadtests.targets import ROSTER, TargetChoice, on_instance, pick_target
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ _user_ids = itertools.count()
 _class_indexes: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 _now_ns = time.perf_counter_ns
 _wall_ns = time.time_ns
+#: user number -> the target URL it loads, for the harness's per-process map
+USER_TARGETS: dict[int, str] = {}
 
 
 def settings_for(environment: Any) -> LoadSettings:
@@ -59,6 +62,16 @@ def settings_for(environment: Any) -> LoadSettings:
         settings = LoadSettings.from_options(environment.parsed_options)
         environment.loadtests_settings = settings
     return settings
+
+
+def choose_target(user: Any) -> TargetChoice:
+    """The instance ``user`` loads; LocustError when no target is set at all."""
+    urls = user.settings.urls
+    if not urls and not user.host:
+        raise LocustError("no target: pass --host http://127.0.0.1:PORT (or set it in the web UI)")
+    choice = pick_target(urls, user.index, user.host)
+    USER_TARGETS[user.user_id] = choice.url
+    return choice
 
 
 @functools.lru_cache(maxsize=16)
@@ -86,22 +99,22 @@ class LeanSocketIOUser(User):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        if not self.host:
-            raise LocustError("no target: pass --host http://127.0.0.1:PORT (or set it in the web UI)")
         #: the run's parameters
         self.settings = settings_for(environment)
         #: unique within this process (the ``user`` column)
         self.user_id = next(_user_ids)
         #: position among the users of this class in this process (room grouping)
         self.index = next(_class_indexes[type(self).__name__])
+        #: the instance this user loads (``--target-urls`` round robin, else ``--host``)
+        self.target = choose_target(self)
         self.client: Client | None = None
         self.payload = payload_of(self.settings.payload_bytes)
         # Spread paced users over the interval instead of firing in lockstep.
         phase = (self.index * 0.618034) % 1.0
         self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, phase)
         self._fire = environment.events.request.fire
-        #: the call being waited for: (pending, event, t_ns, start_perf_ns)
-        self._inflight: tuple[PendingAck, str, int, int] | None = None
+        #: the call being waited for: (pending, event, t_ns, start_perf_ns, expected)
+        self._inflight: tuple[PendingAck, str, int, int, int | None] | None = None
 
     # --- recording ------------------------------------------------------
 
@@ -116,7 +129,12 @@ class LeanSocketIOUser(User):
         nbytes: int = 0,
         expected: int = 0,
     ) -> None:
-        """Fire one Locust request event (= one recorded sample)."""
+        """Fire one Locust request event (= one recorded sample).
+
+        With several instances a failure's message names the instance.
+        """
+        if exception is not None and self.target.count > 1:
+            exception = on_instance(exception, self.target.label)
         self._fire(
             request_type=kind,
             name=name,
@@ -143,7 +161,7 @@ class LeanSocketIOUser(User):
     def connect(self) -> bool:
         """Open a new connection; records a ``connect`` sample. False on failure."""
         s = self.settings
-        client = Client(self.host, namespace=s.namespace, auth=s.auth, timeout=s.call_timeout,
+        client = Client(self.target.url, namespace=s.namespace, auth=s.auth, timeout=s.call_timeout,
                         close_timeout=min(s.call_timeout, 5.0))
         self.setup_client(client)
         t_ns = _wall_ns()
@@ -205,11 +223,13 @@ class LeanSocketIOUser(User):
         name: str | None = None,
         t_ns: int | None = None,
         start_ns: int | None = None,
+        expected: int | None = None,
     ) -> Any:
         """Call ``event`` and record an ``ack`` sample; the ack, or None on failure.
 
         ``t_ns``/``start_ns`` (wall / perf clock) time it from an intended send
-        time instead of now. An ack ``{"recipients": n}`` sets ``expected``.
+        time instead of now. ``expected`` (deliveries the send should cause)
+        is given, or else taken from an ack ``{"recipients": n}``.
         """
         client = self.client
         if t_ns is None or start_ns is None:
@@ -217,7 +237,7 @@ class LeanSocketIOUser(User):
         name = name or event
         try:
             pending = client.call_async(event, data)
-            self._inflight = (pending, name, t_ns, start_ns)
+            self._inflight = (pending, name, t_ns, start_ns, expected)
             ack = pending.wait(self.settings.call_timeout)
         except SocketIOError as exc:
             self._inflight = None
@@ -226,19 +246,19 @@ class LeanSocketIOUser(User):
                 self.drop_client()
             return None
         self._inflight = None
-        return self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns)
+        return self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns, expected)
 
-    def _record_ack(self, pending: PendingAck, ack: Any, name: str, t_ns: int, latency_ns: int) -> Any:
-        expected = 0
+    def _record_ack(self, pending: PendingAck, ack: Any, name: str, t_ns: int, latency_ns: int,
+                    expected: int | None = None) -> Any:
         exception = None
+        recipients = 0
         if isinstance(ack, dict):
             if "error" in ack:
                 exception = AckError(str(ack["error"]))
-            recipients = ack.get("recipients")
-            if isinstance(recipients, int):
-                expected = recipients
+            if isinstance(ack.get("recipients"), int):
+                recipients = ack["recipients"]
         self.record("ack", name, t_ns, latency_ns, exception=exception, nbytes=pending.sent_bytes,
-                    expected=expected)
+                    expected=recipients if expected is None else expected)
         return None if exception else ack
 
     def finish_inflight(self, timeout: float) -> Any:
@@ -246,13 +266,13 @@ class LeanSocketIOUser(User):
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return None
-        pending, name, t_ns, start_ns = inflight
+        pending, name, t_ns, start_ns, expected = inflight
         try:
             ack = pending.wait(timeout)
         except SocketIOError as exc:
             self.record("ack", name, t_ns, _now_ns() - start_ns, exception=exc)
             return None
-        return self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns)
+        return self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns, expected)
 
     # --- waiting while reading ------------------------------------------
 
@@ -354,6 +374,10 @@ class _RoomUser(LeanSocketIOUser):
     every member times the ``push_event`` it receives from the sender's
     ``t_ns`` (same host, same clock). Rooms are per process, so the
     :data:`LEDGER` can check that every delivery the acks promised arrived.
+
+    With several instances (``--target-urls``) the members of a room are
+    spread over them, and a send's ``expected`` comes from :data:`ROSTER`
+    (``--expected-from``): an ack counts its own instance's members only.
     """
 
     abstract = True
@@ -362,6 +386,8 @@ class _RoomUser(LeanSocketIOUser):
     room_prefix = ""
     #: idle members read their connection in slices of this many seconds
     listen_slice: float = 1.0
+    #: the sender is one of the recipients (broadcast) or not (room_message)
+    includes_sender: bool = True
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -369,6 +395,7 @@ class _RoomUser(LeanSocketIOUser):
         self.room = f"{self.room_prefix}-{shard_tag()}-{self.index // size}"
         self.is_sender = self.sends()
         self._sending = False  # a send counted in LEDGER.inflight is under way
+        self._send_expected: int | None = None  # its roster count, if any
         self._joined: Client | None = None  # the connection that joined the room
 
     def sends(self) -> bool:
@@ -391,7 +418,30 @@ class _RoomUser(LeanSocketIOUser):
             self.pump_for(self.reconnect_backoff)  # not a tight loop of failing joins
             return False
         self._joined = self.client  # a new connection has to join again
+        ROSTER.join(self.room, self.user_id)
         return True
+
+    def drop_client(self) -> None:
+        ROSTER.leave(self.room, self.user_id)
+        super().drop_client()
+
+    def disconnect(self) -> None:
+        ROSTER.leave(self.room, self.user_id)
+        super().disconnect()
+
+    def roster_expected(self) -> int | None:
+        """Deliveries a send should cause by the roster, or None to take the ack's count."""
+        if self.settings.expected_source != "roster":
+            return None
+        members = ROSTER.size(self.room)
+        return members if self.includes_sender else max(0, members - 1)
+
+    @staticmethod
+    def promised(ack: Any, expected: int | None) -> int:
+        """Deliveries a successful send promised: the roster's count, else the ack's."""
+        if not isinstance(ack, dict):
+            return 0
+        return expected if expected is not None else ack.get("recipients", 0)
 
     def on_start(self) -> None:
         self.join()
@@ -410,12 +460,12 @@ class _RoomUser(LeanSocketIOUser):
         t_ns, start_ns = self.start_times(due)
         LEDGER.inflight[self.room] += 1
         self._sending = True
-        ack = self.call(self.send_event, self.message(t_ns), t_ns=t_ns, start_ns=start_ns)
+        expected = self._send_expected = self.roster_expected()
+        ack = self.call(self.send_event, self.message(t_ns), t_ns=t_ns, start_ns=start_ns, expected=expected)
         # (A stop that interrupts the call leaves it in flight for on_stop.)
         self._sending = False
         LEDGER.inflight[self.room] -= 1
-        if isinstance(ack, dict):
-            LEDGER.expected[self.room] += ack.get("recipients", 0)
+        LEDGER.expected[self.room] += self.promised(ack, expected)
 
     def message(self, t_ns: int) -> dict[str, Any]:
         return {"room": self.room, "payload": {"t_ns": t_ns, "data": self.payload}}
@@ -426,8 +476,7 @@ class _RoomUser(LeanSocketIOUser):
         if self._sending:
             self._sending = False
             LEDGER.inflight[self.room] -= 1
-            if isinstance(ack, dict):
-                LEDGER.expected[self.room] += ack.get("recipients", 0)
+            LEDGER.expected[self.room] += self.promised(ack, self._send_expected)
         client = self.client
         if client is not None and client.connected:
             try:
@@ -461,6 +510,7 @@ class RoomsUser(_RoomUser):
     send_event = "room_message"
     push_event = "room_message"
     room_prefix = "chat"
+    includes_sender = False
 
 
 # --- the reference: Locust's own python-socketio user -------------------
@@ -488,11 +538,10 @@ if _LocustSocketIOUser is not None:
 
         def __init__(self, environment: Any) -> None:
             super().__init__(environment)
-            if not self.host:
-                raise LocustError("no target: pass --host http://127.0.0.1:PORT (or set it in the web UI)")
             self.settings = settings_for(environment)
             self.user_id = next(_user_ids)
             self.index = next(_class_indexes[type(self).__name__])
+            self.target = choose_target(self)
             self.payload = payload_of(self.settings.payload_bytes)
             self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, (self.index * 0.618034) % 1.0)
             self._fire = environment.events.request.fire
@@ -517,7 +566,7 @@ if _LocustSocketIOUser is not None:
             start = _now_ns()
             try:
                 socketio.Client.connect(
-                    self.sio, self.host, namespaces=[s.namespace], transports=[s.transport],
+                    self.sio, self.target.url, namespaces=[s.namespace], transports=[s.transport],
                     auth=s.auth, wait_timeout=s.call_timeout)
             except Exception as exc:  # python-socketio raises its own ConnectionError
                 self.record("connect", "connect", t_ns, _now_ns() - start, exception=exc)

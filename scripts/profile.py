@@ -13,9 +13,15 @@ A profile is a small TOML file (``profiles/quick.toml``)::
     [[scenarios]]
     name = "churn"
     users = 10                  # overrides [load]
+
+A target ``gevent-dev-x3`` (or the table ``{target = "gevent-dev",
+instances = 3}``) is three gevent instances sharing a private Redis message
+queue; ``-x1`` is one instance behind the queue (what Redis alone costs).
+The ``processes`` load key runs Locust with that many worker processes.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -40,25 +46,68 @@ class ProfileError(ValueError):
     """A profile that cannot be run; the message names the file and the field."""
 
 
+MAX_INSTANCES = 16
+MAX_PROCESSES = 64
+_TARGET = re.compile(r"^(?P<mode>[a-z]+)(?:-(?P<server>(?!x\d)[a-z]+))?(?:-x(?P<instances>\d+))?$")
+
+
 @dataclass(frozen=True)
 class TargetSpec:
+    """What the runner starts for a cell: ``instances`` targets of one mode and server.
+
+    With ``message_queue`` they share a private Redis (``--message-queue``)
+    the runner starts for the cell; several instances always do.
+    """
+
     mode: str
     server: str
+    instances: int = 1
+    message_queue: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.instances <= MAX_INSTANCES:
+            raise ValueError(f"target {self.mode}-{self.server}: instances must be 1..{MAX_INSTANCES}, "
+                             f"got {self.instances}")
+        if self.instances > 1 and not self.message_queue:
+            object.__setattr__(self, "message_queue", True)  # several instances need the queue
 
     @property
     def label(self) -> str:
-        return f"{self.mode}-{self.server}"
+        base = f"{self.mode}-{self.server}"
+        return f"{base}-x{self.instances}" if self.message_queue else base
 
     @classmethod
     def parse(cls, text: str) -> TargetSpec:
-        mode, _, server = text.partition("-")
+        """``mode[-server][-xN]``: ``gevent``, ``gevent-dev``, ``gevent-dev-x3``."""
+        match = _TARGET.match(text.strip())
+        if match is None:
+            raise ValueError(f"target {text!r} must look like mode-server or mode-server-xN (e.g. gevent-dev-x3)")
+        mode, server, instances = match["mode"], match["server"], match["instances"]
         if mode not in SERVERS_BY_MODE:
             raise ValueError(f"unknown async mode {mode!r} in target {text!r} "
                              f"(modes: {', '.join(SERVERS_BY_MODE)})")
         server = server or SERVERS_BY_MODE[mode][0]
         if server not in SERVERS_BY_MODE[mode]:
             raise ValueError(f"target {text!r}: {mode} runs under {', '.join(SERVERS_BY_MODE[mode])}")
-        return cls(mode, server)
+        if instances is None:
+            return cls(mode, server)
+        return cls(mode, server, int(instances), message_queue=True)
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> TargetSpec:
+        """A profile's ``targets`` entry: a string, or ``{target = "...", instances = N}``."""
+        if isinstance(entry, str):
+            return cls.parse(entry)
+        if isinstance(entry, dict):
+            unknown = sorted(set(entry) - {"target", "instances"})
+            if unknown or not isinstance(entry.get("target"), str):
+                raise ValueError(f"a target table needs 'target' (and optionally 'instances'), got {entry!r}")
+            spec = cls.parse(entry["target"])
+            instances = entry.get("instances", spec.instances)
+            if not isinstance(instances, int) or isinstance(instances, bool):
+                raise ValueError(f"target {entry['target']!r}: instances must be an integer, got {instances!r}")
+            return replace(spec, instances=instances, message_queue=True)
+        raise ValueError(f"a target must be a string such as \"gevent-dev\" or a table, got {entry!r}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +124,8 @@ class LoadShape:
     open_model: bool = False
     namespace: str = "/"
     transport: str = "websocket"
+    #: Locust worker processes (``locust --processes``); samples of all are merged
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -89,6 +140,9 @@ class LoadShape:
             raise ValueError("payload_bytes and emit_rate must be >= 0 and room_size >= 1")
         if self.open_model and not self.emit_rate > 0:
             raise ValueError("open_model needs emit_rate > 0")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) \
+                or not 1 <= self.processes <= MAX_PROCESSES:
+            raise ValueError(f"processes must be an integer 1..{MAX_PROCESSES}, got {self.processes!r}")
 
 
 @dataclass(frozen=True)
@@ -158,7 +212,7 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>") -> Profile:
     if unknown:
         raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)}")
     try:
-        targets = tuple(TargetSpec.parse(t) for t in data.get("targets", []))
+        targets = tuple(TargetSpec.from_entry(t) for t in data.get("targets", []))
     except ValueError as exc:
         raise ProfileError(f"{source}: {exc}") from None
     if not targets:

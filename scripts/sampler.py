@@ -4,6 +4,10 @@ The runner samples the target into ``server.csv`` and the load generator into
 ``loadgen.csv``: on a shared two-core machine the client's CPU is part of
 every figure. CPU is cumulative over the tree; children that exit take their
 CPU with them, so trees are sampled while they run.
+
+Several roots (target instances and their Redis) are summed into one row:
+``server.csv`` describes the whole system under test. A root that exits
+drops out of the sum; sampling ends when every root is gone.
 """
 from __future__ import annotations
 
@@ -14,32 +18,49 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import psutil
 
 SERVER_CSV_COLUMNS = ("t_ns", "cpu_user_s", "cpu_system_s", "rss_bytes", "threads", "fds", "procs", "connected")
 
 
-def stats_connected(url: str) -> Callable[[], int | None]:
-    """A probe that reads ``connected`` from a target's ``/stats``."""
+def stats_connected(url: str | Sequence[str]) -> Callable[[], int | None]:
+    """A probe that reads ``connected`` from the ``/stats`` of one target or several (summed).
 
-    def probe() -> int | None:
+    Instances that do not answer are left out; None when none answers.
+    """
+    urls = [url] if isinstance(url, str) else list(url)
+
+    def read(one: str) -> int | None:
         try:
-            with urllib.request.urlopen(url + "/stats", timeout=0.4) as response:
+            with urllib.request.urlopen(one + "/stats", timeout=0.4) as response:
                 return int(json.loads(response.read())["connected"])
         except (OSError, ValueError, KeyError):
             return None
 
+    def probe() -> int | None:
+        counts = [n for n in map(read, urls) if n is not None]
+        return sum(counts) if counts else None
+
     return probe
 
 
-def sample_tree(pid: int) -> dict[str, float | int] | None:
-    """One reading of the tree rooted at ``pid``, or None when it is gone."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root] + root.children(recursive=True)
-    except psutil.NoSuchProcess:
+def _trees(pids: Iterable[int]) -> list[psutil.Process]:
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs += [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+    return procs
+
+
+def sample_tree(pid: int | Sequence[int]) -> dict[str, float | int] | None:
+    """One reading of the tree rooted at ``pid`` (or the sum of several trees), None when all are gone."""
+    procs = _trees([pid] if isinstance(pid, int) else pid)
+    if not procs:
         return None
     totals = {"cpu_user_s": 0.0, "cpu_system_s": 0.0, "rss_bytes": 0, "threads": 0, "fds": 0, "procs": 0}
     for proc in procs:
@@ -56,13 +77,17 @@ def sample_tree(pid: int) -> dict[str, float | int] | None:
 
 
 class TreeSampler:
-    """A background thread writing one CSV row per interval until stopped."""
+    """A background thread writing one CSV row per interval until stopped.
 
-    def __init__(self, pid: int, path: Path, *, interval_s: float = 0.5,
+    ``pid`` is one root process or several, whose trees are summed.
+    """
+
+    def __init__(self, pid: int | Sequence[int], path: Path, *, interval_s: float = 0.5,
                  connected: Callable[[], int | None] | None = None) -> None:
-        self.pid, self.path, self.interval_s, self.connected = pid, path, interval_s, connected
+        self.pid: int | tuple[int, ...] = pid if isinstance(pid, int) else tuple(pid)
+        self.path, self.interval_s, self.connected = path, interval_s, connected
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sampler-{pid}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"sampler-{self.pid}", daemon=True)
         self.last: dict[str, float | int] | None = None
         self.rows = 0
 
