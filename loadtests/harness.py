@@ -11,8 +11,12 @@
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -25,6 +29,10 @@ from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
 __all__ = ["add_arguments", "on_init", "Harness"]
 
 logger = logging.getLogger(__name__)
+
+# Where the load's own start and stop (Locust's test start and stop request)
+# are written, so reports time rates over the load, not over process start-up.
+LOAD_BOUNDS_FILE = "load.json"
 
 # Custom Locust messages between master and workers.
 _STOP = "loadtests_stop"
@@ -54,11 +62,28 @@ class Harness:
             environment.events.test_stopping.add_listener(self._stop_workers_first)
         elif type(runner).__name__ == "WorkerRunner":
             runner.register_message(_STOP, self._on_stop_request, concurrent=True)
+        self._load_bounds: dict[str, int] = {}
         events = environment.events
+        if type(runner).__name__ != "WorkerRunner":
+            events.test_start.add_listener(lambda **_: self._load_bounds.update(load_started_ns=time.time_ns()))
+            events.test_stopping.add_listener(lambda **_: self._load_bounds.update(load_ended_ns=time.time_ns()))
+            events.test_stop.add_listener(lambda **_: self.write_load_bounds())
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         events.quit.add_listener(self.on_quit)
+
+    def write_load_bounds(self) -> None:
+        """Write ``load.json`` (atomically) into the results folder, if there is one."""
+        if not self.settings.results_dir or "load_started_ns" not in self._load_bounds:
+            return
+        path = Path(self.settings.results_dir) / LOAD_BOUNDS_FILE
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temp.write_text(json.dumps(self._load_bounds))
+            os.replace(temp, path)
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", path, exc)
 
     def flush(self) -> None:
         if self.recorder is not None:
@@ -168,3 +193,7 @@ def on_init(environment: Any, **_: Any) -> None:
             sys.exit(2)
     environment.loadtests_settings = settings
     environment.loadtests_harness = Harness(environment, settings)
+    # gevent's loop caches "now" and has not run since start-up; the imports
+    # and the recorder's warm-up above leave it seconds stale, and Locust
+    # schedules --run-time from it next, so a 3 s run would stop after 1 s.
+    gevent.get_hub().loop.update_now()

@@ -34,6 +34,9 @@ RUN_JSON = "run.json"
 SERVER_CSV = "server.csv"
 LOADGEN_CSV = "loadgen.csv"
 LOCUST_STATS_CSV = "locust_stats.csv"
+# Locust's --json-file: written once at shutdown, so unlike the CSV (rewritten
+# every second while running) it holds the final counts.
+LOCUST_STATS_JSON = "locust_stats.json"
 LOCUST_HISTORY_CSV = "locust_stats_history.csv"
 LOG_FILES = ("target.log", "locust.log")
 
@@ -138,7 +141,9 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
         raise
     server = read_server_csv(path / SERVER_CSV, problems)
     loadgen = read_loadgen_csv(path / LOADGEN_CSV, notes)
-    locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
+    locust_stats = read_locust_final_stats(path / LOCUST_STATS_JSON, notes)
+    if locust_stats is None:
+        locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
     locust_users = read_locust_users(path / LOCUST_HISTORY_CSV, notes)
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
     return CellData(
@@ -431,6 +436,20 @@ def read_process_csv(path: Path, problems: list[str], *, consequence: str) -> pd
 
 
 # --- Locust's CSVs (optional cross-checks) -------------------------------------
+
+def read_locust_final_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """Locust's final per-name totals from its --json-file, or None."""
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        rows = [{"type": str(e.get("method") or ""), "name": str(e["name"]),
+                 "requests": float(e["num_requests"]), "failures": float(e["num_failures"])} for e in entries]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        notes.append(f"{LOCUST_STATS_JSON}: cannot be read ({exc}); falling back to {LOCUST_STATS_CSV}")
+        return None
+    return pd.DataFrame(rows, columns=["type", "name", "requests", "failures"])
+
 
 def read_locust_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
     """Locust's per-name totals (type, name, requests, failures), or None."""

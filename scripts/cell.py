@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from loadtests.harness import LOAD_BOUNDS_FILE
 from reports.summary import write_json
 from target_app.process import REPO_ROOT, TargetProcess, TargetStartError, launch_target
 
@@ -98,6 +100,8 @@ def locust_argv(plan: CellPlan, url: str) -> list[str]:
         "--users", str(load.users), "--spawn-rate", str(load.spawn_rate),
         "--run-time", f"{load.duration_s:g}s", "--stop-timeout", f"{STOP_TIMEOUT_S:g}",
         "--host", url, "--csv", str(plan.cell_dir / "locust"), "--only-summary",
+        # Final counts: the CSV is rewritten every second and misses the last one.
+        "--json-file", str(plan.cell_dir / "locust_stats"),
         "--loglevel", "WARNING",
         "--results-dir", str(plan.cell_dir),
         "--payload-bytes", str(load.payload_bytes), "--emit-rate", f"{load.emit_rate:g}",
@@ -106,6 +110,26 @@ def locust_argv(plan: CellPlan, url: str) -> list[str]:
     if load.open_model:
         argv.append("--open-model")
     return argv + list(plan.locust_args) + [plan.scenario.user_class]
+
+
+def read_load_bounds(cell_dir: Path) -> dict[str, int]:
+    """``load_started_ns``/``load_ended_ns`` as the Locust harness recorded them (load.json)."""
+    try:
+        bounds = json.loads((cell_dir / LOAD_BOUNDS_FILE).read_text())
+        return {key: int(bounds[key]) for key in ("load_started_ns", "load_ended_ns") if key in bounds}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def read_final_figures(stats_json: Path) -> LiveFigures | None:
+    """Totals from Locust's --json-file, written at shutdown."""
+    try:
+        entries = json.loads(stats_json.read_text())
+        requests = sum(int(e["num_requests"]) for e in entries)
+        failures = sum(int(e["num_failures"]) for e in entries)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return LiveFigures(requests, failures, 0.0)
 
 
 def read_live_figures(stats_csv: Path) -> LiveFigures | None:
@@ -209,7 +233,8 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
         server_sampler.stop()
         target_died = not target.alive()
         target.stop()
-    live = read_live_figures(cell_dir / "locust_stats.csv")
+    live = read_final_figures(cell_dir / "locust_stats.json") or read_live_figures(cell_dir / "locust_stats.csv")
+    extra |= read_load_bounds(cell_dir)
     extra |= {"locust_exit_code": locust.returncode if locust else None,
               "loadgen_cpu_s": loadgen_sampler.cpu_s if loadgen_sampler else None,
               "server_cpu_s": server_sampler.cpu_s}

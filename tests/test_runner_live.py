@@ -32,10 +32,15 @@ def test_tiny_profile_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for cell in ("gevent-dev--echo", "asgi-uvicorn--echo"):
         info = cell_status(run, cell)
         assert info["status"] == "ok" and info["mode"] in ("gevent", "asgi")
+        assert info["started_ns"] < info["load_started_ns"] < info["load_ended_ns"] < info["ended_ns"]
+        # The load lasts the run time asked for (a stale gevent clock once cut it short).
+        assert info["load_ended_ns"] - info["load_started_ns"] >= 0.95 * 3e9
         assert list((run / cell).glob("samples-*.parquet"))
         assert (run / cell / "server.csv").read_text().count("\n") > 2
         summary = json.loads((run / cell / "summary.json").read_text())
         assert summary["latency"]["echo"]["count"] > 0
+        # Every request Locust counted was recorded, and nothing more.
+        assert summary["locust"] and all(row["locust_requests"] == row["recorder_count"] for row in summary["locust"])
         assert_complete_cell_report(run / cell / "report.html")
     assert {c["cell"] for c in json.loads((run / "run-index.json").read_text())["cells"]} == {
         "gevent-dev--echo", "asgi-uvicorn--echo"}
