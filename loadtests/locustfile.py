@@ -29,6 +29,7 @@ if _ROOT not in sys.path:  # let `locust -f` work from any directory
 from locust import events  # noqa: E402
 
 from loadtests.harness import add_arguments, on_init  # noqa: E402
+from loadtests.webui import register as register_web_ui  # noqa: E402
 from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes it finds here)
     BroadcastUser,
     ChurnUser,
@@ -40,3 +41,4 @@ from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes i
 
 events.init_command_line_parser.add_listener(add_arguments)
 events.init.add_listener(on_init)
+register_web_ui(events)  # Socket.IO page, a folder per test, login (loadtests/webui)
