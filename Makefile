@@ -11,7 +11,7 @@ THRESHOLDS ?= profiles/thresholds.toml
 BASELINE ?= baselines/$(PROFILE).json
 TOLERANCE ?= 0.35
 
-.PHONY: help venv test bench check baseline capacity clean-results
+.PHONY: help venv test bench check baseline capacity ui clean-results
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
@@ -19,6 +19,7 @@ help:
 	@echo "make check RUN=DIR   check a run against $(THRESHOLDS) and $(BASELINE) (exit 1 on a failure)"
 	@echo "make baseline RUN=DIR  refresh $(BASELINE) from a run"
 	@echo "make capacity        max clients at SLO per async mode (echo scenario)"
+	@echo "make ui              target + Locust web UI on http://127.0.0.1:8089 (UI_ARGS='--target eventlet-dev --processes 2')"
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -45,6 +46,10 @@ baseline: $(STAMP)
 
 capacity: $(STAMP)
 	$(PY) -m scripts.capacity
+
+UI_ARGS ?=
+ui: $(STAMP)
+	$(PY) -m scripts.ui $(UI_ARGS)
 
 clean-results:
 	rm -rf results
