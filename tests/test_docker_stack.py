@@ -57,7 +57,7 @@ READY_TIMEOUT_S = 90.0
 LOCK_PATH = Path(tempfile.gettempdir()) / "sio-loadharness-docker-tests.lock"
 LOCK_TIMEOUT_S = 300.0
 #: Packages whose versions in the images must equal requirements.lock.
-PINNED = ("flask-socketio", "python-socketio", "python-engineio", "eventlet", "gevent", "locust")
+PINNED = ("flask-socketio", "python-socketio", "python-engineio", "eventlet", "gevent", "locust", "redis")
 
 
 # --- fixtures ------------------------------------------------------------------------
@@ -243,6 +243,30 @@ def test_target_container_serves_each_async_mode(stack: StackSettings, mode: str
     stats = json.loads(http_get(f"{TARGET_URL}/stats")[1])
     assert stats["async_mode"] == mode and stats["server"] == "dev"
     assert stats["events"].get("echo", 0) >= 2
+
+
+def test_mq_profile_target_publishes_through_redis(stack: StackSettings) -> None:
+    settings = StackSettings(base_image=stack.base_image, mode="gevent",
+                             extra={"TARGET_MESSAGE_QUEUE": "redis://redis:6379/0"})
+    compose(["--profile", "mq", "up", "-d", "--no-build", "target", "redis"], project=PROJECT,
+            env=settings.env(), timeout=300)
+    wait_http_200(f"{TARGET_URL}/healthz")  # healthy only once subscribed to Redis
+    received: list[Any] = []
+    client = socketio.Client(reconnection=False)
+    client.on("fanout", received.append)
+    try:
+        client.connect(TARGET_URL, transports=["websocket"], wait_timeout=15)
+        ack = client.call("broadcast", {"payload": {"t_ns": 1}}, timeout=15)
+        deadline = time.monotonic() + 15
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+    assert ack["recipients"] >= 1
+    assert received and received[0]["payload"] == {"t_ns": 1}
+    queue = json.loads(http_get(f"{TARGET_URL}/stats")[1])["message_queue"]
+    assert queue["listening"] is True and queue["publish_failures"] == 0
+    down(project=PROJECT, settings=settings)
 
 
 def test_headless_run_in_containers_lands_in_results_and_reports(stack: StackSettings) -> None:
