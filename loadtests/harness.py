@@ -3,11 +3,14 @@
 ``loadtests/locustfile.py`` registers :func:`add_arguments` and
 :func:`on_init`; everything else hangs off the environment's events:
 
-- ``init``: check the options, create the recorder (when a results folder is
-  set) and the watchdog, in every process (master, workers, standalone).
-- ``test_start``: check the options again (the web UI may have changed
-  them), reset the fan-out ledger, start the flush timer, arm the watchdog.
-- ``test_stop`` / ``quitting`` / ``quit``: flush; report fan-out losses.
+- ``init``: check the options, refuse a target outside loopback unless
+  ``--i-own-this-host``, create the recorder (when a results folder is set)
+  and the watchdog, in every process (master, workers, standalone).
+- ``test_start``: check the options and the target again (the web UI may
+  have changed them), reset the fan-out ledger and the room roster, start
+  the flush timer, arm the watchdog.
+- ``test_stop`` / ``quitting`` / ``quit``: flush; report fan-out losses;
+  with several instances, write which instance each user loaded.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from typing import Any
 
 import gevent
 
-from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments
-from loadtests.recorder import Recorder
+from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
+from loadtests.recorder import Recorder, shard_tag, worker_id
+from loadtests.targets import ROSTER
 from loadtests.pacing import LEDGER
 from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
 
@@ -57,12 +61,17 @@ class Harness:
         self.watchdog = Watchdog([self.flush] if self.recorder else [])
         self._stopped_workers: set[str] = set()
         runner = environment.runner
+        #: workers that went missing mid-run (master only): id -> seconds into the load
+        self.lost_workers: dict[str, float] = {}
+        self._worker_watch: gevent.Greenlet | None = None
         if is_master:
             runner.register_message(_STOPPED, self._on_worker_stopped)
             environment.events.test_stopping.add_listener(self._stop_workers_first)
+            environment.events.test_start.add_listener(self._watch_workers)
+            environment.events.test_stop.add_listener(self._unwatch_workers)
         elif type(runner).__name__ == "WorkerRunner":
             runner.register_message(_STOP, self._on_stop_request, concurrent=True)
-        self._load_bounds: dict[str, int] = {}
+        self._load_bounds: dict[str, Any] = {}
         events = environment.events
         if type(runner).__name__ != "WorkerRunner":
             events.test_start.add_listener(lambda **_: self._load_bounds.update(load_started_ns=time.time_ns()))
@@ -79,6 +88,8 @@ class Harness:
             return
         path = Path(self.settings.results_dir) / LOAD_BOUNDS_FILE
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        if self.lost_workers:
+            self._load_bounds["workers_lost"] = sorted(self.lost_workers)
         try:
             temp.write_text(json.dumps(self._load_bounds))
             os.replace(temp, path)
@@ -119,7 +130,7 @@ class Harness:
 
     def _stop_workers_first(self, environment: Any, **_: Any) -> None:
         runner = environment.runner
-        workers = {client.id for client in runner.clients.all}
+        workers = {client.id for client in runner.clients.all} - self._missing(runner)
         if not workers:
             return
         self._stopped_workers = set()
@@ -127,9 +138,40 @@ class Harness:
         limit = (environment.stop_timeout or 0) + self.settings.drain_timeout + 15
         with gevent.Timeout(limit, False):
             while not workers <= self._stopped_workers:
+                workers -= self._missing(runner)  # a worker lost meanwhile will never answer
                 gevent.sleep(0.05)
         if missing := workers - self._stopped_workers:
             logger.warning("%d worker(s) did not report their final stats within %.0f s", len(missing), limit)
+
+    @staticmethod
+    def _missing(runner: Any) -> set[str]:
+        return {client.id for client in runner.clients.missing}
+
+    # A worker process that dies (killed, out of memory) goes "missing" after
+    # Locust's heartbeat timeout; the run goes on with the others. Its samples
+    # up to its last flush are kept; the loss is logged and written to
+    # load.json ("workers_lost"), so the runner can fail the cell.
+
+    def _watch_workers(self, environment: Any, **_: Any) -> None:
+        self.lost_workers = {}
+        if self._worker_watch is None:
+            self._worker_watch = gevent.spawn(self._note_lost_workers, environment.runner, time.monotonic())
+
+    def _note_lost_workers(self, runner: Any, started: float) -> None:
+        while True:
+            for worker in sorted(self._missing(runner) - set(self.lost_workers)):
+                self.lost_workers[worker] = round(time.monotonic() - started, 1)
+                logger.warning("Locust worker %s lost %.1f s into the load (no heartbeat): its users stopped, "
+                               "the samples it flushed are kept", worker, self.lost_workers[worker])
+            gevent.sleep(0.5)
+
+    def _unwatch_workers(self, **_: Any) -> None:
+        if self._worker_watch is not None:
+            self._worker_watch.kill(block=False)
+            self._worker_watch = None
+        # One last look: the test may stop before the watcher's next round.
+        for worker in self._missing(self.environment.runner) - set(self.lost_workers):
+            self.lost_workers[worker] = -1.0
 
     def _on_worker_stopped(self, msg: Any, **_: Any) -> None:
         self._stopped_workers.add(msg.node_id)
@@ -143,6 +185,8 @@ class Harness:
     def on_test_start(self, environment: Any, **_: Any) -> None:
         try:
             self.settings = LoadSettings.from_options(environment.parsed_options)
+            if type(environment.runner).__name__ != "WorkerRunner":  # workers load what the master chose
+                check_host(environment.host, self.settings)
             environment.loadtests_settings = self.settings  # what the users read
         except ValueError as exc:
             logger.error("bad load test option: %s; stopping", exc)
@@ -150,6 +194,7 @@ class Harness:
                 gevent.spawn(environment.runner.quit)
             return
         LEDGER.reset()
+        ROSTER.reset()
         if self.settings.transport != "websocket":
             lean = [cls.__name__ for cls in environment.user_classes if cls.__name__ != "ReferenceUser"]
             if lean:
@@ -164,11 +209,32 @@ class Harness:
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         self.flush()
+        self.write_user_targets()
         expected, delivered = LEDGER.totals()
         if expected or delivered:
             lost = expected - delivered
             report = logger.warning if lost else logger.info
             report("fan-out deliveries: %d promised by acks, %d received, %d lost", expected, delivered, lost)
+
+    def write_user_targets(self) -> None:
+        """``targets-<host>-<pid>.json``: the instance each user of this process loaded.
+
+        Written only with several instances; join it to the samples on
+        (``worker``, ``user``). Written under a temporary name, then renamed.
+        """
+        from loadtests.users import USER_TARGETS  # imports Locust: only once a run exists
+
+        if self.recorder is None or len(self.settings.urls) < 2 or not USER_TARGETS:
+            return
+        final = self.recorder.results_dir / f"targets-{shard_tag()}.json"
+        temp = final.with_name(f".{final.name}.tmp")
+        document = {"worker": worker_id(), "urls": list(self.settings.urls),
+                    "users": {str(user): url for user, url in sorted(USER_TARGETS.items())}}
+        try:
+            temp.write_text(json.dumps(document, indent=1))
+            os.replace(temp, final)
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", final, exc)
 
     def on_quitting(self, environment: Any, **_: Any) -> None:
         self.flush()
@@ -184,11 +250,12 @@ def on_init(environment: Any, **_: Any) -> None:
     """Locust ``init`` listener: check the options and set up the harness."""
     try:
         settings = LoadSettings.from_options(environment.parsed_options)
+        check_host(environment.host, settings)
     except ValueError as exc:
         sys.stderr.write(f"locust: error: {exc}\n")
         sys.exit(2)
     if environment.parsed_options is not None and getattr(environment.parsed_options, "headless", False):
-        if not environment.host:
+        if not environment.host and not settings.urls:
             sys.stderr.write("locust: error: no target; pass --host http://127.0.0.1:PORT\n")
             sys.exit(2)
     environment.loadtests_settings = settings

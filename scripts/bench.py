@@ -5,6 +5,10 @@ cell is marked failed and the rest still run. At the end the reports are
 built and a ranked table is printed. Ctrl-C (or SIGTERM) ends the cell in
 flight, marks it partial, and still reports what was measured.
 
+``--target-url URL`` loads a server that is already running instead of
+starting targets (repeat it for several instances); a URL outside loopback is
+refused unless ``--i-own-this-host`` says the user owns that host.
+
 Exit status: 0 all cells ok, 1 some cell failed, 2 bad arguments or profile,
 130 interrupted.
 """
@@ -17,15 +21,19 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence, TextIO
 
+from loadtests.safety import ALLOW_FLAG, require_loopback
+from loadtests.targets import parse_target_urls
 from reports.summary import write_json
 from target_app.process import REPO_ROOT
 
 from .cell import CellPlan, CellResult, LiveFigures, run_cell
 from .profile import Profile, ProfileError, load_profile
 from .runinfo import new_run_id
+from .targets import ExternalTarget
 
 EXIT_OK, EXIT_FAILED_CELL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_RESULTS = REPO_ROOT / "results"
@@ -69,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, dest="warmup_s", help="override the warm-up cut (s)")
     parser.add_argument("--emit-rate", type=float, dest="emit_rate", help="override emits/s per user (0 = flat out)")
     parser.add_argument("--payload-bytes", type=int, dest="payload_bytes", help="override the payload size")
+    parser.add_argument("--processes", type=int, help="Locust worker processes per cell (the 'processes' load key); "
+                        "their samples are merged into one report")
+    parser.add_argument("--target-url", action="append", default=[], metavar="URL",
+                        help="load this already running server instead of starting targets; repeat (or "
+                             "comma-separate) for several instances sharing a message queue")
+    parser.add_argument(ALLOW_FLAG, dest="i_own_this_host", action="store_true",
+                        help="allow a --target-url outside loopback: only for a host you own")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root (default ./results)")
     parser.add_argument("--run-id", help="run folder name (default: <date>-<time>-<profile>)")
     parser.add_argument("--reference", help="reference target for ratios (default: the profile's)")
@@ -83,18 +98,39 @@ def _split(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def external_target(args: argparse.Namespace) -> ExternalTarget | None:
+    """The ``--target-url`` servers, checked: loopback only unless ``--i-own-this-host``."""
+    if not args.target_url:
+        return None
+    try:
+        urls = parse_target_urls(",".join(args.target_url))
+        for url in urls:
+            require_loopback(url, allow_remote=args.i_own_this_host)
+    except ValueError as exc:  # UnsafeTargetError is one
+        raise ProfileError(str(exc).replace("--target-urls", "--target-url")) from None
+    if args.targets:
+        raise ProfileError("--targets and --target-url exclude each other: the runner starts targets, or loads yours")
+    return ExternalTarget(urls)
+
+
 def resolve_profile(args: argparse.Namespace) -> Profile:
     profile = load_profile(args.profile)
     try:
-        return profile.with_overrides(targets=_split(args.targets), scenarios=_split(args.scenarios),
-                                      users=args.users, duration_s=args.duration_s, warmup_s=args.warmup_s,
-                                      emit_rate=args.emit_rate, payload_bytes=args.payload_bytes)
+        profile = profile.with_overrides(targets=_split(args.targets), scenarios=_split(args.scenarios),
+                                         users=args.users, duration_s=args.duration_s, warmup_s=args.warmup_s,
+                                         emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
+                                         processes=args.processes)
     except ValueError as exc:
         raise ProfileError(str(exc)) from None
+    external = external_target(args)
+    if external is not None:
+        profile = replace(profile, targets=(external,), reference=None)
+    return profile
 
 
 def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args: Sequence[str] = (),
-               out: TextIO = sys.stdout, interrupted: threading.Event | None = None) -> list[CellResult]:
+               out: TextIO = sys.stdout, interrupted: threading.Event | None = None,
+               i_own_this_host: bool = False) -> list[CellResult]:
     interrupted = interrupted or threading.Event()
     cells = profile.cells()
     progress = ProgressLine(out)
@@ -103,7 +139,7 @@ def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args
         if interrupted.is_set():
             break
         plan = CellPlan(run_id=run_dir.name, target=target, scenario=scenario, run_dir=run_dir,
-                        target_args=target_args, pin_cores=pin,
+                        target_args=target_args, pin_cores=pin, i_own_this_host=i_own_this_host,
                         extra_run_info={"profile": profile.name})
         prefix = f"[{index}/{len(cells)}] {plan.cell}"
         result = run_cell(plan, interrupted=interrupted,
@@ -161,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"about {profile.estimated_seconds() / 60:.1f} min; results in {run_dir}", flush=True)
     try:
         results = run_matrix(profile, run_dir, pin=not args.no_pin, target_args=args.target_arg,
-                             interrupted=interrupted)
+                             interrupted=interrupted, i_own_this_host=args.i_own_this_host)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

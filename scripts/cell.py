@@ -5,6 +5,13 @@ the machine has two or more. Both are sampled (``server.csv``,
 ``loadgen.csv``). Every cell has a deadline: a Locust that has not ended by
 then is ended, and the cell says so. ``run.json`` is written before the run
 (status ``running``) and rewritten at the end, atomically each time.
+
+The target may be several instances sharing a private Redis
+(``gevent-dev-x3``, :mod:`scripts.targets`): users spread over them
+(``--target-urls``), ``server.csv`` sums every instance and Redis, and an
+instance or Redis that dies mid-run fails the cell with the reason while the
+rest keep serving until the run's end. With ``processes`` > 1 Locust runs
+that many worker processes; each writes its own sample shards.
 """
 from __future__ import annotations
 
@@ -24,11 +31,12 @@ from typing import Any, Callable, Sequence
 
 from loadtests.harness import LOAD_BOUNDS_FILE
 from reports.summary import write_json
-from target_app.process import REPO_ROOT, TargetProcess, TargetStartError, launch_target
+from target_app.process import REPO_ROOT
 
 from .profile import Scenario, TargetSpec
 from .runinfo import iso, machine, versions
 from .sampler import TreeSampler, stats_connected
+from .targets import ExternalTarget, TargetGroup, TargetStartError, external_group, launch_group
 
 LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
 STOP_TIMEOUT_S = 5.0
@@ -59,7 +67,8 @@ class LiveFigures:
 @dataclass
 class CellPlan:
     run_id: str
-    target: TargetSpec
+    #: what to start, or servers already running (``--target-url``)
+    target: TargetSpec | ExternalTarget
     scenario: Scenario
     run_dir: Path
     target_args: Sequence[str] = ()
@@ -68,6 +77,8 @@ class CellPlan:
     extra_run_info: dict[str, Any] = field(default_factory=dict)
     #: folder name; default <mode>-<server>--<scenario>
     name: str | None = None
+    #: the user owns the (non-loopback) hosts of an external target
+    i_own_this_host: bool = False
 
     @property
     def cell(self) -> str:
@@ -82,19 +93,31 @@ class CellPlan:
         return self.scenario.load.duration_s + STOP_TIMEOUT_S + DEADLINE_GRACE_S
 
 
-def core_split() -> tuple[list[int] | None, list[int] | None]:
-    """(target cores, load-generator cores): one each when pinning is possible."""
+def core_split(instances: int = 1, processes: int = 1) -> tuple[list[int] | None, list[int] | None]:
+    """(target cores, load-generator cores), disjoint, when pinning is possible.
+
+    The targets get one core per instance and Locust one per process, as far
+    as the machine goes: two cores give one each, whatever the counts.
+    """
     try:
         cores = sorted(os.sched_getaffinity(0))
     except AttributeError:
         return None, None
     if len(cores) < 2 or shutil.which("taskset") is None:
         return None, None
-    return [cores[0]], [cores[1]]
+    want_target, want_loadgen = max(1, instances), max(1, processes)
+    if want_target + want_loadgen <= len(cores):
+        return cores[:want_target], cores[want_target:want_target + want_loadgen]
+    # Too few cores: share them in proportion, at least one each.
+    split = min(len(cores) - 1, max(1, round(len(cores) * want_target / (want_target + want_loadgen))))
+    return cores[:split], cores[split:]
 
 
-def locust_argv(plan: CellPlan, url: str) -> list[str]:
+def locust_argv(plan: CellPlan, url: str | Sequence[str]) -> list[str]:
+    """The headless Locust command; several URLs spread the users over them."""
     load = plan.scenario.load
+    urls = [url] if isinstance(url, str) else list(url)
+    url = urls[0]
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "--users", str(load.users), "--spawn-rate", str(load.spawn_rate),
@@ -109,6 +132,12 @@ def locust_argv(plan: CellPlan, url: str) -> list[str]:
     ]
     if load.open_model:
         argv.append("--open-model")
+    if len(urls) > 1:
+        argv += ["--target-urls", ",".join(urls)]
+    if load.processes > 1:
+        argv += ["--processes", str(load.processes)]
+    if plan.i_own_this_host:
+        argv.append("--i-own-this-host")
     return argv + list(plan.locust_args) + [plan.scenario.user_class]
 
 
@@ -119,6 +148,15 @@ def read_load_bounds(cell_dir: Path) -> dict[str, int]:
         return {key: int(bounds[key]) for key in ("load_started_ns", "load_ended_ns") if key in bounds}
     except (OSError, ValueError, TypeError):
         return {}
+
+
+def read_lost_workers(cell_dir: Path) -> list[str]:
+    """Locust workers the master lost mid-run (load.json ``workers_lost``), if any."""
+    try:
+        lost = json.loads((cell_dir / LOAD_BOUNDS_FILE).read_text()).get("workers_lost") or []
+        return [str(worker) for worker in lost]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
 
 
 def read_final_figures(stats_json: Path) -> LiveFigures | None:
@@ -160,7 +198,7 @@ def _run_json(plan: CellPlan, *, status: str, reason: str | None, started_ns: in
         "load": {"users": load.users, "spawn_rate": load.spawn_rate, "duration_s": load.duration_s,
                  "emit_rate": load.emit_rate or None, "payload_bytes": load.payload_bytes,
                  "room_size": load.room_size, "warmup_s": load.warmup_s, "open_model": load.open_model,
-                 "namespace": load.namespace, "transport": load.transport},
+                 "namespace": load.namespace, "transport": load.transport, "processes": load.processes},
         "command": command,
         "target_url": target_url,
         "versions": versions(),
@@ -183,13 +221,37 @@ def _end_process_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
             process.wait(timeout=timeout)
 
 
+def remove_partial_files(cell_dir: Path) -> list[str]:
+    """Delete temporary files a killed writer left (``.name.tmp``); every kept file is whole."""
+    removed = []
+    for leftover in cell_dir.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed.append(leftover.name)
+    return sorted(removed)
+
+
+def _start_group(plan: CellPlan, cores: list[int] | None) -> TargetGroup:
+    if isinstance(plan.target, ExternalTarget):
+        return external_group(plan.target.urls)
+    return launch_group(plan.target, plan.cell_dir, extra_args=plan.target_args, cpu_affinity=cores)
+
+
+def _fault_reason(group: TargetGroup) -> str:
+    return "; ".join(f.reason for f in group.faults)
+
+
 def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None], None] | None = None,
              interrupted: threading.Event | None = None) -> CellResult:
     """Run the cell; never raises for a failure of the target or Locust."""
     cell_dir = plan.cell_dir
     cell_dir.mkdir(parents=True, exist_ok=True)
     interrupted = interrupted or threading.Event()
-    target_cores, loadgen_cores = core_split() if plan.pin_cores else (None, None)
+    load = plan.scenario.load
+    target_cores, loadgen_cores = (core_split(plan.target.instances, load.processes) if plan.pin_cores
+                                   else (None, None))
+    if isinstance(plan.target, ExternalTarget):
+        target_cores = None  # not ours to pin
     started_ns = time.time_ns()
     t0 = time.monotonic()
     command: list[str] = []
@@ -197,6 +259,8 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
 
     def finish(status: str, reason: str | None, target_url: str | None = None,
                live: LiveFigures | None = None) -> CellResult:
+        if removed := remove_partial_files(cell_dir):
+            extra["removed_partial_files"] = removed
         write_json(cell_dir / "run.json", _run_json(plan, status=status, reason=reason, started_ns=started_ns,
                                                      ended_ns=time.time_ns(), command=command,
                                                      target_url=target_url, extra=extra))
@@ -207,50 +271,66 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
     write_json(cell_dir / "run.json", _run_json(plan, status="running", reason=None, started_ns=started_ns,
                                                  ended_ns=None, command=command, target_url=None, extra=extra))
     try:
-        target = launch_target(plan.target.mode, plan.target.server, log_path=cell_dir / "target.log",
-                               extra_args=list(plan.target_args), cpu_affinity=target_cores)
+        group = _start_group(plan, target_cores)
     except TargetStartError as exc:
         return finish("failed", f"target did not start: {exc}")
+    extra |= {"mode": group.spec.mode, "server": group.spec.server, "target_urls": group.urls}
 
-    server_sampler = TreeSampler(target.pid, cell_dir / "server.csv", connected=stats_connected(target.url)).start()
+    server_sampler = (TreeSampler(group.pids, cell_dir / "server.csv", connected=stats_connected(group.urls)).start()
+                      if group.pids else None)
     locust: subprocess.Popen | None = None
     loadgen_sampler: TreeSampler | None = None
     status, reason, live = "ok", None, None
     try:
-        command = locust_argv(plan, target.url)
+        command = locust_argv(plan, group.urls)
         argv = (["taskset", "--cpu-list", ",".join(map(str, loadgen_cores))] if loadgen_cores else []) + command
         env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
         with open(cell_dir / "locust.log", "ab") as log:
             locust = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         loadgen_sampler = TreeSampler(locust.pid, cell_dir / "loadgen.csv").start()
-        status, reason = _watch(plan, target, locust, t0, interrupted, on_progress)
+        status, reason = _watch(plan, group, locust, t0, interrupted, on_progress)
     finally:
         if locust is not None:
             _end_process_group(locust)
         if loadgen_sampler:
             loadgen_sampler.stop()
-        server_sampler.stop()
-        target_died = not target.alive()
-        target.stop()
+        if server_sampler:
+            server_sampler.stop()
+        group.check()  # a death in the run's last moments still counts
+        extra |= {"instances": group.describe(), "message_queue": group.describe_queue(),
+                  "faults": [f.reason for f in group.faults]}
+        group.stop()
+        group.merge_logs(cell_dir)
     live = read_final_figures(cell_dir / "locust_stats.json") or read_live_figures(cell_dir / "locust_stats.csv")
     extra |= read_load_bounds(cell_dir)
+    lost_workers = read_lost_workers(cell_dir)
+    if lost_workers:
+        extra["locust_workers_lost"] = lost_workers
     extra |= {"locust_exit_code": locust.returncode if locust else None,
               "loadgen_cpu_s": loadgen_sampler.cpu_s if loadgen_sampler else None,
-              "server_cpu_s": server_sampler.cpu_s}
-    if target_died and status == "ok":
-        status, reason = "failed", f"target exited with code {target.process.returncode} during the run"
+              "server_cpu_s": server_sampler.cpu_s if server_sampler else None}
+    if group.faults and status == "ok":
+        status, reason = "failed", _fault_reason(group)
+    elif lost_workers and status == "ok":
+        status, reason = "failed", (f"{len(lost_workers)} of {load.processes} Locust worker processes lost during "
+                                    f"the run: their users stopped early, the samples they flushed are kept")
     elif status == "ok" and locust is not None and locust.returncode not in (0, 1):
         status, reason = "failed", f"locust exited with code {locust.returncode}; see locust.log"
     elif status == "ok" and (live is None or live.requests == 0):
         status, reason = "failed", "locust recorded no requests; see locust.log"
-    return finish(status, reason, target.url, live)
+    return finish(status, reason, group.url, live)
 
 
-def _watch(plan: CellPlan, target: TargetProcess, locust: subprocess.Popen, t0: float,
+def _watch(plan: CellPlan, group: TargetGroup, locust: subprocess.Popen, t0: float,
            interrupted: threading.Event,
            on_progress: Callable[[float, LiveFigures | None], None] | None) -> tuple[str, str | None]:
-    """Wait for Locust to end; end it at the deadline, on interrupt, or when the target dies."""
+    """Wait for Locust to end; end it at the deadline, on interrupt, or when no instance is left.
+
+    An instance or the message queue dying while others still serve does not
+    end the run: the clients of the others keep going, and the cell fails at
+    the end with what was lost.
+    """
     deadline = t0 + plan.deadline_s
     stats_csv = plan.cell_dir / "locust_stats.csv"
     while locust.poll() is None:
@@ -259,8 +339,9 @@ def _watch(plan: CellPlan, target: TargetProcess, locust: subprocess.Popen, t0: 
             return "partial", "interrupted"
         if now > deadline:
             return "failed", f"locust still running at the cell deadline ({plan.deadline_s:.0f} s); ended it"
-        if not target.alive():
-            return "failed", f"target exited with code {target.process.returncode} during the run"
+        group.check()
+        if group.all_down():
+            return "failed", _fault_reason(group)
         if on_progress:
             on_progress(now - t0, read_live_figures(stats_csv))
         interrupted.wait(0.5)

@@ -59,9 +59,13 @@ class Fault:
 
     what: str
     at_s: float
+    consequence: str = ""
 
-    def __str__(self) -> str:
-        return f"{self.what} at +{self.at_s:.1f} s"
+    @property
+    def reason(self) -> str:
+        """``target exited with code -9 during the run (at +3.1 s)[: consequence]``."""
+        tail = f": {self.consequence}" if self.consequence else ""
+        return f"{self.what} during the run (at +{self.at_s:.1f} s){tail}"
 
 
 @dataclass
@@ -105,13 +109,16 @@ class TargetGroup:
             key = f"target-{index}"
             if key not in self._reported and not target.alive():
                 self._reported.add(key)
-                what = (f"target exited with code {target.process.returncode}" if len(self.instances) == 1
-                        else f"{self.label_of(index)} exited with code {target.process.returncode}")
-                new.append(Fault(what, now))
+                if len(self.instances) == 1:
+                    new.append(Fault(f"target exited with code {target.process.returncode}", now))
+                else:
+                    new.append(Fault(f"{self.label_of(index)} exited with code {target.process.returncode}", now,
+                                     "its clients failed, the other instances kept serving"))
         if self.redis is not None and "redis" not in self._reported and not self.redis.alive():
             self._reported.add("redis")
             new.append(Fault(f"message queue redis-server ({self.redis.host}:{self.redis.port}) exited with code "
-                             f"{self.redis.returncode}: publishes fail, broadcasts are refused", now))
+                             f"{self.redis.returncode}", now,
+                             "broadcasts and room messages are refused from then on (error acks)"))
         self.faults += new
         return new
 
