@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import pytest
 
 from scripts import bench, capacity
@@ -64,38 +65,49 @@ def test_target_that_cannot_start_fails_its_cell_only(tmp_path: Path, capsys: py
     assert leftover_children() == []
 
 
-def kill_target_when_running(stop: threading.Event) -> None:
-    """Kill this test's target_app child once Locust has been loading it for 2.5 s."""
+def kill_target_when_running(stop: threading.Event, cell_dir: Path) -> None:
+    """Kill this test's target_app child once the load has flushed its first samples."""
     while not stop.is_set():
-        children = {}
-        for proc in psutil.Process().children(recursive=True):
-            try:
-                children[proc] = " ".join(proc.cmdline())
-            except psutil.Error:
-                continue
-        locust = [p for p, cmd in children.items() if "locust" in cmd and time.time() - p.create_time() > 2.5]
-        targets = [p for p, cmd in children.items() if "target_app" in cmd]
-        if locust and targets:
-            targets[0].kill()
-            return
-        stop.wait(0.2)
+        if list(cell_dir.glob("samples-*.parquet")):
+            targets = []
+            for proc in psutil.Process().children(recursive=True):
+                try:
+                    if "target_app" in " ".join(proc.cmdline()):
+                        targets.append(proc)
+                except psutil.Error:
+                    continue
+            if targets:
+                targets[0].kill()
+                return
+        stop.wait(0.1)
 
 
 def test_target_dying_mid_run_fails_the_cell_and_keeps_samples(tmp_path: Path) -> None:
     stop = threading.Event()
-    killer = threading.Thread(target=kill_target_when_running, args=(stop,), daemon=True)
+    cell_dir = tmp_path / "r" / "gevent-dev--echo"
+    killer = threading.Thread(target=kill_target_when_running, args=(stop, cell_dir), daemon=True)
     killer.start()
+    started = time.monotonic()
     try:
-        code = bench.main(["--targets", "gevent-dev", "--scenarios", "echo", "--duration", "8", "--warmup", "0",
-                           "--users", "3", "--results", str(tmp_path), "--run-id", "r", "--no-report"])
+        code = bench.main(["--targets", "gevent-dev", "--scenarios", "echo", "--duration", "20", "--warmup", "0",
+                           "--users", "3", "--results", str(tmp_path), "--run-id", "r"])
     finally:
         stop.set()
         killer.join(timeout=5)
     assert code == 1
+    # The cell ended when its target died, long before the 20 s run and its deadline.
+    assert time.monotonic() - started < 20
     info = cell_status(tmp_path / "r", "gevent-dev--echo")
     assert info["status"] == "failed"
     assert "target exited with code -9 during the run" in info["reason"]
-    assert list((tmp_path / "r" / "gevent-dev--echo").glob("samples-*.parquet")), "samples measured so far are kept"
+    shards = list(cell_dir.glob("samples-*.parquet"))
+    assert shards, "samples measured so far are kept"
+    # The report is built from the kept samples and says why the cell failed.
+    kept = sum(pq.read_metadata(p).num_rows for p in shards)
+    summary = json.loads((cell_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["samples"]["total"] == kept > 0
+    assert summary["latency"]["echo"]["ok"] > 0
+    assert "target exited with code -9" in (cell_dir / "report.md").read_text()
     assert leftover_children() == []
 
 
