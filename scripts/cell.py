@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 from loadtests.harness import LOAD_BOUNDS_FILE
 from reports.summary import write_json
-from target_app.process import REPO_ROOT
+from target_app.process import REPO_ROOT, free_port
 
 from .profile import Scenario, TargetSpec
 from .runinfo import iso, machine, versions
@@ -135,7 +135,11 @@ def locust_argv(plan: CellPlan, url: str | Sequence[str]) -> list[str]:
     if len(urls) > 1:
         argv += ["--target-urls", ",".join(urls)]
     if load.processes > 1:
-        argv += ["--processes", str(load.processes)]
+        # The master listens for its workers on loopback and a free port: Locust's
+        # default is every interface on 5557, which another run may hold.
+        port = str(free_port())
+        argv += ["--processes", str(load.processes), "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", port, "--master-port", port]
     if plan.i_own_this_host:
         argv.append("--i-own-this-host")
     return argv + list(plan.locust_args) + [plan.scenario.user_class]
