@@ -14,7 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from target_app.process import LOOPBACK, free_port
 
@@ -50,11 +50,14 @@ def redis_argv(binary: str, host: str, port: int) -> list[str]:
 
 
 def ping(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a Redis answers PING at host:port (inline command, no client library)."""
+    """True when a Redis answers PING at host:port (inline command, no client library).
+
+    A server with a password answers NOAUTH: it is up all the same.
+    """
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -110,13 +113,16 @@ class RedisServer:
 
 
 def launch_redis(*, host: str = LOOPBACK, port: int | None = None, log_path: Path | None = None,
-                 ready_timeout: float = 10.0) -> RedisServer:
-    """Start a private ``redis-server`` and wait until it answers PING; the caller must ``stop()`` it."""
+                 ready_timeout: float = 10.0, extra_args: Sequence[str] = ()) -> RedisServer:
+    """Start a private ``redis-server`` and wait until it answers PING; the caller must ``stop()`` it.
+
+    ``extra_args`` are more ``redis-server`` options, e.g. ``["--requirepass", "pw"]``.
+    """
     binary = require_redis_binary()
     port = port or free_port(host)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
-        process = subprocess.Popen(redis_argv(binary, host, port), stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen([*redis_argv(binary, host, port), *extra_args], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
         if log_path:

@@ -71,10 +71,14 @@ class TargetSettings:
                              f"got {self.message_queue!r}")
 
     @property
-    def cors_allowed_origins(self) -> list[str] | str:
-        """The value python-socketio expects: [] means same origin only."""
+    def cors_allowed_origins(self) -> list[str] | str | None:
+        """The value python-socketio expects: None means same origin only.
+
+        (An empty list would switch python-engineio's origin check off
+        altogether, letting any web page open a connection.)
+        """
         if self.cors_origins is None:
-            return []
+            return None
         if "*" in self.cors_origins:
             return "*"
         return list(self.cors_origins)

@@ -11,7 +11,7 @@ from target_app.settings import TargetSettings, parse_settings, settings_from_en
 def test_defaults_are_safe() -> None:
     settings = parse_settings([], environ={})
     assert settings.host == "127.0.0.1"
-    assert settings.cors_allowed_origins == []  # same origin only
+    assert settings.cors_allowed_origins is None  # same origin only ([] would turn the origin check off)
     assert settings.auth_token is None
 
 
