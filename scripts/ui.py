@@ -14,6 +14,7 @@ died on its own or could not start, 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -194,17 +195,31 @@ def probe_target(url: str) -> dict[str, Any] | None:
         return None
 
 
-def wait_web_ui(url: str, locust: subprocess.Popen, timeout: float) -> bool:
-    """True once the web UI answers (a login page counts); False if Locust exits or time runs out."""
+def wait_web_ui(url: str, locust: subprocess.Popen, timeout: float, *, workers: int = 0,
+                auth: str | None = None) -> bool:
+    """True once the web UI answers and ``workers`` worker processes have connected.
+
+    A test started before every worker has connected runs on the ones that
+    have, so the UI is announced only when all are there. False if Locust
+    exits or time runs out.
+    """
     deadline = time.monotonic() + timeout
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+
+    def ready() -> bool:
+        path = "/worker-count" if workers else "/"
+        with urllib.request.urlopen(urllib.request.Request(url + path, headers=headers), timeout=2) as response:
+            if response.status != 200:
+                return False
+            return not workers or json.loads(response.read()).get("worker_count", 0) >= workers
+
     while time.monotonic() < deadline:
         if locust.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url + "/", timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
+            if ready():
+                return True
+        except (OSError, ValueError):
             pass
         time.sleep(0.2)
     return False
@@ -311,12 +326,15 @@ class UiSessionRunner:
             self.locust = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, start_new_session=True)
         self._write_record(locust_pid=self.locust.pid)
-        if not wait_web_ui(plan.web_url, self.locust, WEB_READY_TIMEOUT_S):
-            return self._fail(f"Locust's web UI did not come up at {plan.web_url}; "
+        workers = (os.cpu_count() or 1) if plan.processes == -1 else (plan.processes or 0)
+        if not wait_web_ui(plan.web_url, self.locust, WEB_READY_TIMEOUT_S, workers=workers, auth=plan.auth):
+            waited = f" with {workers} workers connected" if workers else ""
+            return self._fail(f"Locust's web UI did not come up at {plan.web_url}{waited} "
+                              f"within {WEB_READY_TIMEOUT_S:.0f} s; "
                               f"{plan.run_dir / SESSION_LOCUST_LOG} ends with:\n"
                               f"{_tail(plan.run_dir / SESSION_LOCUST_LOG)}")
-        workers = f" with {plan.processes} worker processes" if plan.processes else ""
-        self.say(f"Locust web UI{workers}: {plan.web_url}/" + ("  (login required)" if plan.auth else ""))
+        with_workers = f" with {workers} worker processes" if workers else ""
+        self.say(f"Locust web UI{with_workers}: {plan.web_url}/" + ("  (login required)" if plan.auth else ""))
         self.say(f"Socket.IO page (live figures, full report): {plan.web_url}/socketio/")
         self.say(f"each test you start records into {plan.run_dir}/<mode>-<server>--<scenario>-<HHMMSS>/")
         self.say("Ctrl-C stops Locust, then the target")
