@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from loadtests.recorder import Recorder
+from loadtests.webui import live as live_module
 from loadtests.webui.live import LiveCell, ServerSeries
 from loadtests.webui.panel import WebAuthError, locust_tab_rows, parse_credentials
 
@@ -198,3 +199,19 @@ def test_web_login_credentials_are_checked() -> None:
     for bad in (None, "", "ann", "ann:", ":pw"):
         with pytest.raises(WebAuthError, match="LOADTEST_WEB_AUTH"):
             parse_credentials(bad)
+
+
+def test_live_percentiles_of_big_runs_refresh_at_most_once_a_second_per_million(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(live_module.time, "monotonic", lambda: clock[0])
+    event = live_module._Event("ack", "echo")
+    event.add(np.full(500_000, 100.0), np.ones(500_000, bool))
+    assert event.figures(fresh=False)["p50_us"] == 100.0
+    event.add(np.full(1_500_000, 300.0), np.ones(1_500_000, bool))
+    clock[0] += 1.0  # 2 M samples: a live view may reuse figures up to 2 s old
+    assert event.figures(fresh=False)["p50_us"] == 100.0
+    clock[0] += 1.5
+    assert event.figures(fresh=False)["p50_us"] == 300.0
+    event.add(np.full(10, 5.0), np.ones(10, bool))
+    # A stopped test's figures are always exact.
+    assert event.figures(fresh=True)["mean_us"] == pytest.approx((5e5 * 100 + 1.5e6 * 300 + 10 * 5) / 2_000_010)
