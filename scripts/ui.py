@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -76,10 +77,15 @@ class UiPlan:
     locust_args: list[str] = field(default_factory=list)
 
     @property
+    def tls(self) -> bool:
+        """Locust serves HTTPS when given a certificate (``--locust-arg=--tls-cert=...``)."""
+        return any(arg.startswith("--tls-cert") for arg in self.locust_args)
+
+    @property
     def web_url(self) -> str:
         host = "127.0.0.1" if self.web_host in ("0.0.0.0", "") else self.web_host
         host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
-        return f"http://{host}:{self.web_port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.web_port}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,10 +211,13 @@ def wait_web_ui(url: str, locust: subprocess.Popen, timeout: float, *, workers: 
     """
     deadline = time.monotonic() + timeout
     headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    # Our own UI on this machine: a self-signed certificate is fine for the readiness probe.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
 
     def ready() -> bool:
         path = "/worker-count" if workers else "/"
-        with urllib.request.urlopen(urllib.request.Request(url + path, headers=headers), timeout=2) as response:
+        request = urllib.request.Request(url + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:
             if response.status != 200:
                 return False
             return not workers or json.loads(response.read()).get("worker_count", 0) >= workers

@@ -67,6 +67,7 @@ def test_locust_command_has_the_picker_the_folder_and_no_password(tmp_path: Path
     assert argv[argv.index("--host") + 1] == "http://127.0.0.1:5001" and "--web-login" in argv
     assert argv[-1] == "--loglevel=DEBUG" and "s3cret" not in joined
     assert "--processes" not in locust_argv(plan(), "http://127.0.0.1:5001")
+    assert plan("--locust-arg=--tls-cert=c.pem", "--locust-arg=--tls-key=k.pem").web_url == "https://127.0.0.1:8089"
 
 
 def test_main_exits_2_on_bad_arguments_and_a_used_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
