@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import dataclasses
 import hmac
 import json
 import logging
@@ -173,6 +174,9 @@ class SocketIOPanel:
             mode=mode, server=server, user_classes=[c.__name__ for c in environment.user_classes],
             options=options, host=environment.host, workers=workers, now_ns=time.time_ns())
         options.results_dir = str(cell.path)  # sent to the workers with the spawn message
+        harness = getattr(environment, "loadtests_harness", None)
+        if harness is not None:  # its test_start ran first: files it writes per test go to the cell too
+            harness.settings = dataclasses.replace(harness.settings, results_dir=str(cell.path))
         with self._lock:
             self.live = LiveCell(cell.path, cell.started_ns, server=self.server)
             self._snapshot = None
