@@ -134,3 +134,21 @@ def test_copy_server_rows_skips_a_half_written_line(tmp_path: Path) -> None:
     with (tmp_path / "in.csv").open("a") as handle:
         handle.write(f"{T0 + 2 * S},1.0")
     assert copy_server_rows(tmp_path / "in.csv", tmp_path / "out.csv", T0, T0 + 5 * S) == 2
+
+
+def test_run_json_without_the_scripts_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Locust container image has loadtests/ and reports/ but no scripts/."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_scripts(name, *args, **kwargs):
+        if name == "scripts" or name.startswith("scripts."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scripts)
+    cell = UiSession(tmp_path).start_test(mode="gevent", server="dev", user_classes=["EchoUser"],
+                                          options=options(), host=None, workers=1, now_ns=T0)
+    record = json.loads((cell.path / "run.json").read_text())
+    assert record["versions"]["locust"] and record["machine"]["cores"]

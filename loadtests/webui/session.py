@@ -276,13 +276,25 @@ def close_running_cells(root: Path, *, reason: str, now_ns: int) -> list[str]:
     return closed
 
 
-def _versions() -> dict[str, str]:
-    from scripts.runinfo import versions
+# scripts/ is not in the Locust container image (docker/Dockerfile): fall back to the basics there.
 
+def _versions() -> dict[str, str]:
+    try:
+        from scripts.runinfo import versions
+    except ImportError:
+        import platform
+        from importlib import metadata
+
+        return {"python": platform.python_version(), "locust": metadata.version("locust")}
     return versions()
 
 
 def _machine() -> dict[str, Any]:
-    from scripts.runinfo import machine
+    try:
+        from scripts.runinfo import machine
+    except ImportError:
+        import os
+        import platform
 
+        return {"cores": os.cpu_count(), "platform": platform.platform()}
     return machine()
