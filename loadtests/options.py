@@ -164,8 +164,18 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+#: Locust's own listeners default to every interface; here to loopback. A flag
+#: (--web-host, --master-bind-host) or LOCUST_WEB_HOST / LOCUST_MASTER_BIND_HOST
+#: still chooses another interface (containers do).
+LOOPBACK_LISTENERS = {"web_host": "127.0.0.1", "master_bind_host": "127.0.0.1"}
+
+
 def add_arguments(parser: Any) -> None:
-    """Register the custom arguments on Locust's parser (``init_command_line_parser``)."""
+    """Register the custom arguments on Locust's parser (``init_command_line_parser``).
+
+    Also makes Locust's web UI and master listen on loopback by default.
+    """
+    parser.set_defaults(**LOOPBACK_LISTENERS)
     d = LoadSettings()
     # On the parser itself, not an argument group: only Locust's parser knows
     # the web-UI flags (include_in_web_ui, is_secret).

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,7 +23,7 @@ from scripts import bench
 from scripts.cell import CellPlan, locust_argv
 from scripts.profile import LoadShape, Scenario, TargetSpec
 from scripts.redis_server import launch_redis, redis_binary
-from target_app.process import TargetProcess, start_target
+from target_app.process import TargetProcess, free_port, start_target
 from target_app.settings import TargetSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,10 +32,15 @@ needs_redis = pytest.mark.skipif(redis_binary() is None,
                                  reason="redis-server is not installed (apt-get install redis-server)")
 
 
-def listening_addresses(pid: int) -> set[str]:
+def listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every listening socket of the process tree."""
     procs = [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
-    return {conn.laddr.ip for proc in procs for conn in proc.net_connections("inet")
+    return {(conn.laddr.ip, conn.laddr.port) for proc in procs for conn in proc.net_connections("inet")
             if conn.status == psutil.CONN_LISTEN}
+
+
+def listening_addresses(pid: int) -> set[str]:
+    return {ip for ip, _ in listening(pid)}
 
 
 def test_target_settings_default_to_safe_values() -> None:
@@ -124,6 +130,24 @@ def test_locustfile_refuses_a_remote_host() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "refusing to load 192.0.2.7" in proc.stderr and "--i-own-this-host" in proc.stderr
+
+
+def test_locust_web_ui_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--host", "http://127.0.0.1:9",
+            "--web-port", str(port)]
+    proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        found: set[str] = set()
+        while time.monotonic() < deadline and not found and proc.poll() is None:
+            time.sleep(0.2)
+            found = {ip for ip, p in listening(proc.pid) if p == port}
+        assert found == {"127.0.0.1"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 def test_runner_loads_an_already_running_target(tmp_path: Path) -> None:

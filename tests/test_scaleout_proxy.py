@@ -62,6 +62,8 @@ def test_compose_scaleout_profile_renders_with_loopback_ports(compose: list[str]
     host_ips = re.findall(r"host_ip:\s*(\S+)", text) + [ip for ip, _, _ in short]
     assert host_ips and set(host_ips) == {"127.0.0.1"}, "every published port on loopback"
     assert "5080" in text, "the proxy is published on 127.0.0.1:5080 by default"
+    # Inside their containers Locust's listeners leave loopback (the locustfile's default).
+    assert re.search(r"LOCUST_WEB_HOST:\s*['\"]?0\.0\.0\.0", text)
 
 
 # --- the nginx configuration itself, against local targets ----------------------
