@@ -35,15 +35,15 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from loadtests.webui.live import LiveCell, ServerSeries
-from loadtests.webui.session import RUN_JSON, SESSION_SERVER_CSV, TestCell, UiSession, read_session
-from reports.summary import write_json
+if TYPE_CHECKING:
+    from loadtests.webui.live import LiveCell, ServerSeries
+    from loadtests.webui.session import TestCell, UiSession
 
 logger = logging.getLogger(__name__)
 
@@ -124,14 +124,20 @@ class SocketIOPanel:
     """The web UI extension: per-test folders, live figures, report, auth."""
 
     def __init__(self, environment: Any) -> None:
+        # Only the process serving the UI needs these (they pull in pandas): imported here, not at the
+        # top, so worker processes and headless runs start without them.
+        from loadtests.webui import live, session
+
+        self._live, self._session = live, session
         self.environment = environment
         web_ui = environment.web_ui
         options = environment.parsed_options
         root = getattr(options, "results_dir", "") if options is not None else ""
         #: what the start form sends back when the user keeps the folder
         self.root_option = root
-        self.session: UiSession | None = UiSession(Path(root)) if root else None
-        self.server = ServerSeries(Path(root) / SESSION_SERVER_CSV) if root else None
+        self.session: UiSession | None = session.UiSession(Path(root)) if root else None
+        self.server: ServerSeries | None = (
+            live.ServerSeries(Path(root) / session.SESSION_SERVER_CSV) if root else None)
         self.live: LiveCell | None = None
         self.base = (getattr(options, "web_base_path", "") or "").rstrip("/")
         self._target_labels: dict[str, tuple[str, str]] = {}
@@ -166,7 +172,7 @@ class SocketIOPanel:
         if current is not None and Path(chosen) == current.path:
             chosen = str(self.session.root)  # not the form: the folder we set for the last test
         if Path(chosen) != self.session.root:
-            self.session = UiSession(Path(chosen))  # the user typed another folder in the form
+            self.session = self._session.UiSession(Path(chosen))  # the user typed another folder in the form
         mode, server = self._target_label(environment.host or "")
         runner = environment.runner
         workers = runner.worker_count if _is_runner(environment, "MasterRunner") else 1
@@ -178,7 +184,7 @@ class SocketIOPanel:
         if harness is not None:  # its test_start ran first: files it writes per test go to the cell too
             harness.settings = dataclasses.replace(harness.settings, results_dir=str(cell.path))
         with self._lock:
-            self.live = LiveCell(cell.path, cell.started_ns, server=self.server)
+            self.live = self._live.LiveCell(cell.path, cell.started_ns, server=self.server)
             self._snapshot = None
         self._report = {"state": "idle"}
         logger.info("Socket.IO: this test records into %s", cell.path)
@@ -193,7 +199,7 @@ class SocketIOPanel:
 
     def _target_label(self, host: str) -> tuple[str, str]:
         """(mode, server) of the target: from scripts.ui's session file, else the target's /stats."""
-        session = read_session(self.session.root) if self.session else {}
+        session = self._session.read_session(self.session.root) if self.session else {}
         if session.get("mode") and session.get("server") and session.get("target_url") == host:
             return str(session["mode"]), str(session["server"])
         if host not in self._target_labels:
@@ -258,7 +264,7 @@ class SocketIOPanel:
         return live.snapshot(now_ns=time.time_ns(), running=running)
 
     def _target_info(self) -> dict[str, Any]:
-        session = read_session(self.session.root) if self.session else {}
+        session = self._session.read_session(self.session.root) if self.session else {}
         return {"url": self.environment.host, "mode": session.get("mode"), "server": session.get("server"),
                 "started_by_harness": bool(session.get("target_pid")), "pid": session.get("target_pid")}
 
@@ -268,7 +274,7 @@ class SocketIOPanel:
         out = []
         for path in self.session.cells()[-50:]:
             try:
-                status = json.loads((path / RUN_JSON).read_text()).get("status")
+                status = json.loads((path / self._session.RUN_JSON).read_text()).get("status")
             except (OSError, ValueError, AttributeError):
                 status = None
             report = path / "report.html"
@@ -335,8 +341,8 @@ class SocketIOPanel:
         except subprocess.TimeoutExpired:
             code, out, err = -1, "", f"the report took longer than {REPORT_TIMEOUT_S:.0f} s"
         finally:
-            if was_running and cell.running:
-                write_json(cell.path / RUN_JSON, cell.record)  # still running: back to "running"
+            if was_running and cell.running:  # still running: back to "running"
+                self._session.write_json(cell.path / self._session.RUN_JSON, cell.record)
         seconds = round(time.monotonic() - started, 2)
         if code != 0:
             problem = (err.strip().splitlines() or [f"report child exited with code {code}"])[-1]
@@ -456,9 +462,9 @@ def _fmt(value: Any, digits: int = 1) -> Any:
 def locust_tab_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     """``extended_stats`` for Locust's /stats/requests: one entry per extended tab."""
     figures = snapshot.get("figures") or {}
+    timed = ("per_s", "p50_us", "p90_us", "p99_us", "p999_us", "max_us")
     events = [{"kind": e["kind"], "name": e["name"], "count": e["count"], "failed": e["failed"],
-               "per_s": _fmt(e["per_s"]), **{k: _fmt(e[k]) for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us")}}
-              for e in figures.get("events", [])]
+               **{k: _fmt(e[k]) for k in timed}} for e in figures.get("events", [])]
     rows: list[dict[str, Any]] = []
 
     def add(figure: str, value: Any) -> None:
