@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,14 @@ def test_main_exits_2_on_bad_arguments_and_a_used_folder(tmp_path: Path, capsys:
     (tmp_path / "old.txt").write_text("x")
     assert main(["--results", str(tmp_path)]) == 2
     assert "already holds results" in capsys.readouterr().err
+
+
+def test_a_target_url_where_nothing_answers_fails_before_starting_locust(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    from target_app.process import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # bound and released: nothing listens there
+    assert main(["--target-url", url, "--results", str(tmp_path / "s")]) == 1
+    assert "nothing answers at --target-url" in capsys.readouterr().err
+    record = json.loads((tmp_path / "s" / "ui-session.json").read_text())
+    assert record["status"] == "failed" and record["command"] is None and record["cells"] == []

@@ -101,6 +101,8 @@ def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess,
     base, target, results = web_ui
     idle = _live(base)
     assert idle["recording"] and idle["cell"] is None and idle["figures"] is None
+    status, body = _request(base + "/socketio/api/report", {})
+    assert status == 409 and "no test has been started" in json.loads(body)["error"]
 
     echo = _run_test(base, target, results,
                      {"user_count": 3, "spawn_rate": 10, "user_classes": "EchoUser", "emit_rate": 30},
