@@ -75,6 +75,8 @@ class UiPlan:
     stop_timeout: float
     auth: str | None
     locust_args: list[str] = field(default_factory=list)
+    #: the user owns a non-loopback --target-url (Locust's harness asks for the same consent)
+    i_own_this_host: bool = False
 
     @property
     def tls(self) -> bool:
@@ -170,7 +172,7 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
                   target_port=args.port, target_args=list(args.target_arg), web_host=args.web_host,
                   web_port=args.web_port, processes=args.processes, users=args.users,
                   spawn_rate=args.spawn_rate, stop_timeout=args.stop_timeout, auth=auth,
-                  locust_args=list(args.locust_arg))
+                  locust_args=list(args.locust_arg), i_own_this_host=bool(args.target_url and args.i_own_this_host))
 
 
 def locust_argv(plan: UiPlan, target_url: str) -> list[str]:
@@ -186,6 +188,8 @@ def locust_argv(plan: UiPlan, target_url: str) -> list[str]:
         argv += ["--processes", str(plan.processes)]
     if plan.auth:
         argv.append("--web-login")  # the credentials travel in the environment, not on the command line
+    if plan.i_own_this_host:
+        argv.append(ALLOW_FLAG)
     return argv + plan.locust_args
 
 

@@ -54,6 +54,8 @@ def test_bad_arguments_are_named(argv: list[str], message: str) -> None:
 def test_a_remote_target_or_a_public_ui_needs_explicit_consent() -> None:
     p = plan("--target-url", "http://10.1.2.3:5000", "--i-own-this-host")
     assert p.target_url == "http://10.1.2.3:5000" and p.mode is None
+    assert locust_argv(p, p.target_url)[-1] == "--i-own-this-host"  # Locust's harness asks for it too
+    assert "--i-own-this-host" not in locust_argv(plan("--i-own-this-host"), "http://127.0.0.1:5000")
     assert plan("--web-host", "0.0.0.0", "--web-auth", "ann:pw").web_url == "http://127.0.0.1:8089"
     assert plan("--web-host", "0.0.0.0", environ={ENV_WEB_AUTH: "ann:pw"}).auth == "ann:pw"
 
