@@ -54,6 +54,7 @@ def test_warmup_is_the_ramp_at_most_a_quarter() -> None:
 
 def test_each_test_start_gets_its_folder_and_a_run_json_reports_accept(tmp_path: Path) -> None:
     (tmp_path / SESSION_JSON).write_text(json.dumps({"run_id": "ui-20261126-031500", "target_pid": 42,
+                                                     "target_url": "http://127.0.0.1:5000",
                                                      "versions": {"python": "3.11"}, "machine": {"cores": 2}}))
     server_csv(tmp_path / SESSION_SERVER_CSV, [T0 - 5 * S, T0 - S, T0 + 3 * S, T0 + 10 * S, T0 + 20 * S])
     session = UiSession(tmp_path)
@@ -64,7 +65,7 @@ def test_each_test_start_gets_its_folder_and_a_run_json_reports_accept(tmp_path:
     assert running["scenario"] == "echo" and running["mode"] == "gevent" and running["ui"]["workers"] == 2
     assert running["load"]["payload_bytes"] == 256 and running["load"]["emit_rate"] == 25.0
     assert running["load"]["senders_per_room"] == 2 and running["load"]["open_model"] is True
-    assert running["ui"]["target_started_by_harness"] is True
+    assert running["ui"]["target_sampled"] is True
 
     session.stop_test(now_ns=T0 + 10 * S)
     final = json.loads((cell.path / "run.json").read_text())
@@ -80,7 +81,13 @@ def test_each_test_start_gets_its_folder_and_a_run_json_reports_accept(tmp_path:
     second = session.start_test(mode="gevent", server="dev", user_classes=["ChurnUser"], options=options(),
                                 host="http://127.0.0.1:5000", workers=2, now_ns=T0 + 60 * S)
     assert second.path != cell.path and second.name.startswith("gevent-dev--churn-")
-    assert [p.name for p in session.cells()] == [cell.name, second.name]
+    session.stop_test(now_ns=T0 + 70 * S)
+    # Another host typed into the form: the session's sampling is not that target's.
+    other = session.start_test(mode="asgi", server="uvicorn", user_classes=["EchoUser"], options=options(),
+                               host="http://127.0.0.1:6000", workers=2, now_ns=T0 + 80 * S)
+    session.stop_test(now_ns=T0 + 90 * S)
+    assert other.record["ui"]["target_sampled"] is False and not (other.path / "server.csv").exists()
+    assert [p.name for p in session.cells()] == [cell.name, second.name, other.name]
     assert session.cell_path(cell.name) == cell.path
     for bad in ("../x", "", ".hidden", "no-such-cell", f"{cell.name}/run.json"):
         assert session.cell_path(bad) is None

@@ -127,7 +127,7 @@ def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess,
     assert final["cell"] == broadcast.name and final["running"] is False and figures["samples"] == on_disk
     fanout = figures["fanout"]
     assert fanout["expected"] > 0 and fanout["received"] == fanout["expected"] and fanout["lost"] == 0
-    assert figures["server"] is None and final["target"]["started_by_harness"] is False
+    assert figures["server"] is None and final["target"]["sampled"] is False
     assert [c["name"] for c in final["cells"]] == [echo.name, broadcast.name]
     assert _request(f"{base}/socketio/files/{echo.name}/report.html")[0] == 404  # not written yet
     assert _request(f"{base}/socketio/files/..%2Fsession/run.json")[0] == 404

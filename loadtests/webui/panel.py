@@ -184,7 +184,8 @@ class SocketIOPanel:
         if harness is not None:  # its test_start ran first: files it writes per test go to the cell too
             harness.settings = dataclasses.replace(harness.settings, results_dir=str(cell.path))
         with self._lock:
-            self.live = self._live.LiveCell(cell.path, cell.started_ns, server=self.server)
+            sampled = cell.record["ui"]["target_sampled"]
+            self.live = self._live.LiveCell(cell.path, cell.started_ns, server=self.server if sampled else None)
             self._snapshot = None
         self._report = {"state": "idle"}
         logger.info("Socket.IO: this test records into %s", cell.path)
@@ -265,8 +266,11 @@ class SocketIOPanel:
 
     def _target_info(self) -> dict[str, Any]:
         session = self._session.read_session(self.session.root) if self.session else {}
+        started = bool(session.get("target_pid"))
+        # Sampled: scripts.ui started it, and the current test (if any) loads that target.
+        sampled = started and (self.live is None or self.live.server is not None)
         return {"url": self.environment.host, "mode": session.get("mode"), "server": session.get("server"),
-                "started_by_harness": bool(session.get("target_pid")), "pid": session.get("target_pid")}
+                "started_by_harness": started, "sampled": sampled, "pid": session.get("target_pid")}
 
     def _cells(self) -> list[dict[str, Any]]:
         if self.session is None:

@@ -154,6 +154,8 @@ class UiSession:
         spawn_rate = getattr(options, "spawn_rate", None)
         run_time = getattr(options, "run_time", None)
         session = read_session(self.root)
+        # scripts.ui samples the target it started; a test against another host gets no server.csv.
+        sampled = bool(session.get("target_pid")) and session.get("target_url") == host
         record: dict[str, Any] = {
             "schema": 1,
             "run_id": session.get("run_id") or self.root.name,
@@ -186,7 +188,7 @@ class UiSession:
             "ended_ns": None,
             "load_started_ns": now_ns,
             "ui": {"user_classes": sorted(user_classes), "workers": workers,
-                   "session": self.root.name, "target_started_by_harness": bool(session.get("target_pid"))},
+                   "session": self.root.name, "target_sampled": sampled},
         }
         cell = TestCell(name=name, path=path, started_ns=now_ns, record=record)
         write_json(path / RUN_JSON, record)
@@ -200,8 +202,9 @@ class UiSession:
         load["duration_s"] = round(duration, 3)
         load["warmup_s"] = warmup_for(load.get("users"), load.get("spawn_rate"), duration)
         record.update(status=status, reason=reason, ended_at=iso(end_ns), ended_ns=end_ns, load_ended_ns=end_ns)
-        copy_server_rows(self.root / SESSION_SERVER_CSV, cell.path / SERVER_CSV,
-                         cell.started_ns - SERVER_LEAD_NS, end_ns + SERVER_TAIL_NS)
+        if (record.get("ui") or {}).get("target_sampled"):
+            copy_server_rows(self.root / SESSION_SERVER_CSV, cell.path / SERVER_CSV,
+                             cell.started_ns - SERVER_LEAD_NS, end_ns + SERVER_TAIL_NS)
         write_json(cell.path / RUN_JSON, record)
 
     def stop_test(self, *, now_ns: int, reason: str | None = None, status: str = "ok") -> TestCell | None:

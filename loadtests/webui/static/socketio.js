@@ -152,7 +152,7 @@ function render(data) {
     (fo.loss_ratio !== null ? ` (${fmt(fo.loss_ratio * 100, 3)} %)` : "") : "-");
   const sv = f.server;
   setText("sio-server", sv ? `${fmt(sv.cpu_pct_now)} · ${fmt(sv.rss_mib_now)}`
-    : (data.target && !data.target.started_by_harness ? "not sampled" : "-"));
+    : (data.target && !data.target.sampled ? "not sampled" : "-"));
   renderEvents(f.events);
   renderCells(data.cells, data.cell);
   renderReport(data.report || { state: "idle" });
