@@ -28,7 +28,7 @@ from .sio_raw import RawPeer, ws_url
 
 pytestmark = pytest.mark.slow
 
-FUZZ_SECONDS = 3.0
+FUZZ_SECONDS = 2.5
 MAX_FRAMES = 3000
 MAX_CONNECTIONS = 400
 FUZZ_THREADS = 6

@@ -22,6 +22,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from reports.build import build_cell_report
 from scripts.redis_server import redis_binary
 
 pytestmark = pytest.mark.slow
@@ -103,12 +104,12 @@ class BenchRun:
 
 
 def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[psutil.Process]], psutil.Process | None],
-              *args: str, users: int = 6, duration: float = 6) -> BenchRun:
+              *args: str, users: int = 6, duration: float = 5) -> BenchRun:
     run_dir = tmp_path / "r"
     cell = f"{target}--{scenario}"
     argv = ["nice", "-n", "10", sys.executable, "-m", "scripts.bench", "--profile", "scaleout",
             "--targets", target, "--scenarios", scenario, "--users", str(users), "--duration", f"{duration:g}",
-            "--warmup", "0", "--results", str(tmp_path), "--run-id", "r", *args]
+            "--warmup", "0", "--results", str(tmp_path), "--run-id", "r", "--no-report", *args]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     killer = Killer(proc.pid, run_dir / cell, pick)
@@ -129,6 +130,8 @@ def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[p
                                                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], \
         "processes left behind"
     assert killer.killed_ns is not None, f"nothing was killed; the runner said:\n{out[-3000:]}"
+    # The report from the kept samples (summary.json, report.md; no HTML, to stay quick).
+    build_cell_report(run_dir / cell, html=False)
     return BenchRun(proc.returncode, out, run_dir, cell, killer)
 
 
@@ -178,7 +181,7 @@ def test_killing_redis_mid_run_refuses_broadcasts_with_a_clear_error(tmp_path: P
         return next((p for p in procs if "redis-server" in cmdline(p)), None)
 
     started = time.monotonic()
-    run = run_bench(tmp_path, "gevent-dev-x2", "broadcast", redis, users=8, duration=5)
+    run = run_bench(tmp_path, "gevent-dev-x2", "broadcast", redis, users=8, duration=4)
     assert time.monotonic() - started < BENCH_TIMEOUT_S
     info = run.info()
     assert run.returncode == 1, run.out[-3000:]
