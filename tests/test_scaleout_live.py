@@ -20,7 +20,7 @@ import pytest
 from reports.build import build_cell_report
 from scripts import bench
 from scripts.redis_server import RedisServer, launch_redis, redis_binary
-from target_app.process import TargetProcess, start_target
+from target_app.process import start_target
 
 from .conftest import DEV_TARGETS, target_id
 from .sio_raw import RawPeer
