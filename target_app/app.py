@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, jsonify, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
@@ -103,51 +103,50 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
         ticks.cancel(request.sid)
         stats.disconnected(ns)
 
-    @socketio.on(contract.ECHO, namespace=ns)
-    def on_echo(data: Any = None) -> Any:
-        stats.event(contract.ECHO)
+    def handles(event: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+        """Register a contract event: counted, and a ContractError answered as the error ack."""
+
+        def register(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            def handler(data: Any = None) -> Any:
+                stats.event(event)
+                try:
+                    return fn(data)
+                except contract.ContractError as exc:
+                    return contract.error_ack(exc)
+
+            socketio.on(event, namespace=ns)(handler)
+            return fn
+
+        return register
+
+    @handles(contract.ECHO)
+    def on_echo(data: Any) -> Any:
         return data
 
-    @socketio.on(contract.BROADCAST, namespace=ns)
-    def on_broadcast(data: Any = None) -> Any:
-        stats.event(contract.BROADCAST)
-        try:
-            payload, room = contract.broadcast_target(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.BROADCAST)
+    def on_broadcast(data: Any) -> Any:
+        payload, room = contract.broadcast_target(data)
         emit(contract.FANOUT, contract.relayed(payload, request.sid), to=room, namespace=ns, broadcast=True)
         if error := publish_error():
             return unavailable(error)
         # With a message queue: this instance's recipients only.
         return {"recipients": count(room)}
 
-    @socketio.on(contract.JOIN, namespace=ns)
-    def on_join(data: Any = None) -> Any:
-        stats.event(contract.JOIN)
-        try:
-            room = contract.room_name(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.JOIN)
+    def on_join(data: Any) -> Any:
+        room = contract.room_name(data)
         join_room(room)
         return {"room": room, "size": count(room)}
 
-    @socketio.on(contract.LEAVE, namespace=ns)
-    def on_leave(data: Any = None) -> Any:
-        stats.event(contract.LEAVE)
-        try:
-            room = contract.room_name(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.LEAVE)
+    def on_leave(data: Any) -> Any:
+        room = contract.room_name(data)
         leave_room(room)
         return {"room": room, "size": count(room)}
 
-    @socketio.on(contract.ROOM_MESSAGE, namespace=ns)
-    def on_room_message(data: Any = None) -> Any:
-        stats.event(contract.ROOM_MESSAGE)
-        try:
-            room = contract.room_name(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.ROOM_MESSAGE)
+    def on_room_message(data: Any) -> Any:
+        room = contract.room_name(data)
         emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), request.sid),
              to=room, namespace=ns, include_self=False)
         if error := publish_error():
@@ -155,21 +154,16 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
         members = {sid for sid, _ in manager.get_participants(ns, room)}
         return {"recipients": len(members - {request.sid})}
 
-    @socketio.on(contract.SUBSCRIBE_TICKS, namespace=ns)
-    def on_subscribe_ticks(data: Any = None) -> Any:
-        stats.event(contract.SUBSCRIBE_TICKS)
-        try:
-            plan = contract.tick_plan(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.SUBSCRIBE_TICKS)
+    def on_subscribe_ticks(data: Any) -> Any:
+        plan = contract.tick_plan(data)
         sid = request.sid
         token = ticks.start(sid)
         socketio.start_background_task(_send_ticks, socketio, ticks, sid, ns, plan, token)
         return plan.ack()
 
-    @socketio.on(contract.UNSUBSCRIBE_TICKS, namespace=ns)
-    def on_unsubscribe_ticks(_data: Any = None) -> Any:
-        stats.event(contract.UNSUBSCRIBE_TICKS)
+    @handles(contract.UNSUBSCRIBE_TICKS)
+    def on_unsubscribe_ticks(_data: Any) -> Any:
         return {"stopped": ticks.cancel(request.sid)}
 
     @socketio.on("*", namespace=ns)

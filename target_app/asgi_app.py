@@ -24,6 +24,7 @@ log = logging.getLogger("target_app")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[str, Any], Awaitable[Any]]
 
 
 def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
@@ -108,79 +109,75 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
         ticks.cancel(sid)
         stats.disconnected(ns)
 
-    async def echo(_sid: str, data: Any = None) -> Any:
-        stats.event(contract.ECHO)
+    sio.on("connect", connect, namespace=ns)
+    sio.on("disconnect", disconnect, namespace=ns)
+
+    def handles(event: str) -> Callable[[Handler], Handler]:
+        """Register a contract event: counted, and a ContractError answered as the error ack."""
+
+        def register(fn: Handler) -> Handler:
+            async def handler(sid: str, data: Any = None) -> Any:
+                stats.event(event)
+                try:
+                    return await fn(sid, data)
+                except contract.ContractError as exc:
+                    return contract.error_ack(exc)
+
+            sio.on(event, handler, namespace=ns)
+            return fn
+
+        return register
+
+    @handles(contract.ECHO)
+    async def echo(_sid: str, data: Any) -> Any:
         return data
 
-    async def broadcast(sid: str, data: Any = None) -> Any:
-        stats.event(contract.BROADCAST)
-        try:
-            payload, room = contract.broadcast_target(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.BROADCAST)
+    async def broadcast(sid: str, data: Any) -> Any:
+        payload, room = contract.broadcast_target(data)
         await sio.emit(contract.FANOUT, contract.relayed(payload, sid), to=room, namespace=ns)
         if error := publish_error():
             return unavailable(error)
         # With a message queue: this instance's recipients only.
         return {"recipients": len(members(room))}
 
-    async def join(sid: str, data: Any = None) -> Any:
-        stats.event(contract.JOIN)
-        try:
-            room = contract.room_name(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.JOIN)
+    async def join(sid: str, data: Any) -> Any:
+        room = contract.room_name(data)
         await sio.enter_room(sid, room, namespace=ns)
         return {"room": room, "size": len(members(room))}
 
-    async def leave(sid: str, data: Any = None) -> Any:
-        stats.event(contract.LEAVE)
-        try:
-            room = contract.room_name(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.LEAVE)
+    async def leave(sid: str, data: Any) -> Any:
+        room = contract.room_name(data)
         await sio.leave_room(sid, room, namespace=ns)
         return {"room": room, "size": len(members(room))}
 
-    async def room_message(sid: str, data: Any = None) -> Any:
-        stats.event(contract.ROOM_MESSAGE)
-        try:
-            room = contract.room_name(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.ROOM_MESSAGE)
+    async def room_message(sid: str, data: Any) -> Any:
+        room = contract.room_name(data)
         await sio.emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), sid),
                        to=room, skip_sid=sid, namespace=ns)
         if error := publish_error():
             return unavailable(error)
         return {"recipients": len(members(room) - {sid})}
 
-    async def subscribe_ticks(sid: str, data: Any = None) -> Any:
-        stats.event(contract.SUBSCRIBE_TICKS)
-        try:
-            plan = contract.tick_plan(data)
-        except contract.ContractError as exc:
-            return contract.error_ack(exc)
+    @handles(contract.SUBSCRIBE_TICKS)
+    async def subscribe_ticks(sid: str, data: Any) -> Any:
+        plan = contract.tick_plan(data)
         token = ticks.start(sid)
         sio.start_background_task(_send_ticks, sio, ticks, sid, ns, plan, token)
         return plan.ack()
 
-    async def unsubscribe_ticks(sid: str, _data: Any = None) -> Any:
-        stats.event(contract.UNSUBSCRIBE_TICKS)
+    @handles(contract.UNSUBSCRIBE_TICKS)
+    async def unsubscribe_ticks(sid: str, _data: Any) -> Any:
         return {"stopped": ticks.cancel(sid)}
 
     async def unknown(event: str, _sid: str, *_args: Any) -> None:
         stats.event("unknown")
         log.debug("unknown event %.64r on %s", event, ns)
 
-    handlers: dict[str, Callable[..., Any]] = {
-        "connect": connect, "disconnect": disconnect,
-        contract.ECHO: echo, contract.BROADCAST: broadcast, contract.JOIN: join,
-        contract.LEAVE: leave, contract.ROOM_MESSAGE: room_message,
-        contract.SUBSCRIBE_TICKS: subscribe_ticks, contract.UNSUBSCRIBE_TICKS: unsubscribe_ticks,
-        "*": unknown,
-    }
-    for event, handler in handlers.items():
-        sio.on(event, handler, namespace=ns)
+    sio.on("*", unknown, namespace=ns)
 
 
 async def _send_ticks(sio: socketio.AsyncServer, ticks: TickSubscriptions, sid: str, ns: str,
