@@ -127,6 +127,12 @@ def test_runner_spreads_users_over_instances_and_measures_cross_instance_fanout(
     assert (server.procs >= 3).all()
 
 
+def per_user_rate(frame: pd.DataFrame) -> float:
+    """Median over users of acks per second across each user's own first to last ack."""
+    spans = frame[frame.kind == "ack"].groupby(["worker", "user"]).t_ns.agg(["min", "max", "count"])
+    return float(((spans["count"] - 1) / ((spans["max"] - spans["min"]) / 1e9)).median())
+
+
 def test_two_locust_processes_match_one_at_the_same_load(tmp_path: Path) -> None:
     args = ["--users", "4", "--duration", "3", "--warmup", "1", "--emit-rate", "10", "--no-report"]
     one = bench_cell(tmp_path, "p1", "gevent-dev", "echo", *args)
@@ -137,9 +143,11 @@ def test_two_locust_processes_match_one_at_the_same_load(tmp_path: Path) -> None
     for frame in samples.values():
         assert frame.ok.all()
         assert (frame.kind == "connect").sum() == 4, "every user connected once"
-    acks = {n: int((frame.kind == "ack").sum()) for n, frame in samples.items()}
-    # Paced at 10/s per user: the same load, whatever the number of processes.
-    assert abs(acks["two"] - acks["one"]) <= 0.25 * acks["one"], acks
+    # Paced at 10/s per user: the same rate per user, whatever the number of
+    # processes. (Counts differ: a distributed run's users start later, once
+    # the master has handed them out, within the same -t.)
+    rates = {n: per_user_rate(frame) for n, frame in samples.items()}
+    assert abs(rates["two"] - rates["one"]) <= 0.15 * rates["one"], rates
     info = json.loads((two / "run.json").read_text())
     assert info["load"]["processes"] == 2 and "--processes" in info["command"]
     summary = json.loads((two / "summary.json").read_text())
