@@ -14,6 +14,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, le
 
 from . import contract
 from .message_queue import unavailable
+from .nodelay import NoDelayMiddleware
 from .settings import TargetSettings
 from .stats import ServerStats
 from .ticks import TickSubscriptions
@@ -46,6 +47,9 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
         logger=settings.log_level == "debug",
         engineio_logger=settings.log_level == "debug",
     )
+    if settings.tcp_nodelay:
+        # Outermost, around the Socket.IO middleware SocketIO() installed.
+        app.wsgi_app = NoDelayMiddleware(app.wsgi_app)
     stats = ServerStats(async_mode=settings.async_mode, server=settings.server)
     app.extensions["target_stats"] = stats
 

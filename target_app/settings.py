@@ -48,6 +48,8 @@ class TargetSettings:
     max_connections: int = 10_000
     # Threads for the gunicorn gthread worker (threading mode).
     threads: int = 100
+    # TCP_NODELAY on WSGI connections, as uvicorn sets it (see nodelay.py).
+    tcp_nodelay: bool = True
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -100,7 +102,17 @@ def _parse_origins(text: str) -> tuple[str, ...] | None:
     return origins or None
 
 
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 _CONVERTERS: dict[str, Any] = {
+    "tcp_nodelay": _parse_bool,
     "port": int,
     "ping_interval": float,
     "ping_timeout": float,
@@ -145,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-http-buffer-size", type=int, help="largest accepted message in bytes (default 1000000)")
     parser.add_argument("--max-connections", type=int, help="simultaneous connections accepted (default 10000)")
     parser.add_argument("--threads", type=int, help="threads of the gunicorn gthread worker (default 100)")
+    parser.add_argument("--tcp-nodelay", action=argparse.BooleanOptionalAction, default=None,
+                        help="TCP_NODELAY on WSGI connections (default on, as uvicorn does); "
+                             "--no-tcp-nodelay measures the servers' stock Nagle behaviour")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="default warning; debug also logs every request")
     return parser
 
