@@ -249,17 +249,6 @@ def _median(values: list[float]) -> float | None:
 # --- parent: orchestration ----------------------------------------------
 
 
-def core_split() -> tuple[list[int] | None, list[int] | None]:
-    """(target cores, load-generator cores), or (None, None) when pinning is impossible."""
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        return None, None
-    if len(cores) < 2 or shutil.which("taskset") is None:
-        return None, None
-    return [cores[0]], [cores[1]]
-
-
 def run_child(args: argparse.Namespace, phase: str, client: str, url: str, cores: list[int] | None) -> dict:
     plan: Plan = args.plan
     argv = [sys.executable, "-m", "scripts.bench_loadgen", "--child", phase, "--client", client, "--url", url,
@@ -344,6 +333,7 @@ def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
 
 
 def parent_main(args: argparse.Namespace) -> int:
+    from scripts.cell import core_split
     from target_app.process import launch_target
 
     plan: Plan = args.plan
