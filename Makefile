@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 RUN_ID ?=
 THRESHOLDS ?= profiles/thresholds.toml
 BASELINE ?= baselines/$(PROFILE).json
-TOLERANCE ?= 0.35
+TOLERANCE ?= 0.5
 
 .PHONY: help venv test bench check baseline capacity ui clean-results
 

@@ -36,7 +36,9 @@ from typing import Any, Sequence
 from reports.summary import write_json, write_text
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-DEFAULT_TOLERANCE = 0.35
+# Two identical quick runs on this 2-core machine differed by up to 1.37x in a
+# median; 0.5 flags a regression of 1.5x or worse without flaking on noise.
+DEFAULT_TOLERANCE = 0.5
 BASELINE_SCHEMA = 1
 
 
@@ -142,16 +144,29 @@ def check_status(summaries: dict[str, dict[str, Any]]) -> list[Outcome]:
 
 
 def baseline_metrics(summary: dict[str, Any]) -> dict[str, str]:
-    """The figures a baseline keeps for a cell: path -> "higher" or "lower" (which is better)."""
+    """The figures a baseline keeps for a cell: path -> "higher" or "lower" (which is better).
+
+    Robust figures only: the main event's median latency, throughput and
+    server CPU per operation. A p99 over a few seconds is a handful of
+    samples; it moved 4x between two identical quick runs here, so it is
+    left to the absolute thresholds.
+    """
     metrics: dict[str, str] = {}
+    main = summary.get("main_event")
+    if main and isinstance(lookup(summary, f"latency.{main}.p50_us"), (int, float)):
+        metrics[f"latency.{main}.p50_us"] = "lower"
     primary = summary.get("primary") or {}
-    if primary.get("key") and primary.get("better") in ("higher", "lower"):
-        metrics[primary["key"]] = primary["better"]
-    for path in ("throughput.acks_per_s", "connections.connects_per_s"):
-        if (lookup(summary, path) or 0) > 0 and path not in metrics:
-            metrics[path] = "higher"
-            break
-    for path in ("server.cpu_s_per_1k_acks", "server.cpu_s_per_1k_connects"):
+    if primary.get("better") == "higher" and primary.get("key"):
+        metrics[primary["key"]] = "higher"  # e.g. connects/s in churn
+    else:
+        for path in ("throughput.acks_per_s", "connections.connects_per_s"):
+            if (lookup(summary, path) or 0) > 0:
+                metrics[path] = "higher"
+                break
+    cpu_paths = ("server.cpu_s_per_1k_acks", "server.cpu_s_per_1k_connects")
+    if "connections.connects_per_s" in metrics:
+        cpu_paths = cpu_paths[::-1]  # churn: what a connection costs
+    for path in cpu_paths:
         if isinstance(lookup(summary, path), (int, float)):
             metrics[path] = "lower"
             break
@@ -223,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--thresholds", type=Path, help="TOML file of threshold rules")
     parser.add_argument("--baseline", type=Path, help="baseline JSON to compare against")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help=f"allowed regression against the baseline, as a ratio (default {DEFAULT_TOLERANCE}: 35%% worse)")
+                        help=f"allowed regression against the baseline, as a ratio (default {DEFAULT_TOLERANCE}: 50%% worse)")
     parser.add_argument("--job-summary", type=Path, default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
                         help="Markdown summary to append to (default: $GITHUB_STEP_SUMMARY, else RUN_DIR/check.md)")
     parser.add_argument("--write-baseline", type=Path, metavar="FILE", help="write FILE from this run and exit")

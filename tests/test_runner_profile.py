@@ -62,7 +62,7 @@ def summary(cell: str, *, p99_us: float = 5000.0, acks: float = 1000.0, errors: 
         "cell": cell, "status": status, "scenario": cell.split("--")[1], "error_ratio": errors,
         "main_event": "echo", "run": {"reason": None if status == "ok" else "target died"},
         "primary": {"key": "latency.echo.p99_us", "better": "lower"},
-        "latency": {"echo": {"p99_us": p99_us}},
+        "latency": {"echo": {"p99_us": p99_us, "p50_us": p99_us / 2}},
         "throughput": {"acks_per_s": acks}, "connections": {"connects_per_s": 2.0, "peak_concurrent": 10},
         "server": {"cpu_s_per_1k_acks": 0.5},
     }
@@ -120,7 +120,9 @@ def test_baseline_regression_is_a_ratio(tmp_path: Path, capsys: pytest.CaptureFi
     baseline = tmp_path / "baseline.json"
     assert check.main([str(base_run), "--write-baseline", str(baseline)]) == 0
     kept = json.loads(baseline.read_text())["cells"]["gevent-dev--echo"]
-    assert kept["latency.echo.p99_us"] == {"value": 5000, "better": "lower"}
+    # The median, not the p99: a short run's p99 is too noisy to hold a build to.
+    assert kept["latency.echo.p50_us"] == {"value": 2500, "better": "lower"}
+    assert "latency.echo.p99_us" not in kept
     assert kept["throughput.acks_per_s"] == {"value": 1000, "better": "higher"}
 
     within = write_run(tmp_path / "b", summary("gevent-dev--echo", p99_us=6000, acks=800))
