@@ -105,6 +105,21 @@ def engine_status(timeout: float = 10.0) -> tuple[bool, str]:
 
 
 @functools.lru_cache(maxsize=1)
+def installed_composes() -> list[tuple[str, ...]]:
+    """Every compose this machine has: ``docker compose`` (v2) first, then ``docker-compose`` (v1)."""
+    found: list[tuple[str, ...]] = []
+    docker = docker_binary()
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode == 0:
+            found.append((docker, "compose"))
+    legacy = shutil.which("docker-compose")
+    if legacy is not None:
+        found.append((legacy,))
+    return found
+
+
 def compose_command() -> tuple[str, ...]:
     """``docker compose`` (v2) when the plugin exists, else ``docker-compose`` (v1).
 
@@ -114,16 +129,10 @@ def compose_command() -> tuple[str, ...]:
     override = os.environ.get("SIO_COMPOSE")
     if override:
         return tuple(override.split())
-    docker = docker_binary()
-    if docker is not None:
-        probe = subprocess.run([docker, "compose", "version"], stdin=subprocess.DEVNULL,
-                               capture_output=True, text=True, timeout=30)
-        if probe.returncode == 0:
-            return (docker, "compose")
-    legacy = shutil.which("docker-compose")
-    if legacy is not None:
-        return (legacy,)
-    raise DockerError("neither `docker compose` (v2) nor `docker-compose` (v1) is installed")
+    found = installed_composes()
+    if not found:
+        raise DockerError("neither `docker compose` (v2) nor `docker-compose` (v1) is installed")
+    return found[0]
 
 
 def compose_version() -> str:

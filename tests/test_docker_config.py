@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,25 +19,12 @@ from scripts import docker_base, docker_engine
 from scripts.docker_cli import COMPOSE_FILE, DOCKERFILE, REPO_ROOT
 from scripts.docker_run import DockerRunPlan
 
+from .compose_params import with_each_compose
+
 pytestmark = pytest.mark.docker
 
 
-def compose_commands() -> list[list[str]]:
-    """Every compose this machine has: v2 and/or v1."""
-    found = []
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        found.append([docker, "compose"])
-    if shutil.which("docker-compose"):
-        found.append([shutil.which("docker-compose")])
-    return found
-
-
-COMPOSES = compose_commands()
-compose_params = pytest.mark.parametrize(
-    "compose", COMPOSES or [pytest.param(None, marks=pytest.mark.skip(reason="no docker compose (v2) or "
-                                                                               "docker-compose (v1) installed"))],
-    ids=lambda c: "v2" if c and c[-1] == "compose" else "v1")
+compose_params = with_each_compose
 
 
 def render(compose: list[str], *args: str, **env: str) -> str:

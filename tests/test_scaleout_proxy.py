@@ -29,6 +29,7 @@ import socketio
 from scripts.redis_server import launch_redis, redis_binary
 from target_app.process import TargetProcess, free_port, start_target
 
+from .compose_params import with_each_compose
 from .sio_raw import RawPeer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,19 +37,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 NGINX_CONF = REPO / "docker" / "nginx.conf"
 
 
-def composes() -> list[list[str]]:
-    found = []
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
-        found.append([docker, "compose"])
-    if shutil.which("docker-compose"):
-        found.append([shutil.which("docker-compose")])
-    return found
-
-
-@pytest.mark.parametrize("compose", composes() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no docker compose (v2) or docker-compose (v1) installed"))],
-    ids=lambda c: "v2" if c and c[-1] == "compose" else "v1")
+@with_each_compose
 def test_compose_scaleout_profile_renders_with_loopback_ports(compose: list[str]) -> None:
     result = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "-p", "siolh-scaleout", "--profile", "scaleout",
                              "config"], capture_output=True, text=True, cwd=REPO, timeout=60,
