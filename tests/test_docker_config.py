@@ -24,9 +24,6 @@ from .compose_params import with_each_compose
 pytestmark = pytest.mark.docker
 
 
-compose_params = with_each_compose
-
-
 def render(compose: list[str], *args: str, **env: str) -> str:
     result = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "-p", "siolh-config", *args],
                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
@@ -35,12 +32,12 @@ def render(compose: list[str], *args: str, **env: str) -> str:
     return result.stdout
 
 
-@compose_params
+@with_each_compose
 def test_compose_file_is_valid_without_an_engine(compose: list[str]) -> None:
     render(compose, "config", "-q")
 
 
-@compose_params
+@with_each_compose
 def test_every_published_port_is_bound_to_loopback(compose: list[str]) -> None:
     text = render(compose, "--profile", "mq", "config")
     # v1 renders "- 127.0.0.1:5050:5000/tcp"; v2 a long form with host_ip.
@@ -53,7 +50,7 @@ def test_every_published_port_is_bound_to_loopback(compose: list[str]) -> None:
     assert {ip for ip, _ in bindings} == {"127.0.0.1"}
 
 
-@compose_params
+@with_each_compose
 def test_mode_server_and_base_come_from_the_environment(compose: list[str]) -> None:
     text = render(compose, "config", TARGET_ASYNC_MODE="eventlet", TARGET_SERVER="gunicorn",
                   BASE_IMAGE="sio-loadharness/base:bookworm", TARGET_HOST_PORT="5999")
@@ -65,7 +62,7 @@ def test_mode_server_and_base_come_from_the_environment(compose: list[str]) -> N
     assert re.search(r"TARGET_HOST:\s*['\"]?0\.0\.0\.0", text)
 
 
-@compose_params
+@with_each_compose
 def test_defaults_use_the_public_base_and_threading(compose: list[str]) -> None:
     env = {k: "" for k in ("BASE_IMAGE", "TARGET_ASYNC_MODE", "TARGET_SERVER")}
     clean = {k: v for k, v in os.environ.items() if k not in env}
@@ -76,7 +73,7 @@ def test_defaults_use_the_public_base_and_threading(compose: list[str]) -> None:
     assert re.search(r"TARGET_ASYNC_MODE:\s*['\"]?threading", result.stdout)
 
 
-@compose_params
+@with_each_compose
 def test_redis_is_only_in_the_mq_profile(compose: list[str]) -> None:
     text = render(compose, "--profile", "mq", "config")
     redis = text[text.index("  redis:"):]
