@@ -80,23 +80,30 @@ def _warmup(ax, warmup_s: float) -> None:
         ax.axvspan(0, warmup_s, label="warm-up", **WARMUP_STYLE)
 
 
-def percentile_curves(curves: pd.DataFrame, keys: Sequence[str], title: str = "Latency by percentile") -> Plot:
-    """Latency (ms) against percentile on a "nines" axis: 90, 99, 99.9, ..."""
+def _curves_plot(curves: Sequence[tuple[str, pd.DataFrame]], title: str, *, lw: float, legend_size: str,
+                 empty: str = "no data") -> Plot:
+    """Latency (ms) against percentile on a "nines" axis, one line per (label, curve)."""
     fig = _figure(right_in=0.5)
     ax = fig.add_subplot()
-    shown = [k for k in keys if (curves["key"] == k).any()][:MAX_KEYS]
-    for key in shown:
-        c = curves.loc[curves["key"] == key]
-        ax.plot(c["nines"], c["latency_us"] / 1000, label=key, lw=1.5)
+    shown = [(label, c) for label, c in curves if not c.empty]
+    for label, c in shown:
+        ax.plot(c["nines"], c["latency_us"] / 1000, label=label, lw=lw)
     if shown:
         _nines_axis(ax)
         ax.set_ylabel("latency (ms)")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize="small")
+        ax.legend(loc="upper left", fontsize=legend_size)
     else:
-        _no_data(ax, "no successful timed samples")
+        _no_data(ax, empty)
     ax.set_title(title)
     return _finish(fig, title, bool(shown))
+
+
+def percentile_curves(curves: pd.DataFrame, keys: Sequence[str], title: str = "Latency by percentile") -> Plot:
+    """Latency (ms) against percentile on a "nines" axis: 90, 99, 99.9, ..."""
+    shown = [k for k in keys if (curves["key"] == k).any()][:MAX_KEYS]
+    return _curves_plot([(key, curves.loc[curves["key"] == key]) for key in shown], title,
+                        lw=1.5, legend_size="small", empty="no successful timed samples")
 
 
 def _nines_axis(ax) -> None:
@@ -223,20 +230,7 @@ def server_over_time(timeline: pd.DataFrame | None, warmup_s: float,
 
 def overlay_curves(curves: Sequence[tuple[str, pd.DataFrame]], title: str) -> Plot:
     """One percentile curve per cell (the frames hold one key each)."""
-    fig = _figure(right_in=0.5)
-    ax = fig.add_subplot()
-    shown = [(label, c) for label, c in curves if not c.empty]
-    for label, c in shown:
-        ax.plot(c["nines"], c["latency_us"] / 1000, label=label, lw=1.4)
-    if shown:
-        _nines_axis(ax)
-        ax.set_ylabel("latency (ms)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize="x-small")
-    else:
-        _no_data(ax)
-    ax.set_title(title)
-    return _finish(fig, title, bool(shown))
+    return _curves_plot(curves, title, lw=1.4, legend_size="x-small")
 
 
 def overlay_series(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str, ylabel: str, *,
