@@ -34,22 +34,22 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m scripts.bench --profile $(PROFILE) $(if $(RUN_ID),--run-id $(RUN_ID))
+	$(PY) -m bench --profile $(PROFILE) $(if $(RUN_ID),--run-id $(RUN_ID))
 
 check: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }
-	$(PY) -m scripts.check $(RUN) --thresholds $(THRESHOLDS) $(if $(wildcard $(BASELINE)),--baseline $(BASELINE)) --tolerance $(TOLERANCE)
+	$(PY) -m bench.check $(RUN) --thresholds $(THRESHOLDS) $(if $(wildcard $(BASELINE)),--baseline $(BASELINE)) --tolerance $(TOLERANCE)
 
 baseline: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make baseline RUN=results/<run-id>"; exit 2; }
-	$(PY) -m scripts.check $(RUN) --write-baseline $(BASELINE)
+	$(PY) -m bench.check $(RUN) --write-baseline $(BASELINE)
 
 capacity: $(STAMP)
-	$(PY) -m scripts.capacity
+	$(PY) -m bench.capacity
 
 UI_ARGS ?=
 ui: $(STAMP)
-	$(PY) -m scripts.ui $(UI_ARGS)
+	$(PY) -m bench.ui $(UI_ARGS)
 
 clean-results:
 	rm -rf results
@@ -69,26 +69,26 @@ WORKERS     ?= 2
 .PHONY: docker-engine-up docker-engine-down docker-base docker-build docker-run docker-ui docker-down docker-test
 
 docker-engine-up:      ## start dockerd (root, Debian) when no engine runs
-	$(PYTHON) -m scripts.docker_engine up
+	$(PYTHON) -m dockertools.engine up
 
 docker-engine-down:    ## stop the dockerd docker-engine-up started, by its pid
-	$(PYTHON) -m scripts.docker_engine down
+	$(PYTHON) -m dockertools.engine down
 
 docker-base:           ## local Python base image from Debian packages (no registry needed)
-	$(PYTHON) -m scripts.docker_base
+	$(PYTHON) -m dockertools.base
 
 docker-build:          ## target and Locust images
-	$(PYTHON) -m scripts.docker_stack build --base $(DOCKER_BASE)
+	$(PYTHON) -m dockertools.stack build --base $(DOCKER_BASE)
 
 docker-run: $(STAMP)   ## one scenario headless in containers, then the report
-	$(PY) -m scripts.docker_run --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) \
+	$(PY) -m dockertools.run --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) \
 		--scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) --workers $(WORKERS)
 
 docker-ui:             ## target + Locust web UI on http://127.0.0.1:8089 + workers
-	$(PYTHON) -m scripts.docker_stack ui --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) --workers $(WORKERS)
+	$(PYTHON) -m dockertools.stack ui --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) --workers $(WORKERS)
 
 docker-down:           ## remove the stack's containers and network
-	$(PYTHON) -m scripts.docker_stack down
+	$(PYTHON) -m dockertools.stack down
 
 docker-test: $(STAMP)  ## the Docker tests; starts (and then stops) an engine when none runs and we are root
 	SIO_DOCKER_START_ENGINE=1 $(PY) -m pytest -m docker tests/test_docker_*.py $(PYTEST_ARGS)

@@ -28,6 +28,7 @@ Every wait has a timeout; failures raise the exceptions in
 from __future__ import annotations
 
 import _socket
+import contextlib
 import errno
 import logging
 import os
@@ -177,7 +178,10 @@ class Client:
         self._host_header = parts.netloc
         query = [("EIO", protocol.EIO_VERSION), ("transport", "websocket")]
         if parts.query:
-            query.extend(tuple(pair.split("=", 1)) for pair in parts.query.split("&") if "=" in pair)
+            for pair in parts.query.split("&"):
+                key, sep, value = pair.partition("=")
+                if sep:
+                    query.append((key, value))
         self._target = "/" + path.strip("/") + "/?" + urlencode(query)
         self._headers = headers or {}
         self._max_message_bytes = max_message_bytes
@@ -411,10 +415,8 @@ class Client:
                 view = memoryview(data)
                 while sent < len(data):
                     self._hub.wait(self._write_watcher)
-                    try:
+                    with contextlib.suppress(BlockingIOError):
                         sent += sock.send(view[sent:])
-                    except BlockingIOError:
-                        pass
         except BaseException as exc:
             # A frame cut off mid-write would corrupt everything after it.
             self._broken = True
@@ -580,7 +582,8 @@ class Client:
         elif opcode == frames.OP_BINARY:
             partial = self._partial
             if partial is None:
-                raise ProtocolError(f"binary websocket message ({len(payload)} bytes) with no binary packet expecting it")
+                raise ProtocolError(
+                    f"binary websocket message ({len(payload)} bytes) with no binary packet expecting it")
             self.message_bytes += len(payload)
             if partial.add_attachment(payload):
                 self._partial = None
@@ -667,10 +670,8 @@ class Client:
         if self._close_sent or self._broken or self._sock is None:
             return
         self._close_sent = True
-        try:
+        with contextlib.suppress(OSError, SocketIOError):
             self._send_raw(frames.encode_close(code, reason))
-        except (OSError, SocketIOError):
-            pass
 
     def _shutdown(self, reason: SocketIOError) -> None:
         """Mark the client closed, fail pending calls, drop the socket. Idempotent."""
@@ -690,10 +691,8 @@ class Client:
             for watcher in (self._read_watcher, self._write_watcher):
                 if watcher is not None:
                     self._hub.cancel_wait(watcher, ConnectionClosed(f"connection closed: {reason}"), True)
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
 
 class _Predicate:

@@ -1,6 +1,6 @@
 """Wires the recorder, the watchdog and option checks into a Locust run.
 
-``loadtests/locustfile.py`` registers :func:`add_arguments` and
+``locustfile.py`` registers :func:`add_arguments` and
 :func:`on_init`; everything else hangs off the environment's events:
 
 - ``init``: check the options, refuse a target outside loopback unless
@@ -14,29 +14,29 @@
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
 
+from core.files import write_json
+from core.run_record import LOAD_BOUNDS_FILE
+from loadtests.env_state import set_harness, set_settings
+from loadtests.instances import ROSTER
 from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
-from loadtests.recorder import Recorder, shard_tag, worker_id
-from loadtests.targets import ROSTER
 from loadtests.pacing import LEDGER
+from loadtests.recorder import Recorder, shard_tag, worker_id
 from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
 
 __all__ = ["add_arguments", "on_init", "Harness"]
 
 logger = logging.getLogger(__name__)
 
-# Where the load's own start and stop (Locust's test start and stop request)
-# are written, so reports time rates over the load, not over process start-up.
-LOAD_BOUNDS_FILE = "load.json"
 
 # Custom Locust messages between master and workers.
 _STOP = "loadtests_stop"
@@ -46,12 +46,12 @@ _STOPPED = "loadtests_stopped"
 class Harness:
     """The per-process pieces of a run: recorder (optional) and watchdog."""
 
-    def __init__(self, environment: Any, settings: LoadSettings) -> None:
+    def __init__(self, environment: Environment, settings: LoadSettings) -> None:
         self.environment = environment
         self.settings = settings
         self.recorder: Recorder | None = None
         self._flusher: gevent.Greenlet | None = None
-        is_master = type(environment.runner).__name__ == "MasterRunner"
+        is_master = isinstance(environment.runner, MasterRunner)
         if settings.results_dir and not is_master:
             self.recorder = Recorder(settings.results_dir)
             environment.events.request.add_listener(self.recorder.on_request)
@@ -64,16 +64,16 @@ class Harness:
         #: workers that went missing mid-run (master only): id -> seconds into the load
         self.lost_workers: dict[str, float] = {}
         self._worker_watch: gevent.Greenlet | None = None
-        if is_master:
+        if isinstance(runner, MasterRunner):
             runner.register_message(_STOPPED, self._on_worker_stopped)
             environment.events.test_stopping.add_listener(self._stop_workers_first)
             environment.events.test_start.add_listener(self._watch_workers)
             environment.events.test_stop.add_listener(self._unwatch_workers)
-        elif type(runner).__name__ == "WorkerRunner":
+        elif isinstance(runner, WorkerRunner):
             runner.register_message(_STOP, self._on_stop_request, concurrent=True)
         self._load_bounds: dict[str, Any] = {}
         events = environment.events
-        if type(runner).__name__ != "WorkerRunner":
+        if not isinstance(runner, WorkerRunner):
             events.test_start.add_listener(lambda **_: self._load_bounds.update(load_started_ns=time.time_ns()))
             events.test_stopping.add_listener(lambda **_: self._load_bounds.update(load_ended_ns=time.time_ns()))
             events.test_stop.add_listener(lambda **_: self.write_load_bounds())
@@ -87,12 +87,10 @@ class Harness:
         if not self.settings.results_dir or "load_started_ns" not in self._load_bounds:
             return
         path = Path(self.settings.results_dir) / LOAD_BOUNDS_FILE
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         if self.lost_workers:
             self._load_bounds["workers_lost"] = sorted(self.lost_workers)
         try:
-            temp.write_text(json.dumps(self._load_bounds))
-            os.replace(temp, path)
+            write_json(path, self._load_bounds, indent=None)
         except OSError as exc:
             logger.warning("cannot write %s: %s", path, exc)
 
@@ -113,7 +111,7 @@ class Harness:
         """Seconds from now until the watchdog ends the process (None: no deadline)."""
         options = self.environment.parsed_options
         run_time = getattr(options, "run_time", None)
-        if not run_time and type(self.environment.runner).__name__ == "WorkerRunner":
+        if not run_time and isinstance(self.environment.runner, WorkerRunner):
             run_time = run_time_from_argv()  # --processes workers lose -t
         return deadline_seconds(
             run_time=run_time,
@@ -128,8 +126,9 @@ class Harness:
     # master's totals. So the master first asks every worker to stop and
     # report, and waits for them, before Locust's own quit runs.
 
-    def _stop_workers_first(self, environment: Any, **_: Any) -> None:
+    def _stop_workers_first(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
+        assert isinstance(runner, MasterRunner)  # registered on the master only
         workers = {client.id for client in runner.clients.all} - self._missing(runner)
         if not workers:
             return
@@ -144,7 +143,7 @@ class Harness:
             logger.warning("%d worker(s) did not report their final stats within %.0f s", len(missing), limit)
 
     @staticmethod
-    def _missing(runner: Any) -> set[str]:
+    def _missing(runner: MasterRunner) -> set[str]:
         return {client.id for client in runner.clients.missing}
 
     # A worker process that dies (killed, out of memory) goes "missing" after
@@ -152,12 +151,12 @@ class Harness:
     # up to its last flush are kept; the loss is logged and written to
     # load.json ("workers_lost"), so the runner can fail the cell.
 
-    def _watch_workers(self, environment: Any, **_: Any) -> None:
+    def _watch_workers(self, environment: Environment, **_: Any) -> None:
         self.lost_workers = {}
         if self._worker_watch is None:
             self._worker_watch = gevent.spawn(self._note_lost_workers, environment.runner, time.monotonic())
 
-    def _note_lost_workers(self, runner: Any, started: float) -> None:
+    def _note_lost_workers(self, runner: MasterRunner, started: float) -> None:
         while True:
             for worker in sorted(self._missing(runner) - set(self.lost_workers)):
                 self.lost_workers[worker] = round(time.monotonic() - started, 1)
@@ -170,24 +169,27 @@ class Harness:
             self._worker_watch.kill(block=False)
             self._worker_watch = None
         # One last look: the test may stop before the watcher's next round.
-        for worker in self._missing(self.environment.runner) - set(self.lost_workers):
+        runner = self.environment.runner
+        assert isinstance(runner, MasterRunner)  # registered on the master only
+        for worker in self._missing(runner) - set(self.lost_workers):
             self.lost_workers[worker] = -1.0
 
     def _on_worker_stopped(self, msg: Any, **_: Any) -> None:
         self._stopped_workers.add(msg.node_id)
 
-    def _on_stop_request(self, environment: Any, **_: Any) -> None:
+    def _on_stop_request(self, environment: Environment, **_: Any) -> None:
         runner = environment.runner
+        assert isinstance(runner, WorkerRunner)  # registered on workers only
         runner.stop()  # users stop (on_stop runs), test_stop fires here
         runner._send_stats()  # the final report, before the master goes away
         runner.send_message(_STOPPED)
 
-    def on_test_start(self, environment: Any, **_: Any) -> None:
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
         try:
             self.settings = LoadSettings.from_options(environment.parsed_options)
-            if type(environment.runner).__name__ != "WorkerRunner":  # workers load what the master chose
+            if not isinstance(environment.runner, WorkerRunner):  # workers load what the master chose
                 check_host(environment.host, self.settings)
-            environment.loadtests_settings = self.settings  # what the users read
+            set_settings(environment, self.settings)  # what the users read
         except ValueError as exc:
             logger.error("bad load test option: %s; stopping", exc)
             if environment.runner is not None:
@@ -207,7 +209,7 @@ class Harness:
             self.watchdog.arm(seconds)
             logger.info("watchdog: this process ends at the latest %.1f s from now", seconds)
 
-    def on_test_stop(self, environment: Any, **_: Any) -> None:
+    def on_test_stop(self, environment: Environment, **_: Any) -> None:
         self.flush()
         self.write_user_targets()
         expected, delivered = LEDGER.totals()
@@ -227,16 +229,14 @@ class Harness:
         if self.recorder is None or len(self.settings.urls) < 2 or not USER_TARGETS:
             return
         final = self.recorder.results_dir / f"targets-{shard_tag()}.json"
-        temp = final.with_name(f".{final.name}.tmp")
         document = {"worker": worker_id(), "urls": list(self.settings.urls),
                     "users": {str(user): url for user, url in sorted(USER_TARGETS.items())}}
         try:
-            temp.write_text(json.dumps(document, indent=1))
-            os.replace(temp, final)
+            write_json(final, document, indent=1)
         except OSError as exc:
             logger.warning("cannot write %s: %s", final, exc)
 
-    def on_quitting(self, environment: Any, **_: Any) -> None:
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
         self.flush()
 
     def on_quit(self, **_: Any) -> None:
@@ -246,7 +246,7 @@ class Harness:
         self.flush()
 
 
-def on_init(environment: Any, **_: Any) -> None:
+def on_init(environment: Environment, **_: Any) -> None:
     """Locust ``init`` listener: check the options and set up the harness."""
     try:
         settings = LoadSettings.from_options(environment.parsed_options)
@@ -254,12 +254,12 @@ def on_init(environment: Any, **_: Any) -> None:
     except ValueError as exc:
         sys.stderr.write(f"locust: error: {exc}\n")
         sys.exit(2)
-    if environment.parsed_options is not None and getattr(environment.parsed_options, "headless", False):
-        if not environment.host and not settings.urls:
-            sys.stderr.write("locust: error: no target; pass --host http://127.0.0.1:PORT\n")
-            sys.exit(2)
-    environment.loadtests_settings = settings
-    environment.loadtests_harness = Harness(environment, settings)
+    headless = environment.parsed_options is not None and getattr(environment.parsed_options, "headless", False)
+    if headless and not environment.host and not settings.urls:
+        sys.stderr.write("locust: error: no target; pass --host http://127.0.0.1:PORT\n")
+        sys.exit(2)
+    set_settings(environment, settings)
+    set_harness(environment, Harness(environment, settings))
     # gevent's loop caches "now" and has not run since start-up; the imports
     # and the recorder's warm-up above leave it seconds stale, and Locust
     # schedules --run-time from it next, so a 3 s run would stop after 1 s.

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from loadtests.instances import EXPECTED_FROM, parse_target_urls, resolve_expected_from
 from loadtests.safety import require_loopback
-from loadtests.targets import EXPECTED_FROM, parse_target_urls, resolve_expected_from
 
 TRANSPORTS: tuple[str, ...] = ("websocket", "polling")
 ENV_RESULTS_DIR = "LOADTEST_RESULTS_DIR"
@@ -75,7 +75,8 @@ class LoadSettings:
             self.namespace.startswith("/") and "," not in self.namespace,
             f"--namespace must start with '/' and contain no ',', got {self.namespace!r}",
         )
-        need(self.transport in TRANSPORTS, f"--transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
+        need(self.transport in TRANSPORTS,
+             f"--transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
         need(
             not self.open_model or self.emit_rate > 0,
             "--open-model needs an --emit-rate > 0: the schedule is what latency is measured from",

@@ -1,7 +1,7 @@
 """Every sample to Parquet: a Locust ``request`` listener writing shards.
 
 Each Locust ``request`` event becomes one row of
-:data:`loadtests.schema.SAMPLE_SCHEMA`, so the recorder's row count equals
+:data:`core.schema.SAMPLE_SCHEMA`, so the recorder's row count equals
 Locust's request count for the run. Rows are buffered in memory and written
 as ``samples-<host>-<pid>-<seq>.parquet`` shards in the results folder: on a
 timer, at test stop and at quit, and by the watchdog before a forced exit.
@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loadtests.schema import KINDS, SAMPLE_SCHEMA
+from core.files import atomic_path
+from core.schema import KINDS, SAMPLE_SCHEMA
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +138,15 @@ class Recorder:
             logger.warning("recorder: %d rows dropped, another write did not finish in %s s", len(rows), timeout)
             return None
         try:
-            columns = list(zip(*rows))
+            columns = list(zip(*rows, strict=True))  # every row is a full SAMPLE_SCHEMA tuple
             table = pa.Table.from_arrays(
-                [pa.array(col, type=field.type) for col, field in zip(columns, SAMPLE_SCHEMA)],
+                [pa.array(col, type=field.type) for col, field in zip(columns, SAMPLE_SCHEMA, strict=True)],
                 schema=SAMPLE_SCHEMA,
             )
             self._seq += 1
             final = self.results_dir / f"samples-{self.tag}-{self._seq:05d}.parquet"
-            temp = self.results_dir / f".{final.name}.tmp"
-            pq.write_table(table, temp)
-            os.replace(temp, final)
+            with atomic_path(final) as temp:
+                pq.write_table(table, temp)
             self.written += len(rows)
             self.shards.append(final)
             return final

@@ -28,18 +28,21 @@ import itertools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 from locust import User, constant, task
+from locust.env import Environment
 from locust.exception import LocustError
 
 from loadtests.client import Client, PendingAck
+from loadtests.env_state import set_settings, settings_of
 from loadtests.errors import ConnectionClosed, SocketIOError
+from loadtests.instances import ROSTER, TargetChoice, on_instance, pick_target
 from loadtests.options import LoadSettings
 from loadtests.pacing import LEDGER, Pacer
 from loadtests.recorder import shard_tag
-from loadtests.targets import ROSTER, TargetChoice, on_instance, pick_target
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +54,16 @@ _wall_ns = time.time_ns
 USER_TARGETS: dict[int, str] = {}
 
 
-def settings_for(environment: Any) -> LoadSettings:
+def settings_for(environment: Environment) -> LoadSettings:
     """The run's settings, parsed once per environment and shared by its users.
 
     The harness refreshes them at each test start (the web UI can change the
     options between runs).
     """
-    settings = getattr(environment, "loadtests_settings", None)
+    settings = settings_of(environment)
     if settings is None:
         settings = LoadSettings.from_options(environment.parsed_options)
-        environment.loadtests_settings = settings
+        set_settings(environment, settings)
     return settings
 
 
@@ -84,39 +87,13 @@ class AckError(Exception):
     """The server acknowledged with an error (``{"error": ...}``)."""
 
 
-class LeanSocketIOUser(User):
-    """Base of the lean-client users: connect, call and record, with timing.
+class _Recording:
+    """How a user records samples: shared by the lean users and ``ReferenceUser``."""
 
-    Subclasses write tasks with :meth:`connect`, :meth:`call`,
-    :meth:`wait_until`, :meth:`pump_for` and :meth:`disconnect`; each records
-    its own sample. Register push handlers in :meth:`setup_client`.
-    """
-
-    abstract = True
-    wait_time = constant(0)
-    #: seconds to wait after a failed connect before the next attempt
-    reconnect_backoff: float = 1.0
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        #: the run's parameters
-        self.settings = settings_for(environment)
-        #: unique within this process (the ``user`` column)
-        self.user_id = next(_user_ids)
-        #: position among the users of this class in this process (room grouping)
-        self.index = next(_class_indexes[type(self).__name__])
-        #: the instance this user loads (``--target-urls`` round robin, else ``--host``)
-        self.target = choose_target(self)
-        self.client: Client | None = None
-        self.payload = payload_of(self.settings.payload_bytes)
-        # Spread paced users over the interval instead of firing in lockstep.
-        phase = (self.index * 0.618034) % 1.0
-        self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, phase)
-        self._fire = environment.events.request.fire
-        #: the call being waited for: (pending, event, t_ns, start_perf_ns, expected)
-        self._inflight: tuple[PendingAck, str, int, int, int | None] | None = None
-
-    # --- recording ------------------------------------------------------
+    #: set by the user's ``__init__``
+    target: TargetChoice
+    user_id: int
+    _fire: Callable[..., Any]
 
     def record(
         self,
@@ -152,6 +129,39 @@ class LeanSocketIOUser(User):
         else:
             self.record("push", name, now, 0, nbytes=nbytes,
                         exception=ValueError(f"{name} push without an integer t_ns: {sent_ns!r:.40}"))
+
+
+class LeanSocketIOUser(_Recording, User):
+    """Base of the lean-client users: connect, call and record, with timing.
+
+    Subclasses write tasks with :meth:`connect`, :meth:`call`,
+    :meth:`wait_until`, :meth:`pump_for` and :meth:`disconnect`; each records
+    its own sample. Register push handlers in :meth:`setup_client`.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    #: seconds to wait after a failed connect before the next attempt
+    reconnect_backoff: float = 1.0
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        #: the run's parameters
+        self.settings = settings_for(environment)
+        #: unique within this process (the ``user`` column)
+        self.user_id = next(_user_ids)
+        #: position among the users of this class in this process (room grouping)
+        self.index = next(_class_indexes[type(self).__name__])
+        #: the instance this user loads (``--target-urls`` round robin, else ``--host``)
+        self.target = choose_target(self)
+        self.client: Client | None = None
+        self.payload = payload_of(self.settings.payload_bytes)
+        # Spread paced users over the interval instead of firing in lockstep.
+        phase = (self.index * 0.618034) % 1.0
+        self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, phase)
+        self._fire = environment.events.request.fire
+        #: the call being waited for: (pending, event, t_ns, start_perf_ns, expected)
+        self._inflight: tuple[PendingAck, str, int, int, int | None] | None = None
 
     # --- measured operations --------------------------------------------
 
@@ -232,6 +242,7 @@ class LeanSocketIOUser(User):
         is given, or else taken from an ack ``{"recipients": n}``.
         """
         client = self.client
+        assert client is not None  # callers connect first
         if t_ns is None or start_ns is None:
             t_ns, start_ns = _wall_ns(), _now_ns()
         name = name or event
@@ -389,7 +400,7 @@ class _RoomUser(LeanSocketIOUser):
     #: the sender is one of the recipients (broadcast) or not (room_message)
     includes_sender: bool = True
 
-    def __init__(self, environment: Any) -> None:
+    def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         size = self.settings.room_size
         self.room = f"{self.room_prefix}-{shard_tag()}-{self.index // size}"
@@ -448,9 +459,8 @@ class _RoomUser(LeanSocketIOUser):
 
     @task
     def converse(self) -> None:
-        if self.client is None or not self.client.connected or self._joined is not self.client:
-            if not self.join():
-                return
+        if (self.client is None or not self.client.connected or self._joined is not self.client) and not self.join():
+            return
         if not self.is_sender:
             self.pump_for(self.listen_slice)
             return
@@ -523,7 +533,7 @@ except ImportError:  # pragma: no cover - both are pinned dependencies
 
 if _LocustSocketIOUser is not None:
 
-    class ReferenceUser(_LocustSocketIOUser):
+    class ReferenceUser(_Recording, _LocustSocketIOUser):
         """Locust's ``SocketIOUser`` (python-socketio ``Client``): echoes, for comparison.
 
         Honours ``--transport`` (``polling`` for long-polling realism). Samples
@@ -536,7 +546,7 @@ if _LocustSocketIOUser is not None:
         wait_time = constant(0)
         options = {"reconnection": False}
 
-        def __init__(self, environment: Any) -> None:
+        def __init__(self, environment: Environment) -> None:
             super().__init__(environment)
             self.settings = settings_for(environment)
             self.user_id = next(_user_ids)
@@ -547,12 +557,10 @@ if _LocustSocketIOUser is not None:
             self._fire = environment.events.request.fire
             # The stock client logs every emit; call() emits, so each call
             # would count twice. Use python-socketio's plain emit instead.
-            self.sio.emit = functools.partial(socketio.Client.emit, self.sio)
+            # An instance-level override of a method: mypy forbids assigning to methods.
+            self.sio.emit = functools.partial(socketio.Client.emit, self.sio)  # type: ignore[method-assign]
             self.sio.on("*", self._on_event, namespace=self.settings.namespace)
             self._connected = False
-
-        record = LeanSocketIOUser.record
-        record_push = LeanSocketIOUser.record_push
 
         def _on_event(self, event: str, *args: Any) -> None:
             data = args[0] if args else None

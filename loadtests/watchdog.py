@@ -10,6 +10,7 @@ stderr, and calls ``os._exit``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -22,7 +23,8 @@ try:
     _allocate_lock = get_original("_thread", "allocate_lock")
     _monotonic = get_original("time", "monotonic")
 except ImportError:  # pragma: no cover - gevent is a dependency
-    from _thread import allocate_lock as _allocate_lock, start_new_thread as _start_thread
+    from _thread import allocate_lock as _allocate_lock
+    from _thread import start_new_thread as _start_thread
     from time import monotonic as _monotonic
 
 #: exit status of a process the watchdog ended
@@ -73,10 +75,8 @@ class Watchdog:
         self._poke()
 
     def _poke(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already released: the thread will re-check anyway
             self._wake.release()
-        except RuntimeError:
-            pass  # already released: the thread will re-check anyway
 
     def _run(self) -> None:
         while True:

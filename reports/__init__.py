@@ -11,8 +11,8 @@ or from a shell: ``python -m reports results/20261126-031500-quick``.
 from reports.build import CellReport, analyze_cell, build_cell_report, find_cells, write_comparison
 from reports.compare import Comparison, compare
 from reports.errors import ReportInputError
-from reports.load import CellData, load_cell
 from reports.metrics import CellMetrics, compute_metrics
+from reports.read_cell import CellData, load_cell
 from reports.summary import SUMMARY_SCHEMA, build_summary
 
 __all__ = [

@@ -19,8 +19,8 @@ from typing import TextIO
 
 from reports.build import CellReport, comparison_dir, find_cells, write_cell_report, write_comparison
 from reports.errors import ReportInputError
-from reports.load import load_cell
 from reports.metrics import compute_metrics
+from reports.read_cell import load_cell
 from reports.sections import headline
 from reports.summary import build_summary
 
@@ -91,7 +91,8 @@ def _check_reference(reference: str, cells: Sequence[Path]) -> None:
     names = {c.name for c in cells} | {f"{c.parent.name}/{c.name}" for c in cells}
     names |= {c.name.rsplit("--", 1)[0] for c in cells} | {c.name.split("-", 1)[0] for c in cells}
     if reference not in names:
-        raise ReportInputError("--reference", f"{reference!r} matches no cell (cells: {', '.join(sorted(c.name for c in cells))})")
+        known = ", ".join(sorted(c.name for c in cells))
+        raise ReportInputError("--reference", f"{reference!r} matches no cell (cells: {known})")
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.files import write_json, write_text
 from reports.compare import Comparison, cell_labels, compare
 from reports.errors import ReportInputError
-from reports.load import CellData, ProgressCallback, is_cell_dir, load_cell
 from reports.metrics import CellMetrics, compute_metrics
+from reports.read_cell import CellData, ProgressCallback, is_cell_dir, load_cell
 from reports.render_html import REPORT_HTML, render_cell_html, render_compare_html
 from reports.render_md import REPORT_MD, render_cell_md, render_compare_md
-from reports.summary import SUMMARY_FILE, build_summary, write_json, write_text
+from reports.summary import SUMMARY_FILE, build_summary
 
 
 @dataclass
@@ -68,7 +69,8 @@ def _write(path: Path, write: Any, content: Any) -> Path:
     try:
         write(path, content)
     except OSError as exc:
-        raise ReportInputError(path, f"cannot write ({exc.strerror or exc}); choose another folder with --out") from None
+        raise ReportInputError(
+            path, f"cannot write ({exc.strerror or exc}); choose another folder with --out") from None
     return path
 
 
@@ -103,7 +105,7 @@ def write_comparison(reports: Sequence[CellReport], out_dir: Path, *, reference:
     """Write compare.json, compare.md and (unless ``html`` is False) compare.html into ``out_dir``."""
     summaries = [r.summary for r in reports]
     comparison = compare(summaries, reference=reference, errors=list(errors))
-    metrics = dict(zip(cell_labels(summaries), (r.metrics for r in reports)))
+    metrics = dict(zip(cell_labels(summaries), (r.metrics for r in reports), strict=True))
     files = [
         _write(out_dir / "compare.json", write_json, comparison.to_json()),
         _write(out_dir / "compare.md", write_text, render_compare_md(comparison)),

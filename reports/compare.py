@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.cells import CellName
 from reports.errors import ReportInputError
 
 COMPARE_SCHEMA = 1
@@ -117,7 +118,7 @@ def cell_labels(summaries: list[dict[str, Any]]) -> list[str]:
 
 def _matches(reference: str, label: str, summary: dict[str, Any]) -> bool:
     cell = summary["cell"]
-    mode_server = cell.rsplit("--", 1)[0] if "--" in cell else cell
+    mode_server = CellName.parse(cell).target
     return reference in (label, cell, mode_server, (summary.get("run") or {}).get("mode"))
 
 
@@ -132,10 +133,11 @@ def compare(summaries: list[dict[str, Any]], *, reference: str | None = None,
     """
     labels = cell_labels(summaries)
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for label, summary in zip(labels, summaries):
+    for label, summary in zip(labels, summaries, strict=True):
         groups.setdefault(summary.get("scenario") or "(unknown scenario)", []).append((label, summary))
 
-    if reference is not None and not any(_matches(reference, l, s) for l, s in zip(labels, summaries)):
+    if reference is not None and not any(
+            _matches(reference, label, s) for label, s in zip(labels, summaries, strict=True)):
         raise ReportInputError("--reference", f"{reference!r} matches no cell (cells: {', '.join(labels)})")
 
     notes: list[str] = []

@@ -13,23 +13,23 @@ def _missing(value: Any) -> bool:
 
 def ms(us: float | None) -> str:
     """Microseconds shown as milliseconds with three decimals: microsecond resolution."""
-    return MISSING if _missing(us) else f"{us / 1000:,.3f}"
+    return MISSING if us is None or _missing(us) else f"{us / 1000:,.3f}"
 
 
 def count(n: int | None) -> str:
-    return MISSING if _missing(n) else f"{int(n):,}"
+    return MISSING if n is None or _missing(n) else f"{int(n):,}"
 
 
 def rate(per_s: float | None) -> str:
     """A per-second rate: one decimal below 1,000, whole numbers above."""
-    if _missing(per_s):
+    if per_s is None or _missing(per_s):
         return MISSING
     return f"{per_s:,.0f}" if abs(per_s) >= 1000 else f"{per_s:,.1f}"
 
 
 def ratio(r: float | None) -> str:
     """A share as a percentage, with enough digits to tell 1 in 100,000 from zero."""
-    if _missing(r):
+    if r is None or _missing(r):
         return MISSING
     if r == 0:
         return "0%"
@@ -41,11 +41,11 @@ def seconds(s: float | None, digits: int = 3) -> str:
 
 
 def mib(b: float | None) -> str:
-    return MISSING if _missing(b) else f"{b / 2**20:,.1f} MiB"
+    return MISSING if b is None or _missing(b) else f"{b / 2**20:,.1f} MiB"
 
 
 def kib(b: float | None) -> str:
-    return MISSING if _missing(b) else f"{b / 1024:,.1f} KiB"
+    return MISSING if b is None or _missing(b) else f"{b / 1024:,.1f} KiB"
 
 
 def times(x: float | None) -> str:
@@ -54,7 +54,7 @@ def times(x: float | None) -> str:
 
 
 def number(v: float | None) -> str:
-    if _missing(v):
+    if v is None or _missing(v):
         return MISSING
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}"
 

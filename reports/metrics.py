@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadtests.schema import KINDS
+from core.cells import CellName
+from core.run_record import RunRecord
+from core.schema import KINDS
 from reports.errors import ReportInputError
-from reports.load import CellData
+from reports.read_cell import CellData
 
 NS_PER_S = 1_000_000_000
 DEFAULT_WARMUP_S = 0.0
@@ -124,27 +126,26 @@ def latency_key(kind: str, name: str) -> str:
     return f"{kind}:{name}"
 
 
-def scenario_of(run: dict[str, Any], cell: str) -> str | None:
+def scenario_of(run: RunRecord | None, cell: str) -> str | None:
     """The scenario from run.json, else from the cell name ``mode-server--scenario``."""
-    scenario = run.get("scenario")
-    if isinstance(scenario, str) and scenario:
-        return scenario
-    return cell.rsplit("--", 1)[1] if "--" in cell else None
+    if run is not None and run.scenario:
+        return run.scenario
+    return CellName.parse(cell).scenario or None
 
 
-def resolve_warmup(cli_warmup_s: float | None, run: dict[str, Any]) -> tuple[float, str]:
+def resolve_warmup(cli_warmup_s: float | None, run: RunRecord | None) -> tuple[float, str]:
     """The warm-up to cut and where it came from: the command line, run.json, or the default."""
     if cli_warmup_s is not None:
         if not (math.isfinite(cli_warmup_s) and cli_warmup_s >= 0):
             raise ReportInputError("--warmup", f"must be a number of seconds >= 0, got {cli_warmup_s}")
         return float(cli_warmup_s), "--warmup"
-    warmup = (run.get("load") or {}).get("warmup_s")
+    warmup = run.load.warmup_s if run is not None else None
     if warmup is not None:
         return float(warmup), "run.json load.warmup_s"
     return DEFAULT_WARMUP_S, "default"
 
 
-def load_bounds(samples: pd.DataFrame, run: dict[str, Any], notes: list[str]) -> tuple[int, int, str]:
+def load_bounds(samples: pd.DataFrame, run: RunRecord | None, notes: list[str]) -> tuple[int, int, str]:
     """When the load started and ended: ``(start_ns, end_ns, how the end was found)``.
 
     run.json's ``load_started_ns``/``load_ended_ns`` are used when the runner
@@ -161,16 +162,16 @@ def load_bounds(samples: pd.DataFrame, run: dict[str, Any], notes: list[str]) ->
     first, last_t = int(t.min()), int(t.max())
     mean_gap = (last_t - first) // (len(t) - 1) if len(t) > 1 else 0
     last = last_t + max(mean_gap, 1)  # at least +1 ns: the last sample is inside [start, end)
-    start = run.get("load_started_ns")
-    start = int(start) if start is not None else first
-    if run.get("load_ended_ns") is not None:
-        return start, int(run["load_ended_ns"]), "run.json load_ended_ns"
+    run = run or RunRecord()
+    start = run.load_started_ns if run.load_started_ns is not None else first
+    if run.load_ended_ns is not None:
+        return start, run.load_ended_ns, "run.json load_ended_ns"
 
     planned, planned_source = None, ""
-    duration = (run.get("load") or {}).get("duration_s")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
+    duration = run.load.duration_s
+    if duration is not None and duration > 0:
         planned, planned_source = start + round(duration * NS_PER_S), "load start + load.duration_s"
-    ended = run.get("ended_ns")
+    ended = run.ended_ns
     if ended is not None and (planned is None or ended < planned):
         planned, planned_source = int(ended), "run.json ended_ns"
     if planned is None:
@@ -185,7 +186,7 @@ def load_bounds(samples: pd.DataFrame, run: dict[str, Any], notes: list[str]) ->
     return start, last, "last sample + mean gap"
 
 
-def steady_window(samples: pd.DataFrame, run: dict[str, Any], warmup_s: float, source: str,
+def steady_window(samples: pd.DataFrame, run: RunRecord | None, warmup_s: float, source: str,
                   where: str | Path = "samples", notes: list[str] | None = None) -> Window:
     """The steady window: ``[load start + warm-up, load end)`` (see ``load_bounds``)."""
     load_start, end, end_source = load_bounds(samples, run, notes if notes is not None else [])
@@ -296,7 +297,7 @@ def latency_table(steady: pd.DataFrame, duration_s: float) -> pd.DataFrame:
     table["ok"] = table["ok"].astype("int64")
     table["failed"] = table["count"] - table["ok"]
     table["per_s"] = table["ok"] / duration_s
-    table["key"] = [latency_key(k, n) for k, n in zip(table["kind"], table["name"])]
+    table["key"] = [latency_key(k, n) for k, n in zip(table["kind"], table["name"], strict=True)]
     table["_order"] = [_kind_order(k) for k in table["kind"]]
     table = table.sort_values(["_order", "count", "name"], ascending=[True, False, True], kind="stable")
     return table.set_index("key")[columns]
@@ -341,7 +342,7 @@ def latency_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
     q = good.groupby(["kind", "name", "second"], observed=True)["latency_us"].quantile([0.5, 0.99]).unstack()
     q.columns = ["p50_us", "p99_us"]
     q = q.reset_index()
-    q["key"] = [latency_key(str(k), str(n)) for k, n in zip(q["kind"], q["name"])]
+    q["key"] = [latency_key(str(k), str(n)) for k, n in zip(q["kind"], q["name"], strict=True)]
     return q[["key", "second", "p50_us", "p99_us"]]
 
 
@@ -486,7 +487,8 @@ def error_figures(steady: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame, f
     else:
         texts = failed["error"].astype(object).where(failed["error"].notna(), NO_ERROR_MESSAGE)
         breakdown = (
-            pd.DataFrame({"kind": failed["kind"].astype(str), "name": failed["name"].astype(str), "error": texts.astype(str)})
+            pd.DataFrame({"kind": failed["kind"].astype(str), "name": failed["name"].astype(str),
+                          "error": texts.astype(str)})
             .groupby(["kind", "name", "error"]).size().rename("count").reset_index()
             .sort_values(["count", "kind", "name"], ascending=[False, True, True], kind="stable")
             .head(MAX_ERRORS)
@@ -655,11 +657,6 @@ def _float(value: Any) -> float | None:
 
 
 # --- time series ---------------------------------------------------------------------------
-
-RATE_SERIES: tuple[str, ...] = (
-    "connects", "connect_failures", "disconnects", "acks", "ack_failures", "pushes", "failures",
-)
-
 
 def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
     """Per-second rates in one-second buckets (by ``t_ns``) over the whole load.

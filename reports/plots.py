@@ -140,7 +140,8 @@ def throughput_over_time(rates: pd.DataFrame, warmup_s: float) -> Plot:
     title = "Event throughput over time"
     fig = _figure()
     ax = fig.add_subplot()
-    series = [(col, label) for col, label in (("acks", "acks/s"), ("pushes", "pushes/s"), ("ack_failures", "ack failures/s"))
+    series = [(col, label)
+              for col, label in (("acks", "acks/s"), ("pushes", "pushes/s"), ("ack_failures", "ack failures/s"))
               if rates[col].any()]
     if series:
         _warmup(ax, warmup_s)

@@ -43,9 +43,12 @@ ul { margin: .3rem 0; }
 
 def html_table(table: Table) -> str:
     numeric = table.numeric or [False] * len(table.columns)
-    head = "".join(f'<th{" class=num" if n else ""}>{escape(c)}</th>' for c, n in zip(table.columns, numeric))
+    head = "".join(f'<th{" class=num" if n else ""}>{escape(c)}</th>'
+                   for c, n in zip(table.columns, numeric, strict=False))
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if n else ""}>{escape(v)}</td>' for v, n in zip(row, numeric)) + "</tr>"
+        "<tr>"
+        + "".join(f'<td{" class=num" if n else ""}>{escape(v)}</td>' for v, n in zip(row, numeric, strict=False))
+        + "</tr>"
         for row in table.rows
     )
     show_head = any(table.columns)
@@ -95,7 +98,8 @@ def html_section(section: Section, figures: Sequence[Plot] = ()) -> str:
     return "".join(parts)
 
 
-def html_page(title: str, status: str | None, subtitle: str, sections: Sequence[str], nav: Sequence[tuple[str, str]]) -> str:
+def html_page(title: str, status: str | None, subtitle: str, sections: Sequence[str],
+              nav: Sequence[tuple[str, str]]) -> str:
     badge = f' <span class="status {escape(status)}">{escape(status)}</span>' if status else ""
     links = "".join(f'<a href="#{escape(k)}">{escape(t)}</a>' for k, t in nav)
     return (
@@ -188,8 +192,8 @@ def scenario_plots(scenario: ScenarioComparison, metrics: dict[str, CellMetrics]
          for r in rows],
         f"{label} over time", label, step=True,
     ))
-    servers = [(r["cell"], metrics[r["cell"]].server_timeline) for r in rows]
-    servers = [(c, t) for c, t in servers if t is not None]
+    timelines = [(r["cell"], metrics[r["cell"]].server_timeline) for r in rows]
+    servers = [(c, t) for c, t in timelines if t is not None]
     out.append(plots.overlay_series(
         [(c, t["t_s"].to_numpy(), t["cpu_cores"].to_numpy()) for c, t in servers],
         "Server CPU over time", "CPU (cores)",

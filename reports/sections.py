@@ -294,7 +294,9 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Any, bool], ...] = (
     ("rss_per_client_bytes", "RSS/client", fmt.kib, True),
 )
 # The row figure that duplicates each kind of primary figure (left out of the table).
-_PRIMARY_FIGURE = {"p99_us": "p99_us", "connects_per_s": "connects_per_s", "rss_per_client_bytes": "rss_per_client_bytes"}
+_PRIMARY_FIGURE = {
+    "p99_us": "p99_us", "connects_per_s": "connects_per_s", "rss_per_client_bytes": "rss_per_client_bytes",
+}
 
 
 def compare_sections(comparison: Comparison) -> list[Section]:
@@ -318,7 +320,7 @@ def compare_sections(comparison: Comparison) -> list[Section]:
                    if name not in skip and any(r[name] for r in sc.rows)]
         header = ["rank", "cell", "status", primary["label"] if primary else "primary", "x ref"]
         numeric = [True, False, False, True, True]
-        for name, title, _, with_ratio in columns:
+        for _name, title, _, with_ratio in columns:
             header.append(title)
             numeric.append(True)
             if with_ratio:

@@ -6,16 +6,14 @@ does not need a bump).
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reports.load import CellData
+from core.run_record import RunRecord
 from reports.metrics import PERCENTILES, CellMetrics
+from reports.read_cell import CellData
 
 SUMMARY_SCHEMA = 1
 SUMMARY_FILE = "summary.json"
@@ -46,9 +44,15 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def status_of(run: dict[str, Any], partial: bool) -> str:
+def run_fields(run: RunRecord | None) -> dict[str, Any]:
+    """The run record's fields a summary repeats; all None when the cell has no run.json."""
+    record = run.to_json() if run is not None else {}
+    return {key: record.get(key) for key in RUN_FIELDS}
+
+
+def status_of(run: RunRecord | None, partial: bool) -> str:
     """``failed`` when the runner said so; ``partial`` when it said so or input was missing; else ``ok``."""
-    run_status = run.get("status")
+    run_status = run.status if run is not None else None
     if run_status == "failed":
         return "failed"
     return "partial" if partial or run_status not in (None, "ok") else "ok"
@@ -69,7 +73,7 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "problems": list(data.problems),
         "notes": [*data.notes, *metrics.notes],
         "scenario": metrics.scenario,
-        "run": {key: data.run.get(key) for key in RUN_FIELDS},
+        "run": run_fields(data.run),
         "window": {
             "load_start_ns": window.load_start_ns,
             "start_ns": window.start_ns,
@@ -108,22 +112,4 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
     return jsonable(summary)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
-    text = json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    write_text(path, text)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write text atomically in ``path``'s folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A plain open (not mkstemp) so the file gets the umask's usual permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 

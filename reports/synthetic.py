@@ -15,7 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loadtests.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
+from core.cells import cell_name
+from core.run_record import RecordedLoad, RunRecord
+from core.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
 
 # 2025-11-24T16:00:00Z in epoch nanoseconds: any fixed recent instant will do.
 BASE_NS = 1_764_000_000_000_000_000
@@ -66,19 +68,17 @@ def write_run_json(
     """Write a run.json as the runner does; ``overrides`` replace or add top-level fields."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     cell = cell or cell_dir.name
-    run: dict[str, Any] = {
-        "schema": 1, "run_id": cell_dir.parent.name or "synthetic", "cell": cell,
-        "status": status, "reason": reason, "mode": mode, "server": server, "scenario": scenario,
-        "load": {"users": users, "spawn_rate": float(users), "duration_s": (ended_ns - started_ns) / NS_PER_S,
-                 "emit_rate": None, "payload_bytes": 64, "room_size": None, "warmup_s": warmup_s},
-        "command": ["synthetic"], "target_url": "http://127.0.0.1:5000",
-        "versions": {"python": "3.11"}, "machine": {"cores": 2, "memory_bytes": 8 << 30, "platform": "linux",
-                                                    "hostname": "synthetic"},
-        "started_at": pd.Timestamp(started_ns, unit="ns", tz="UTC").isoformat(),
-        "ended_at": pd.Timestamp(ended_ns, unit="ns", tz="UTC").isoformat(),
-        "started_ns": started_ns, "ended_ns": ended_ns,
-    }
-    run.update(overrides)
+    record = RunRecord(
+        run_id=cell_dir.parent.name or "synthetic", cell=cell, status=status, reason=reason,
+        mode=mode, server=server, scenario=scenario,
+        load=RecordedLoad(users=users, spawn_rate=float(users), duration_s=(ended_ns - started_ns) / NS_PER_S,
+                       payload_bytes=64, warmup_s=warmup_s),
+        command=["synthetic"], target_url="http://127.0.0.1:5000", versions={"python": "3.11"},
+        machine={"cores": 2, "memory_bytes": 8 << 30, "platform": "linux", "hostname": "synthetic"},
+        started_ns=started_ns, ended_ns=ended_ns,
+    )
+    # Overrides go in as raw JSON, so tests can write the bad records the reports must refuse.
+    run = record.to_json() | overrides
     (cell_dir / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
     return run
 
@@ -129,13 +129,15 @@ def generate_cell(
     def times(n: int) -> np.ndarray:
         return start_ns + np.sort(rng.integers(0, span, n))
 
+    # The error column: None where a sample succeeded (a 0-d object array: np.where's stubs take no bare None).
+    no_error = np.array(None, dtype=object)
     frames = []
     t_conn = times(n_conn)
     conn_ok = rng.random(n_conn) > 0.002
     frames.append(samples_frame(
         t_conn, "connect", "connect", rng.lognormal(np.log(2500), 0.5, n_conn), ok=conn_ok,
         user=rng.integers(0, users, n_conn),
-        error=np.where(conn_ok, None, "TimeoutError: connect timed out"),
+        error=np.where(conn_ok, no_error, "TimeoutError: connect timed out"),
     ))
     frames.append(samples_frame(
         t_conn + rng.integers(NS_PER_S // 10, 2 * NS_PER_S, n_conn), "disconnect", "disconnect",
@@ -144,7 +146,7 @@ def generate_cell(
     echo_ok = rng.random(n_echo) > 0.0005
     frames.append(samples_frame(
         times(n_echo), "ack", "echo", rng.lognormal(np.log(900), 0.6, n_echo), ok=echo_ok, bytes=64,
-        user=rng.integers(0, users, n_echo), error=np.where(echo_ok, None, "AckTimeout: no ack within 5 s"),
+        user=rng.integers(0, users, n_echo), error=np.where(echo_ok, no_error, "AckTimeout: no ack within 5 s"),
     ))
     t_bcast = times(n_bcast)
     frames.append(samples_frame(
@@ -163,7 +165,7 @@ def generate_cell(
 
     run = write_run_json(cell_dir, started_ns=start_ns, ended_ns=end_ns, scenario=scenario, mode=mode,
                          server=server, warmup_s=warmup_s, users=users,
-                         cell=f"{mode}-{server}--{scenario}")
+                         cell=cell_name(mode, server, scenario))
     t_srv = np.arange(start_ns - NS_PER_S, end_ns + NS_PER_S, NS_PER_S // 2)
     elapsed = (t_srv - t_srv[0]) / NS_PER_S
     write_server_csv(

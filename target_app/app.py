@@ -22,6 +22,13 @@ from .ticks import TickSubscriptions
 log = logging.getLogger("target_app")
 
 
+def _sid() -> str:
+    """The Socket.IO session id of the client whose event is being handled."""
+    # Flask-SocketIO sets request.sid around each handler; Flask's Request type does not declare it.
+    sid: str = request.sid  # type: ignore[attr-defined]
+    return sid
+
+
 def create_app(settings: TargetSettings | None = None) -> Flask:
     """Build the Flask app; its SocketIO is ``app.extensions['socketio']``."""
     settings = settings or TargetSettings()
@@ -49,7 +56,8 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
     )
     if settings.tcp_nodelay:
         # Outermost, around the Socket.IO middleware SocketIO() installed.
-        app.wsgi_app = NoDelayMiddleware(app.wsgi_app)
+        # Flask documents wrapping wsgi_app like this, but types it as a method.
+        app.wsgi_app = NoDelayMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     stats = ServerStats(async_mode=settings.async_mode, server=settings.server)
     app.extensions["target_stats"] = stats
 
@@ -104,7 +112,7 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
 
     @socketio.on("disconnect", namespace=ns)
     def on_disconnect(*_reason: Any) -> None:
-        ticks.cancel(request.sid)
+        ticks.cancel(_sid())
         stats.disconnected(ns)
 
     def handles(event: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
@@ -130,7 +138,7 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
     @handles(contract.BROADCAST)
     def on_broadcast(data: Any) -> Any:
         payload, room = contract.broadcast_target(data)
-        emit(contract.FANOUT, contract.relayed(payload, request.sid), to=room, namespace=ns, broadcast=True)
+        emit(contract.FANOUT, contract.relayed(payload, _sid()), to=room, namespace=ns, broadcast=True)
         if error := publish_error():
             return unavailable(error)
         # With a message queue: this instance's recipients only.
@@ -151,24 +159,24 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
     @handles(contract.ROOM_MESSAGE)
     def on_room_message(data: Any) -> Any:
         room = contract.room_name(data)
-        emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), request.sid),
+        emit(contract.ROOM_MESSAGE, contract.relayed(data.get("payload"), _sid()),
              to=room, namespace=ns, include_self=False)
         if error := publish_error():
             return unavailable(error)
         members = {sid for sid, _ in manager.get_participants(ns, room)}
-        return {"recipients": len(members - {request.sid})}
+        return {"recipients": len(members - {_sid()})}
 
     @handles(contract.SUBSCRIBE_TICKS)
     def on_subscribe_ticks(data: Any) -> Any:
         plan = contract.tick_plan(data)
-        sid = request.sid
+        sid = _sid()
         token = ticks.start(sid)
         socketio.start_background_task(_send_ticks, socketio, ticks, sid, ns, plan, token)
         return plan.ack()
 
     @handles(contract.UNSUBSCRIBE_TICKS)
     def on_unsubscribe_ticks(_data: Any) -> Any:
-        return {"stopped": ticks.cancel(request.sid)}
+        return {"stopped": ticks.cancel(_sid())}
 
     @socketio.on("*", namespace=ns)
     def on_unknown(event: str, *_args: Any) -> None:

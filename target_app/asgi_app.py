@@ -48,7 +48,7 @@ def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
     for namespace in contract.NAMESPACES:
         _register_namespace(sio, namespace, stats, settings)
     app = socketio.ASGIApp(sio, other_asgi_app=_http_app(stats, sio, client_manager))
-    app.target_stats = stats  # type: ignore[attr-defined]
+    app.target_stats = stats
     return app
 
 

@@ -75,6 +75,9 @@ class _EmitState:
 class RedisQueue(socketio.RedisManager):
     """``RedisManager`` that publishes before it delivers and reports failed publishes."""
 
+    #: set by python-socketio's ``_redis_connect`` (declared here: the base class is untyped)
+    connected: bool
+
     def __init__(self, url: str) -> None:
         super().__init__(check_url(url), channel=CHANNEL, redis_options=dict(REDIS_OPTIONS))
         # threading.local is greenlet-local once eventlet or gevent has patched.
@@ -151,6 +154,8 @@ class RedisQueue(socketio.RedisManager):
 
 class AsyncRedisQueue(socketio.AsyncRedisManager):
     """The asyncio counterpart of :class:`RedisQueue` (state per asyncio task)."""
+
+    connected: bool
 
     def __init__(self, url: str) -> None:
         super().__init__(check_url(url), channel=CHANNEL, redis_options=dict(REDIS_OPTIONS))

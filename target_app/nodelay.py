@@ -9,6 +9,7 @@ this the comparison would measure a socket option, not the async modes.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any, Callable, Iterable
 
@@ -40,8 +41,7 @@ class NoDelayMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         sock = connection_socket(environ)
         if sock is not None:
-            try:
+            # Not a TCP socket (a unix socket behind a proxy): nothing to do.
+            with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass  # not a TCP socket (a unix socket behind a proxy): nothing to do
         return self.app(environ, start_response)

@@ -7,7 +7,6 @@ the PIDs this module started and nothing else.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -22,6 +21,8 @@ from typing import Any, Iterator, Sequence
 
 import psutil
 
+from core.stats_client import fetch_stats
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 
@@ -35,11 +36,6 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def http_get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 @dataclass
@@ -64,7 +60,7 @@ class TargetProcess:
         return f"http://{host}:{self.port}"
 
     def stats(self, timeout: float = 5.0) -> dict[str, Any]:
-        return http_get_json(self.url + "/stats", timeout)
+        return fetch_stats(self.url, timeout=timeout)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -128,13 +124,10 @@ def launch_target(mode: str, server: str = "dev", *, host: str = LOOPBACK, port:
     child_env = os.environ | (env or {})
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH")]))
     child_env.setdefault("PYTHONUNBUFFERED", "1")
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
         process = subprocess.Popen(argv, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    finally:
-        if log_path:
-            log.close()
     target = TargetProcess(process=process, host=host, port=port, log_path=log_path,
                            mode=mode, server=server, argv=argv)
     try:

@@ -145,12 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reference Flask-SocketIO target for load tests. "
         "Every flag can also be set as a TARGET_<NAME> environment variable.",
     )
-    parser.add_argument("--async-mode", choices=ASYNC_MODES, help="threading, eventlet, gevent, or asgi (python-socketio AsyncServer under uvicorn)")
-    parser.add_argument("--server", choices=SERVERS, help="dev (socketio.run-style embedded server), gunicorn, or uvicorn (asgi only)")
+    parser.add_argument("--async-mode", choices=ASYNC_MODES,
+                        help="threading, eventlet, gevent, or asgi (python-socketio AsyncServer under uvicorn)")
+    parser.add_argument("--server", choices=SERVERS,
+                        help="dev (socketio.run-style embedded server), gunicorn, or uvicorn (asgi only)")
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 5000)")
-    parser.add_argument("--cors-origins", help="comma-separated allowed origins, '*' for any (default: same origin only)")
-    parser.add_argument("--message-queue", help="message queue URL for several instances, e.g. redis://127.0.0.1:6379/0")
+    parser.add_argument("--cors-origins",
+                        help="comma-separated allowed origins, '*' for any (default: same origin only)")
+    parser.add_argument("--message-queue",
+                        help="message queue URL for several instances, e.g. redis://127.0.0.1:6379/0")
     parser.add_argument("--auth-token", help="require {'token': TOKEN} as the connect auth payload")
     parser.add_argument("--ping-interval", type=float, help="Engine.IO ping interval in seconds (default 25)")
     parser.add_argument("--ping-timeout", type=float, help="Engine.IO ping timeout in seconds (default 20)")
@@ -171,7 +175,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     if "cors_origins" in overrides:
         overrides["cors_origins"] = _parse_origins(overrides["cors_origins"])
-    if "async_mode" in overrides and "server" not in overrides and base.server not in SERVERS_BY_MODE[overrides["async_mode"]]:
+    if ("async_mode" in overrides and "server" not in overrides
+            and base.server not in SERVERS_BY_MODE[overrides["async_mode"]]):
         overrides["server"] = SERVERS_BY_MODE[overrides["async_mode"]][0]
     values = asdict(base) | overrides
     return TargetSettings(**values)

@@ -6,6 +6,7 @@ and closes without the close-handshake stall of python-socketio's client.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -47,10 +48,8 @@ class RawPeer:
                 return json.loads(packet[len(expected):])[0]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, websocket.WebSocketException):
             self.ws.send("1")  # Engine.IO close
-        except (OSError, websocket.WebSocketException):
-            pass
         self.ws.close(timeout=1)
 
     def __enter__(self) -> "RawPeer":

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from scripts import docker_base, docker_engine
-from scripts.docker_cli import COMPOSE_FILE, DOCKERFILE, REPO_ROOT
-from scripts.docker_run import DockerRunPlan
+from bench.profile import LoadShape
+from dockertools import base as docker_base
+from dockertools import engine as docker_engine
+from dockertools import run as docker_run
+from dockertools.cli import COMPOSE_FILE, DOCKERFILE, REPO_ROOT
+from dockertools.run import DockerRunPlan
 
 from .compose_params import with_each_compose
 
@@ -44,7 +47,7 @@ def test_every_published_port_is_bound_to_loopback(compose: list[str]) -> None:
     short = re.findall(r"^\s*-\s*['\"]?([\d.]*):?(\d+):(\d+)(?:/\w+)?['\"]?\s*$", text, re.M)
     host_ips = re.findall(r"host_ip:\s*(\S+)", text)
     published = re.findall(r"published:\s*['\"]?(\d+)", text)
-    bindings = [(ip, port) for ip, port, _ in short] + list(zip(host_ips, published))
+    bindings = [(ip, port) for ip, port, _ in short] + list(zip(host_ips, published, strict=False))
     # (compose v1 renders every profile's services: the scaleout proxy's 5080 too)
     assert sorted(port for _, port in bindings) in (["5050", "8089"], ["5050", "5080", "8089"])
     assert {ip for ip, _ in bindings} == {"127.0.0.1"}
@@ -83,7 +86,7 @@ def test_redis_is_only_in_the_mq_profile(compose: list[str]) -> None:
 def dockerfile_stages() -> dict[str, str]:
     text = DOCKERFILE.read_text()
     parts = re.split(r"^FROM\s+\S+\s+AS\s+(\w+)\s*$", text, flags=re.M | re.I)
-    return dict(zip(parts[1::2], parts[2::2]))
+    return dict(zip(parts[1::2], parts[2::2], strict=True))  # split with one group: name, body, name, body...
 
 
 def test_dockerfile_keeps_the_public_base_as_default() -> None:
@@ -175,14 +178,15 @@ def test_engine_down_without_a_pid_file_does_nothing(tmp_path: Path) -> None:
 # --- headless run plan -------------------------------------------------------------
 
 def test_headless_plan_asks_the_master_for_workers_results_and_the_scenario() -> None:
-    plan = DockerRunPlan(mode="gevent", scenario="echo", users=8, duration_s=12, workers=3, emit_rate=5,
-                         run_id="r1")
+    plan = DockerRunPlan(mode="gevent", scenario="echo", load=LoadShape(users=8, duration_s=12, emit_rate=5),
+                         workers=3, run_id="r1")
     args = plan.master_args()
     assert plan.cell == "gevent-dev--echo" and plan.subdir == "r1/gevent-dev--echo"
     assert args[args.index("--expect-workers") + 1] == "3"
     assert args[args.index("--results-dir") + 1] == "/results/r1/gevent-dev--echo"
     assert args[args.index("--csv") + 1] == "/results/r1/gevent-dev--echo/locust"
     assert args[args.index("--run-time") + 1] == "12s"
+    assert args[args.index("--emit-rate") + 1] == "5" and args[args.index("--transport") + 1] == "websocket"
     assert args[-1] == "EchoUser"
     env = plan.settings("img").env()
     assert env["HARNESS_RESULTS_DIR"] == "/results/r1/gevent-dev--echo" and env["TARGET_ASYNC_MODE"] == "gevent"
@@ -192,8 +196,12 @@ def test_headless_plan_asks_the_master_for_workers_results_and_the_scenario() ->
     ({"mode": "asgi", "server": "dev"}, "asgi runs under uvicorn"),
     ({"scenario": "nope"}, "--scenario must be one of"),
     ({"workers": 0}, "--workers must be >= 1"),
-    ({"warmup_s": 10.0, "duration_s": 10.0}, "--warmup must be"),
 ])
 def test_headless_plan_rejects_bad_input(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         DockerRunPlan(run_id="r", **kwargs)
+
+
+def test_headless_run_checks_the_load_as_a_native_cell_does(capsys: pytest.CaptureFixture[str]) -> None:
+    assert docker_run.main(["--warmup", "10", "--duration", "10", "--no-build"]) == 2
+    assert "warmup_s must be >= 0 and shorter than duration_s" in capsys.readouterr().err

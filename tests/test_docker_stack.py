@@ -32,8 +32,9 @@ import pyarrow.parquet as pq
 import pytest
 import socketio
 
-from scripts import docker_engine
-from scripts.docker_cli import (
+from bench.profile import LoadShape
+from dockertools import engine as docker_engine
+from dockertools.cli import (
     LOCUST_IMAGE,
     REPO_ROOT,
     TARGET_IMAGE,
@@ -43,8 +44,8 @@ from scripts.docker_cli import (
     is_root,
     run,
 )
-from scripts.docker_run import DockerRunPlan, build_report, run_headless
-from scripts.docker_stack import StackSettings, build, down, resolve_base, up
+from dockertools.run import DockerRunPlan, build_report, run_headless
+from dockertools.stack import StackSettings, build, down, resolve_base, up
 
 pytestmark = pytest.mark.docker
 
@@ -224,7 +225,8 @@ def test_images_build_from_the_base_with_the_pinned_stack(stack: StackSettings) 
     pins = pinned_versions()
     for image in (TARGET_IMAGE, LOCUST_IMAGE):
         info = json.loads(run(["docker", "image", "inspect", image], timeout=30).stdout)[0]
-        assert info["RootFS"]["Layers"][: len(base_layers)] == base_layers, f"{image} is not built on {stack.base_image}"
+        assert info["RootFS"]["Layers"][: len(base_layers)] == base_layers, \
+            f"{image} is not built on {stack.base_image}"
         assert info["Config"]["User"] not in ("", "0", "root") and not info["Config"]["User"].startswith("0:")
         assert versions_in(image) == {name: pins[name] for name in PINNED}
     target = json.loads(run(["docker", "image", "inspect", TARGET_IMAGE], timeout=30).stdout)[0]
@@ -271,8 +273,9 @@ def test_mq_profile_target_publishes_through_redis(stack: StackSettings) -> None
 
 def test_headless_run_in_containers_lands_in_results_and_reports(stack: StackSettings) -> None:
     run_id = f"pytest-docker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    plan = DockerRunPlan(mode="gevent", scenario="echo", users=6, spawn_rate=6, duration_s=10, warmup_s=1,
-                         workers=2, emit_rate=5, run_id=run_id)
+    plan = DockerRunPlan(mode="gevent", scenario="echo",
+                         load=LoadShape(users=6, spawn_rate=6, duration_s=10, warmup_s=1, emit_rate=5),
+                         workers=2, run_id=run_id)
     try:
         result = run_headless(plan, base_image=stack.base_image, project=PROJECT, build_images=False)
         cell = result.cell_dir

@@ -8,6 +8,7 @@ stay bounded.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -151,10 +152,8 @@ def fuzzer(url: str, seed: int, budget: Budget) -> None:
             if rng.random() < 0.5:
                 ws.sock and ws.sock.close()  # abrupt: no close frame
             else:
-                try:
+                with contextlib.suppress(OSError, websocket.WebSocketException):
                     ws.close(timeout=0.5)
-                except (OSError, websocket.WebSocketException):
-                    pass
 
 
 class GoodClient(threading.Thread):

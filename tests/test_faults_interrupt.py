@@ -1,4 +1,7 @@
-"""SIGINT or SIGTERM to the runner mid-run: a readable, partial results folder, no half-written file, no process left."""
+"""SIGINT or SIGTERM to the runner mid-run.
+
+Expected: a readable, partial results folder, no half-written file, no process left.
+"""
 from __future__ import annotations
 
 import json
@@ -45,7 +48,7 @@ SIGNALS = [pytest.param(signal.SIGINT, True, id="SIGINT-with-report")] + (
 
 @pytest.mark.parametrize("signum, report", SIGNALS)
 def test_interrupted_run_leaves_a_readable_partial_folder(tmp_path: Path, signum: int, report: bool) -> None:
-    argv = [sys.executable, "-m", "scripts.bench", "--targets", "gevent-dev", "--scenarios", "echo",
+    argv = [sys.executable, "-m", "bench", "--targets", "gevent-dev", "--scenarios", "echo",
             "--duration", "60", "--warmup", "0", "--users", "3", "--emit-rate", "50",
             "--results", str(tmp_path), "--run-id", "r"] + ([] if report else ["--no-report"])
     proc = subprocess.Popen(["nice", "-n", "10", *argv], cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},

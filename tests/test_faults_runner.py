@@ -1,4 +1,4 @@
-"""Faults mid-run, through the real runner (``python -m scripts.bench`` as a subprocess).
+"""Faults mid-run, through the real runner (``python -m bench`` as a subprocess).
 
 Each test starts a short cell, waits until the load has flushed its first
 samples, kills one piece (a target instance, Redis, a Locust worker) with
@@ -22,8 +22,8 @@ import pandas as pd
 import psutil
 import pytest
 
+from bench.redis_server import redis_binary
 from reports.build import build_cell_report
-from scripts.redis_server import redis_binary
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[p
               *args: str, users: int = 6, duration: float = 5) -> BenchRun:
     run_dir = tmp_path / "r"
     cell = f"{target}--{scenario}"
-    argv = ["nice", "-n", "10", sys.executable, "-m", "scripts.bench", "--profile", "scaleout",
+    argv = ["nice", "-n", "10", sys.executable, "-m", "bench", "--profile", "scaleout",
             "--targets", target, "--scenarios", scenario, "--users", str(users), "--duration", f"{duration:g}",
             "--warmup", "0", "--results", str(tmp_path), "--run-id", "r", "--no-report", *args]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
@@ -157,7 +157,7 @@ def test_killing_one_of_two_instances_leaves_the_other_serving(tmp_path: Path) -
     assert [row["exit_code"] for row in info["instances"]] == [None, -9]
 
     samples, users = run.samples(), run.user_targets()
-    samples["url"] = [users.get((w, u)) for w, u in zip(samples.worker, samples.user)]
+    samples["url"] = [users.get((w, u)) for w, u in zip(samples.worker, samples.user, strict=True)]
     survivor = info["instances"][0]["url"]
     after = samples[samples.t_ns > run.killer.killed_ns + 1_000_000_000]  # past the moment of the kill
     kept = after[(after.url == survivor) & (after.kind == "ack")]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loadtests.schema import SAMPLE_SCHEMA, SHARD_GLOB
+from core.schema import SAMPLE_SCHEMA, SHARD_GLOB
 from target_app.process import start_target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ class Run:
 
 def run_locust(target, tmp_path: Path, user_class: str, *args: str, users: int = 4) -> Run:
     results = tmp_path / "cell"
-    argv = ["nice", "-n", "10", *LOCUST, "-f", "loadtests/locustfile.py", "--headless",
+    argv = ["nice", "-n", "10", *LOCUST, "-f", "locustfile.py", "--headless",
             "-u", str(users), "-r", str(users), "-t", f"{RUN_TIME}s", "--stop-timeout", str(STOP_TIMEOUT),
             "--watchdog-grace", str(GRACE), "--host", target.url, "--results-dir", str(results),
             "--json-file", str(tmp_path / "stats"), "--loglevel", "INFO", *args, user_class]

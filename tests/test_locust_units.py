@@ -11,10 +11,10 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
+from core.schema import SAMPLE_SCHEMA, SHARD_GLOB
 from loadtests.options import LoadSettings
-from loadtests.recorder import Recorder
-from loadtests.schema import SAMPLE_SCHEMA, SHARD_GLOB
 from loadtests.pacing import FanoutLedger, Pacer
+from loadtests.recorder import Recorder
 from loadtests.watchdog import Watchdog, deadline_seconds, parse_timespan, run_time_from_argv
 
 MS = 1_000_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from loadtests.schema import SHARD_GLOB
+from core.schema import SHARD_GLOB
 from loadtests.watchdog import WATCHDOG_EXIT_CODE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +26,7 @@ import gevent
 from gevent.monkey import get_original
 from locust import User, constant, task
 
-from loadtests.locustfile import add_arguments, on_init  # noqa: F401  (the harness hooks)
+from locustfile import add_arguments, on_init  # noqa: F401  (the harness hooks)
 
 
 class HubBlockingUser(User):

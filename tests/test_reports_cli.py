@@ -85,7 +85,8 @@ def test_one_bad_cell_does_not_stop_the_others(run_dir: Path) -> None:
     (bad / "run.json").write_text('{"schema": 1')
     code, out, err = run(str(run_dir), "-q", "--no-html")
     assert code == 2
-    assert error_lines(err) == [f"error: {bad / 'run.json'}: not valid JSON: Expecting ',' delimiter at line 1 column 13"]
+    assert error_lines(err) == [
+        f"error: {bad / 'run.json'}: not valid JSON: Expecting ',' delimiter at line 1 column 13"]
     assert (run_dir / "gevent-dev--echo" / "report.md").exists()
     data = json.loads((run_dir / "compare.json").read_text())
     assert [e["cell"] for e in data["errors"]] == ["eventlet-dev--echo"]

@@ -15,7 +15,7 @@ import pytest
 
 from reports import build_cell_report
 from reports.sections import CELL_SECTIONS
-from tests.reports_fixtures.html_checks import PNG_PREFIX, REPORT_PLOTS, assert_complete_cell_report, report_tags
+from tests.reports_fixtures.html_checks import REPORT_PLOTS, assert_complete_cell_report, report_tags
 from tests.reports_fixtures.known_cell import write_known_cell
 
 CHROMIUM_FLAGS = (

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from reports import ReportInputError, analyze_cell
-from reports.load import load_cell
 from reports.metrics import compute_metrics
+from reports.read_cell import load_cell
 from reports.synthetic import BASE_NS, NS_PER_S, samples_frame, write_run_json, write_shard
 from tests.reports_fixtures.known_cell import ECHO_OK, write_known_cell
 

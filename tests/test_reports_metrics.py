@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 
 from reports import analyze_cell
-from reports.load import load_cell
 from reports.metrics import compute_metrics
+from reports.read_cell import load_cell
 from reports.synthetic import BASE_NS, NS_PER_S, samples_frame, write_run_json, write_shard
 from tests.reports_fixtures.known_cell import (
-    ACK_TIMEOUT, ECHO_OK, MIB, REFUSED, TIMED_OUT, W0, WINDOW_S, write_known_cell,
+    ACK_TIMEOUT,
+    ECHO_OK,
+    MIB,
+    REFUSED,
+    TIMED_OUT,
+    W0,
+    WINDOW_S,
+    write_known_cell,
 )
 
 EXACT = 1e-6  # microseconds: exact to a millionth of the resolution asked for

@@ -10,14 +10,16 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from scripts import bench, capacity
+from bench import capacity
+from bench import matrix as bench
 from tests.reports_fixtures.html_checks import assert_complete_cell_report
 
 pytestmark = pytest.mark.slow
 
 
 def leftover_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
 def cell_status(run_dir: Path, cell: str) -> dict:

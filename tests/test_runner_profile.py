@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import check
-from scripts.capacity import judge, next_users
-from scripts.profile import ProfileError, TargetSpec, load_profile, parse_profile
+from bench import check
+from bench.capacity import judge, next_users
+from bench.profile import ProfileError, TargetSpec, load_profile, parse_profile
 
 
 @pytest.mark.parametrize("name", ["quick", "full"])
@@ -51,7 +51,8 @@ def test_unknown_profile_lists_the_shipped_ones() -> None:
 
 def test_overrides_narrow_and_reshape() -> None:
     profile = load_profile("quick").with_overrides(targets=["eventlet-dev"], scenarios=["echo"], duration_s=3, users=4)
-    assert [(t.label, s.name, s.load.duration_s, s.load.users) for t, s in profile.cells()] == [("eventlet-dev", "echo", 3, 4)]
+    cells = [(t.label, s.name, s.load.duration_s, s.load.users) for t, s in profile.cells()]
+    assert cells == [("eventlet-dev", "echo", 3, 4)]
     with pytest.raises(ProfileError, match="no scenario idle"):
         load_profile("quick").with_overrides(scenarios=["idle"])
 

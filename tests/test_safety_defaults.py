@@ -19,10 +19,10 @@ from typing import Iterator
 import psutil
 import pytest
 
-from scripts import bench
-from scripts.cell import CellPlan, locust_argv
-from scripts.profile import LoadShape, Scenario, TargetSpec
-from scripts.redis_server import launch_redis, redis_binary
+from bench import matrix as bench
+from bench.cell import CellPlan, locust_argv
+from bench.profile import LoadShape, Scenario, TargetSpec
+from bench.redis_server import launch_redis, redis_binary
 from target_app.process import TargetProcess, free_port, start_target
 from target_app.settings import TargetSettings
 
@@ -124,7 +124,7 @@ def test_runner_flag_passes_ownership_on_to_locust() -> None:
 
 def test_locustfile_refuses_a_remote_host() -> None:
     # (--target-urls is refused the same way: see test_scaleout_units.)
-    argv = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless", "-u", "1", "-t", "1s",
+    argv = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "-u", "1", "-t", "1s",
             "--host", REMOTE, "EchoUser"]
     proc = subprocess.run(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True,
                           text=True, timeout=60)
@@ -134,7 +134,7 @@ def test_locustfile_refuses_a_remote_host() -> None:
 
 def test_locust_web_ui_listens_on_loopback_by_default(tmp_path: Path) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--host", "http://127.0.0.1:9",
+    argv = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--host", "http://127.0.0.1:9",
             "--web-port", str(port)]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

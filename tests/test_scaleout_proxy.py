@@ -26,7 +26,7 @@ from typing import Iterator
 import pytest
 import socketio
 
-from scripts.redis_server import launch_redis, redis_binary
+from bench.redis_server import launch_redis, redis_binary
 from target_app.process import TargetProcess, free_port, start_target
 
 from .compose_params import with_each_compose

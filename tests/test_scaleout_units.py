@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.profile import ProfileError, TargetSpec, parse_profile
+from bench.sampler import sample_tree, stats_connected
 from loadtests.errors import CallTimeout, ConnectionClosed, ConnectRefused
+from loadtests.instances import RoomRoster, on_instance, parse_target_urls, pick_target, resolve_expected_from
 from loadtests.options import LoadSettings
-from loadtests.targets import RoomRoster, on_instance, parse_target_urls, pick_target, resolve_expected_from
-from scripts.profile import ProfileError, TargetSpec, parse_profile
-from scripts.sampler import sample_tree, stats_connected
 
 URLS = ("http://127.0.0.1:5001", "http://127.0.0.1:5002", "http://127.0.0.1:5003")
 
@@ -132,7 +132,7 @@ def test_connected_probe_sums_what_answers() -> None:
 
 
 def test_shipped_scaleout_profile(tmp_path: Path) -> None:
-    from scripts.profile import load_profile
+    from bench.profile import load_profile
 
     profile = load_profile("scaleout")
     labels = [t.label for t in profile.targets]

@@ -1,4 +1,4 @@
-"""``python -m scripts.ui`` arguments: what it starts, what it refuses (no processes started)."""
+"""``python -m bench.ui`` arguments: what it starts, what it refuses (no processes started)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.ui import DEFAULT_RESULTS, ENV_WEB_AUTH, UsageError, build_parser, locust_argv, main, resolve_plan
+from bench.ui import DEFAULT_RESULTS, ENV_WEB_AUTH, UsageError, build_parser, locust_argv, main, resolve_plan
 
 
 def plan(*argv: str, environ: dict[str, str] | None = None):

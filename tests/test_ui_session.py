@@ -8,11 +8,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from loadtests.webui.session import (
-    SESSION_JSON, SESSION_SERVER_CSV, UiSession, cell_name, close_running_cells, copy_server_rows, scenario_of,
+from core.scenarios import scenario_of_classes
+from reports.read_cell import read_run_json
+from webui.session import (
+    SESSION_JSON,
+    SESSION_SERVER_CSV,
+    UiSession,
+    close_running_cells,
+    copy_server_rows,
+    ui_cell_name,
     warmup_for,
 )
-from reports.load import read_run_json
 
 S = 1_000_000_000
 T0 = 1_790_000_000 * S
@@ -32,18 +38,18 @@ def server_csv(path: Path, times: list[int]) -> None:
 
 
 def test_scenario_and_cell_names() -> None:
-    assert scenario_of(["EchoUser"]) == "echo"
-    assert scenario_of(["RoomsUser", "ChurnUser"]) == "churn+rooms"
-    assert scenario_of(["MyOwnUser"]) == "myown"
+    assert scenario_of_classes(["EchoUser"]) == "echo"
+    assert scenario_of_classes(["RoomsUser", "ChurnUser"]) == "churn+rooms"
+    assert scenario_of_classes(["MyOwnUser"]) == "myown"
 
 
 def test_cell_names_never_collide(tmp_path: Path) -> None:
     at = dt.datetime(2026, 11, 26, 3, 15, 12)
-    first = cell_name("gevent", "dev", "echo", at, tmp_path)
-    assert first == "gevent-dev--echo-031512"
+    first = ui_cell_name("gevent", "dev", "echo", at, tmp_path)
+    assert first == "gevent-dev--echo--031512"
     (tmp_path / first).mkdir()
-    assert cell_name("gevent", "dev", "echo", at, tmp_path) == "gevent-dev--echo-031512-2"
-    assert cell_name("a b", "dev/x", "echo", at, tmp_path) == "a_b-dev_x--echo-031512"
+    assert ui_cell_name("gevent", "dev", "echo", at, tmp_path) == "gevent-dev--echo--031512-2"
+    assert ui_cell_name("a b", "dev/x", "echo", at, tmp_path) == "a_b-dev_x--echo--031512"
 
 
 def test_warmup_is_the_ramp_at_most_a_quarter() -> None:
@@ -76,7 +82,7 @@ def test_each_test_start_gets_its_folder_and_a_run_json_reports_accept(tmp_path:
     assert [int(r.split(",")[0]) for r in rows[1:]] == [T0 - S, T0 + 3 * S, T0 + 10 * S]
     problems: list[str] = []
     notes: list[str] = []
-    assert read_run_json(cell.path, problems, notes)["cell"] == cell.name and problems == []
+    assert read_run_json(cell.path, problems, notes).cell == cell.name and problems == []
 
     second = session.start_test(mode="gevent", server="dev", user_classes=["ChurnUser"], options=options(),
                                 host="http://127.0.0.1:5000", workers=2, now_ns=T0 + 60 * S)
@@ -86,7 +92,7 @@ def test_each_test_start_gets_its_folder_and_a_run_json_reports_accept(tmp_path:
     other = session.start_test(mode="asgi", server="uvicorn", user_classes=["EchoUser"], options=options(),
                                host="http://127.0.0.1:6000", workers=2, now_ns=T0 + 80 * S)
     session.stop_test(now_ns=T0 + 90 * S)
-    assert other.record["ui"]["target_sampled"] is False and not (other.path / "server.csv").exists()
+    assert other.record.extra["ui"]["target_sampled"] is False and not (other.path / "server.csv").exists()
     assert [p.name for p in session.cells()] == [cell.name, second.name, other.name]
     assert session.cell_path(cell.name) == cell.path
     for bad in ("../x", "", ".hidden", "no-such-cell", f"{cell.name}/run.json"):
@@ -100,7 +106,7 @@ def test_a_snapshot_report_says_partial_and_leaves_the_test_running(tmp_path: Pa
     session.snapshot(cell, now_ns=T0 + 4 * S)
     shot = json.loads((cell.path / "run.json").read_text())
     assert shot["status"] == "partial" and "still running" in shot["reason"] and shot["load_ended_ns"] == T0 + 4 * S
-    assert cell.running and cell.record["status"] == "running" and "load_ended_ns" not in cell.record
+    assert cell.running and cell.record.status == "running" and cell.record.load_ended_ns is None
 
 
 def test_a_new_start_closes_an_unstopped_test(tmp_path: Path) -> None:
@@ -143,18 +149,19 @@ def test_copy_server_rows_skips_a_half_written_line(tmp_path: Path) -> None:
     assert copy_server_rows(tmp_path / "in.csv", tmp_path / "out.csv", T0, T0 + 5 * S) == 2
 
 
-def test_run_json_without_the_scripts_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Locust container image has loadtests/ and reports/ but no scripts/."""
+def test_run_json_needs_only_what_the_locust_image_carries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Locust container image has core/, loadtests/, reports/ and webui/, not the orchestration."""
     import builtins
 
     real_import = builtins.__import__
+    absent = ("bench", "dockertools", "benchmarks")
 
-    def no_scripts(name, *args, **kwargs):
-        if name == "scripts" or name.startswith("scripts."):
+    def image_import(name, *args, **kwargs):
+        if name.split(".")[0] in absent:
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_scripts)
+    monkeypatch.setattr(builtins, "__import__", image_import)
     cell = UiSession(tmp_path).start_test(mode="gevent", server="dev", user_classes=["EchoUser"],
                                           options=options(), host=None, workers=1, now_ns=T0)
     record = json.loads((cell.path / "run.json").read_text())

@@ -1,4 +1,4 @@
-"""The web UI extension over HTTP in a plain ``locust --class-picker`` run (one process, no scripts.ui).
+"""The web UI extension over HTTP in a plain ``locust --class-picker`` run (one process, no bench.ui).
 
 Two tests started one after the other from the same UI must land in two
 cell folders, each holding its own samples only, and the Socket.IO API must
@@ -21,7 +21,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from target_app.process import REPO_ROOT, TargetProcess, free_port, start_target
+from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
+from target_app.process import TargetProcess, free_port, start_target
 
 
 def _request(url: str, data: dict | list | None = None) -> tuple[int, bytes]:
@@ -48,7 +49,7 @@ def web_ui(tmp_path: Path) -> Iterator[tuple[str, TargetProcess, Path]]:
     results = tmp_path / "session"
     port = free_port()
     with start_target("gevent", "dev", log_path=tmp_path / "target.log") as target:
-        argv = [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "locustfile.py"),
+        argv = [sys.executable, "-m", "locust", "-f", str(HARNESS_LOCUSTFILE),
                 "--class-picker", "--web-host", "127.0.0.1", "--web-port", str(port), "--host", target.url,
                 "--results-dir", str(results), "--stop-timeout", "3"]
         with open(tmp_path / "locust.log", "wb") as log:
@@ -69,9 +70,8 @@ def web_ui(tmp_path: Path) -> Iterator[tuple[str, TargetProcess, Path]]:
 
 
 def _reachable(base: str) -> bool:
-    with contextlib.suppress(OSError):
-        with urllib.request.urlopen(base + "/", timeout=2):
-            return True
+    with contextlib.suppress(OSError), urllib.request.urlopen(base + "/", timeout=2):
+        return True
     return False
 
 
@@ -93,7 +93,7 @@ def _names(cell: Path) -> set[tuple[str, str]]:
     rows = set()
     for shard in cell.glob("samples-*.parquet"):
         table = pq.read_table(shard, columns=["kind", "name"])
-        rows |= set(zip(table.column("kind").to_pylist(), table.column("name").to_pylist()))
+        rows |= set(zip(table.column("kind").to_pylist(), table.column("name").to_pylist(), strict=True))
     return rows
 
 
@@ -112,7 +112,7 @@ def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess,
                            "room_size": 3},
                           lambda f: (f["fanout"] or {}).get("settled_expected", 0) >= 20, "settled fan-out")
 
-    # The target named itself through /stats: no scripts.ui session file here.
+    # The target named itself through /stats: no bench.ui session file here.
     assert echo.name.startswith("gevent-dev--echo-") and broadcast.name.startswith("gevent-dev--broadcast-")
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted([echo.name, broadcast.name])
     assert _names(echo) == {("connect", "connect"), ("ack", "echo"), ("disconnect", "disconnect")}

@@ -1,0 +1,325 @@
+"""Run one cell: one target, one scenario, one load shape, into one results folder.
+
+The target and Locust run as subprocesses pinned to different cores where
+the machine has two or more. Both are sampled (``server.csv``,
+``loadgen.csv``). Every cell has a deadline: a Locust that has not ended by
+then is ended, and the cell says so. ``run.json`` is written before the run
+(status ``running``) and rewritten at the end, atomically each time.
+
+The target may be several instances sharing a private Redis
+(``gevent-dev-x3``, :mod:`bench.target_group`): users spread over them
+(``--target-urls``), ``server.csv`` sums every instance and Redis, and an
+instance or Redis that dies mid-run fails the cell with the reason while the
+rest keep serving until the run's end. With ``processes`` > 1 Locust runs
+that many worker processes; each writes its own sample shards.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bench.locust_command import STOP_TIMEOUT_S, headless_args
+from bench.profile import Scenario, TargetSpec
+from bench.sampler import TreeSampler, stats_connected
+from bench.target_group import ExternalTarget, TargetGroup, TargetStartError, external_group, launch_group
+from core.cells import CellName
+from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
+from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
+from core.runinfo import machine, versions
+from target_app.process import free_port
+
+# Beyond duration + stop timeout: Locust start-up, the recorder's last flush.
+DEADLINE_GRACE_S = 25.0
+
+
+@dataclass
+class CellResult:
+    cell: str
+    path: Path
+    status: str  # ok, failed, partial (interrupted)
+    reason: str | None = None
+    requests: int | None = None
+    failures: int | None = None
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class LiveFigures:
+    """What the progress line shows, read from Locust's stats CSV as it runs."""
+
+    requests: int = 0
+    failures: int = 0
+    rps: float = 0.0
+
+
+@dataclass
+class CellPlan:
+    run_id: str
+    #: what to start, or servers already running (``--target-url``)
+    target: TargetSpec | ExternalTarget
+    scenario: Scenario
+    run_dir: Path
+    target_args: Sequence[str] = ()
+    locust_args: Sequence[str] = ()
+    pin_cores: bool = True
+    extra_run_info: dict[str, Any] = field(default_factory=dict)
+    #: folder name; default <mode>-<server>--<scenario>
+    name: str | None = None
+    #: the user owns the (non-loopback) hosts of an external target
+    i_own_this_host: bool = False
+
+    @property
+    def cell(self) -> str:
+        return self.name or str(CellName(self.target.label, self.scenario.name))
+
+    @property
+    def cell_dir(self) -> Path:
+        return self.run_dir / self.cell
+
+    @property
+    def deadline_s(self) -> float:
+        return self.scenario.load.duration_s + STOP_TIMEOUT_S + DEADLINE_GRACE_S
+
+
+def core_split(instances: int = 1, processes: int = 1) -> tuple[list[int] | None, list[int] | None]:
+    """(target cores, load-generator cores), disjoint, when pinning is possible.
+
+    The targets get one core per instance and Locust one per process, as far
+    as the machine goes: two cores give one each, whatever the counts.
+    """
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    if len(cores) < 2 or shutil.which("taskset") is None:
+        return None, None
+    want_target, want_loadgen = max(1, instances), max(1, processes)
+    if want_target + want_loadgen <= len(cores):
+        return cores[:want_target], cores[want_target:want_target + want_loadgen]
+    # Too few cores: share them in proportion, at least one each.
+    split = min(len(cores) - 1, max(1, round(len(cores) * want_target / (want_target + want_loadgen))))
+    return cores[:split], cores[split:]
+
+
+def locust_argv(plan: CellPlan, url: str | Sequence[str]) -> list[str]:
+    """The headless Locust command; several URLs spread the users over them."""
+    load = plan.scenario.load
+    urls = [url] if isinstance(url, str) else list(url)
+    url = urls[0]
+    argv = [sys.executable, "-m", "locust", "-f", str(HARNESS_LOCUSTFILE), "--host", url,
+            *headless_args(load, results_dir=str(plan.cell_dir))]
+    if len(urls) > 1:
+        argv += ["--target-urls", ",".join(urls)]
+    if load.processes > 1:
+        # The master listens for its workers on loopback and a free port: Locust's
+        # default is every interface on 5557, which another run may hold.
+        port = str(free_port())
+        argv += ["--processes", str(load.processes), "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", port, "--master-port", port]
+    if plan.i_own_this_host:
+        argv.append("--i-own-this-host")
+    return argv + list(plan.locust_args) + [plan.scenario.user_class]
+
+
+def read_load_bounds(cell_dir: Path) -> dict[str, int]:
+    """``load_started_ns``/``load_ended_ns`` as the Locust harness recorded them (load.json)."""
+    try:
+        bounds = json.loads((cell_dir / LOAD_BOUNDS_FILE).read_text())
+        return {key: int(bounds[key]) for key in ("load_started_ns", "load_ended_ns") if key in bounds}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def read_lost_workers(cell_dir: Path) -> list[str]:
+    """Locust workers the master lost mid-run (load.json ``workers_lost``), if any."""
+    try:
+        lost = json.loads((cell_dir / LOAD_BOUNDS_FILE).read_text()).get("workers_lost") or []
+        return [str(worker) for worker in lost]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
+def read_final_figures(stats_json: Path) -> LiveFigures | None:
+    """Totals from Locust's --json-file, written at shutdown."""
+    try:
+        entries = json.loads(stats_json.read_text())
+        requests = sum(int(e["num_requests"]) for e in entries)
+        failures = sum(int(e["num_failures"]) for e in entries)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return LiveFigures(requests, failures, 0.0)
+
+
+def read_live_figures(stats_csv: Path) -> LiveFigures | None:
+    """The Aggregated row of Locust's stats CSV (rewritten every second), if readable."""
+    try:
+        with open(stats_csv, newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("Name") == "Aggregated":
+                    return LiveFigures(int(row["Request Count"]), int(row["Failure Count"]),
+                                       float(row["Requests/s"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def _run_record(plan: CellPlan, *, status: str, reason: str | None, started_ns: int, ended_ns: int | None,
+                command: list[str], target_url: str | None, extra: dict[str, Any]) -> RunRecord:
+    load = plan.scenario.load
+    record = RunRecord(
+        run_id=plan.run_id, cell=plan.cell, status=status, reason=reason,
+        mode=plan.target.mode, server=plan.target.server, scenario=plan.scenario.name,
+        load=load.recorded(),
+        command=command, target_url=target_url, versions=versions(), machine=machine(),
+        started_ns=started_ns, ended_ns=ended_ns,
+    )
+    # Later facts win: what the target reported (mode, server) and Locust's load bounds.
+    return record.updated(plan.extra_run_info | extra)
+
+
+def _end_process_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, the process group this module started."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+
+
+def remove_partial_files(cell_dir: Path) -> list[str]:
+    """Delete temporary files a killed writer left (``.name.tmp``); every kept file is whole."""
+    removed = []
+    for leftover in cell_dir.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed.append(leftover.name)
+    return sorted(removed)
+
+
+def _start_group(plan: CellPlan, cores: list[int] | None) -> TargetGroup:
+    if isinstance(plan.target, ExternalTarget):
+        return external_group(plan.target.urls)
+    return launch_group(plan.target, plan.cell_dir, extra_args=plan.target_args, cpu_affinity=cores)
+
+
+def _fault_reason(group: TargetGroup) -> str:
+    return "; ".join(f.reason for f in group.faults)
+
+
+def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None], None] | None = None,
+             interrupted: threading.Event | None = None) -> CellResult:
+    """Run the cell; never raises for a failure of the target or Locust."""
+    cell_dir = plan.cell_dir
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    interrupted = interrupted or threading.Event()
+    load = plan.scenario.load
+    target_cores, loadgen_cores = (core_split(plan.target.instances, load.processes) if plan.pin_cores
+                                   else (None, None))
+    if isinstance(plan.target, ExternalTarget):
+        target_cores = None  # not ours to pin
+    started_ns = time.time_ns()
+    t0 = time.monotonic()
+    command: list[str] = []
+    extra: dict[str, Any] = {"pinned_cores": {"target": target_cores, "loadgen": loadgen_cores}}
+
+    def finish(status: str, reason: str | None, target_url: str | None = None,
+               live: LiveFigures | None = None) -> CellResult:
+        if removed := remove_partial_files(cell_dir):
+            extra["removed_partial_files"] = removed
+        _run_record(plan, status=status, reason=reason, started_ns=started_ns, ended_ns=time.time_ns(),
+                    command=command, target_url=target_url, extra=extra).write(cell_dir)
+        return CellResult(plan.cell, cell_dir, status, reason,
+                          live.requests if live else None, live.failures if live else None,
+                          time.monotonic() - t0)
+
+    _run_record(plan, status=RUNNING, reason=None, started_ns=started_ns, ended_ns=None, command=command,
+                target_url=None, extra=extra).write(cell_dir)
+    try:
+        group = _start_group(plan, target_cores)
+    except TargetStartError as exc:
+        return finish("failed", f"target did not start: {exc}")
+    extra |= {"mode": group.spec.mode, "server": group.spec.server, "target_urls": group.urls}
+
+    server_sampler = (TreeSampler(group.pids, cell_dir / "server.csv", connected=stats_connected(group.urls)).start()
+                      if group.pids else None)
+    locust: subprocess.Popen | None = None
+    loadgen_sampler: TreeSampler | None = None
+    status, reason, live = "ok", None, None
+    try:
+        command = locust_argv(plan, group.urls)
+        argv = (["taskset", "--cpu-list", ",".join(map(str, loadgen_cores))] if loadgen_cores else []) + command
+        env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+        with open(cell_dir / "locust.log", "ab") as log:
+            locust = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        loadgen_sampler = TreeSampler(locust.pid, cell_dir / "loadgen.csv").start()
+        status, reason = _watch(plan, group, locust, t0, interrupted, on_progress)
+    finally:
+        if locust is not None:
+            _end_process_group(locust)
+        if loadgen_sampler:
+            loadgen_sampler.stop()
+        if server_sampler:
+            server_sampler.stop()
+        group.check()  # a death in the run's last moments still counts
+        extra |= {"instances": group.describe(), "message_queue": group.describe_queue(),
+                  "faults": [f.reason for f in group.faults]}
+        group.stop()
+        group.merge_logs(cell_dir)
+    live = read_final_figures(cell_dir / "locust_stats.json") or read_live_figures(cell_dir / "locust_stats.csv")
+    extra |= read_load_bounds(cell_dir)
+    lost_workers = read_lost_workers(cell_dir)
+    if lost_workers:
+        extra["locust_workers_lost"] = lost_workers
+    extra |= {"locust_exit_code": locust.returncode if locust else None,
+              "loadgen_cpu_s": loadgen_sampler.cpu_s if loadgen_sampler else None,
+              "server_cpu_s": server_sampler.cpu_s if server_sampler else None}
+    if group.faults and status == "ok":
+        status, reason = "failed", _fault_reason(group)
+    elif lost_workers and status == "ok":
+        status, reason = "failed", (f"{len(lost_workers)} of {load.processes} Locust worker processes lost during "
+                                    f"the run: their users stopped early, the samples they flushed are kept")
+    elif status == "ok" and locust is not None and locust.returncode not in (0, 1):
+        status, reason = "failed", f"locust exited with code {locust.returncode}; see locust.log"
+    elif status == "ok" and (live is None or live.requests == 0):
+        status, reason = "failed", "locust recorded no requests; see locust.log"
+    return finish(status, reason, group.url, live)
+
+
+def _watch(plan: CellPlan, group: TargetGroup, locust: subprocess.Popen, t0: float,
+           interrupted: threading.Event,
+           on_progress: Callable[[float, LiveFigures | None], None] | None) -> tuple[str, str | None]:
+    """Wait for Locust to end; end it at the deadline, on interrupt, or when no instance is left.
+
+    An instance or the message queue dying while others still serve does not
+    end the run: the clients of the others keep going, and the cell fails at
+    the end with what was lost.
+    """
+    deadline = t0 + plan.deadline_s
+    stats_csv = plan.cell_dir / "locust_stats.csv"
+    while locust.poll() is None:
+        now = time.monotonic()
+        if interrupted.is_set():
+            return "partial", "interrupted"
+        if now > deadline:
+            return "failed", f"locust still running at the cell deadline ({plan.deadline_s:.0f} s); ended it"
+        group.check()
+        if group.all_down():
+            return "failed", _fault_reason(group)
+        if on_progress:
+            on_progress(now - t0, read_live_figures(stats_csv))
+        interrupted.wait(0.5)
+    return "ok", None

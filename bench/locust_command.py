@@ -1,0 +1,41 @@
+"""Locust's command line for the harness, built in one place.
+
+The native cell runner, the Docker runner and the web UI launcher all start
+Locust on the harness's locustfile; the load a :class:`bench.profile.LoadShape`
+describes becomes the same options everywhere.
+"""
+from __future__ import annotations
+
+from bench.profile import LoadShape
+
+#: seconds Locust lets users finish their task after the run time (``--stop-timeout``)
+STOP_TIMEOUT_S = 5.0
+
+
+def load_args(load: LoadShape) -> list[str]:
+    """The harness's own load options (``loadtests/options.py``) for ``load``."""
+    argv = [
+        "--payload-bytes", str(load.payload_bytes), "--emit-rate", f"{load.emit_rate:g}",
+        "--room-size", str(load.room_size), "--namespace", load.namespace, "--transport", load.transport,
+    ]
+    if load.open_model:
+        argv.append("--open-model")
+    return argv
+
+
+def headless_args(load: LoadShape, *, results_dir: str, loglevel: str = "WARNING",
+                  final_stats: bool = True) -> list[str]:
+    """A headless run of ``load`` whose results (samples, Locust's CSV) go to ``results_dir``.
+
+    ``final_stats`` adds Locust's ``--json-file``: it is written once at
+    shutdown, so unlike the CSV (rewritten every second) it has the final counts.
+    """
+    argv = [
+        "--headless", "--users", str(load.users), "--spawn-rate", f"{load.spawn_rate:g}",
+        "--run-time", f"{load.duration_s:g}s", "--stop-timeout", f"{STOP_TIMEOUT_S:g}",
+        "--csv", f"{results_dir}/locust", "--only-summary", "--loglevel", loglevel,
+        "--results-dir", results_dir,
+    ]
+    if final_stats:
+        argv += ["--json-file", f"{results_dir}/locust_stats"]
+    return argv + load_args(load)

@@ -1,0 +1,223 @@
+"""``python -m bench``: run a profile's matrix of async modes and scenarios.
+
+Each cell runs one after another into ``results/<run-id>/<cell>/``; a failed
+cell is marked failed and the rest still run. At the end the reports are
+built and a ranked table is printed. Ctrl-C (or SIGTERM) ends the cell in
+flight, marks it partial, and still reports what was measured.
+
+``--target-url URL`` loads a server that is already running instead of
+starting targets (repeat it for several instances); a URL outside loopback is
+refused unless ``--i-own-this-host`` says the user owns that host.
+
+Exit status: 0 all cells ok, 1 some cell failed, 2 bad arguments or profile,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from bench.cell import CellPlan, CellResult, LiveFigures, run_cell
+from bench.profile import Profile, ProfileError, load_profile
+from bench.target_group import ExternalTarget
+from core.files import write_json
+from core.paths import REPO_ROOT
+from core.runinfo import new_run_id
+from loadtests.instances import parse_target_urls
+from loadtests.safety import ALLOW_FLAG, require_loopback
+
+EXIT_OK, EXIT_FAILED_CELL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_RESULTS = REPO_ROOT / "results"
+
+
+class ProgressLine:
+    """One line per cell, rewritten in place on a terminal, every few seconds elsewhere."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last_print = 0.0
+
+    def update(self, prefix: str, elapsed: float, total: float, live: LiveFigures | None) -> None:
+        figures = f"requests {live.requests:,} ({live.rps:,.0f}/s)  failures {live.failures:,}" if live else "starting"
+        line = f"{prefix}  {elapsed:5.1f}s/{total:.0f}s  {figures}"
+        if self.tty:
+            self.stream.write("\r" + line + "\x1b[K")
+            self.stream.flush()
+        elif time.monotonic() - self._last_print >= 4.0:
+            self._last_print = time.monotonic()
+            print(line, file=self.stream, flush=True)
+
+    def done(self, prefix: str, result: CellResult) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        figures = f"{result.requests:,} requests, {result.failures:,} failures" if result.requests is not None else ""
+        status = result.status.upper() if result.status != "ok" else "ok"
+        tail = f": {result.reason.splitlines()[0]}" if result.reason else ""
+        print(f"{prefix}  {status} in {result.elapsed_s:.1f}s  {figures}{tail}", file=self.stream, flush=True)
+        self._last_print = 0.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick", help="shipped profile name (quick, full) or a TOML file")
+    parser.add_argument("--targets", help="comma-separated subset, e.g. gevent-dev,asgi-uvicorn")
+    parser.add_argument("--scenarios", help="comma-separated subset of the profile's scenarios")
+    parser.add_argument("--users", type=int, help="override every scenario's users")
+    parser.add_argument("--duration", type=float, dest="duration_s", help="override every scenario's duration (s)")
+    parser.add_argument("--warmup", type=float, dest="warmup_s", help="override the warm-up cut (s)")
+    parser.add_argument("--emit-rate", type=float, dest="emit_rate", help="override emits/s per user (0 = flat out)")
+    parser.add_argument("--payload-bytes", type=int, dest="payload_bytes", help="override the payload size")
+    parser.add_argument("--processes", type=int, help="Locust worker processes per cell (the 'processes' load key); "
+                        "their samples are merged into one report")
+    parser.add_argument("--target-url", action="append", default=[], metavar="URL",
+                        help="load this already running server instead of starting targets; repeat (or "
+                             "comma-separate) for several instances sharing a message queue")
+    parser.add_argument(ALLOW_FLAG, dest="i_own_this_host", action="store_true",
+                        help="allow a --target-url outside loopback: only for a host you own")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root (default ./results)")
+    parser.add_argument("--run-id", help="run folder name (default: <date>-<time>-<profile>)")
+    parser.add_argument("--reference", help="reference target for ratios (default: the profile's)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin target and load generator to separate cores")
+    parser.add_argument("--no-report", action="store_true", help="skip building the reports")
+    parser.add_argument("--target-arg", action="append", default=[], metavar="ARG",
+                        help="extra flag for every target (repeatable), e.g. --target-arg=--threads=4")
+    return parser
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def external_target(args: argparse.Namespace) -> ExternalTarget | None:
+    """The ``--target-url`` servers, checked: loopback only unless ``--i-own-this-host``."""
+    if not args.target_url:
+        return None
+    try:
+        urls = parse_target_urls(",".join(args.target_url))
+        for url in urls:
+            require_loopback(url, allow_remote=args.i_own_this_host)
+    except ValueError as exc:  # UnsafeTargetError is one
+        raise ProfileError(str(exc).replace("--target-urls", "--target-url")) from None
+    if args.targets:
+        raise ProfileError("--targets and --target-url exclude each other: the runner starts targets, or loads yours")
+    return ExternalTarget(urls)
+
+
+def resolve_profile(args: argparse.Namespace) -> Profile:
+    profile = load_profile(args.profile)
+    try:
+        profile = profile.with_overrides(targets=_split(args.targets), scenarios=_split(args.scenarios),
+                                         users=args.users, duration_s=args.duration_s, warmup_s=args.warmup_s,
+                                         emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
+                                         processes=args.processes)
+    except ValueError as exc:
+        raise ProfileError(str(exc)) from None
+    external = external_target(args)
+    if external is not None:
+        profile = replace(profile, targets=(external,), reference=None)
+    return profile
+
+
+def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args: Sequence[str] = (),
+               out: TextIO = sys.stdout, interrupted: threading.Event | None = None,
+               i_own_this_host: bool = False) -> list[CellResult]:
+    interrupted = interrupted or threading.Event()
+    cells = profile.cells()
+    progress = ProgressLine(out)
+    results: list[CellResult] = []
+    for index, (target, scenario) in enumerate(cells, 1):
+        if interrupted.is_set():
+            break
+        plan = CellPlan(run_id=run_dir.name, target=target, scenario=scenario, run_dir=run_dir,
+                        target_args=target_args, pin_cores=pin, i_own_this_host=i_own_this_host,
+                        extra_run_info={"profile": profile.name})
+        prefix = f"[{index}/{len(cells)}] {plan.cell}"
+
+        def on_progress(elapsed: float, live: LiveFigures | None, p: str = prefix,
+                        d: float = scenario.load.duration_s) -> None:
+            progress.update(p, elapsed, d, live)
+
+        result = run_cell(plan, interrupted=interrupted, on_progress=on_progress)
+        progress.done(prefix, result)
+        results.append(result)
+        write_json(run_dir / "run-index.json", {
+            "run_id": run_dir.name, "profile": profile.name, "reference": profile.reference,
+            "cells": [{"cell": r.cell, "status": r.status, "reason": r.reason} for r in results],
+            "complete": len(results) == len(cells) and not interrupted.is_set(),
+        })
+    return results
+
+
+def build_reports(run_dir: Path, reference: str | None, out: TextIO) -> int:
+    from reports.__main__ import main as reports_main
+
+    argv = [str(run_dir)] + (["--reference", reference] if reference else [])
+    return reports_main(argv)
+
+
+def print_ranking(run_dir: Path, out: TextIO) -> None:
+    compare_md = run_dir / "compare.md"
+    if compare_md.is_file():
+        print("\n" + compare_md.read_text(), file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        profile = resolve_profile(args)
+    except ProfileError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    reference = args.reference or profile.reference
+    run_dir = args.results / (args.run_id or new_run_id(profile.name))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        print(f"bench: {run_dir} already holds results; choose another --run-id", file=sys.stderr)
+        return EXIT_USAGE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if profile.source:
+        shutil.copy(profile.source, run_dir / "profile.toml")
+
+    interrupted = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        print(f"\nbench: {signal.Signals(signum).name}: ending the cell in flight, then reporting", file=sys.stderr)
+        interrupted.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    cells = profile.cells()
+    print(f"bench: profile {profile.name!r}: {len(cells)} cells "
+          f"({len(profile.targets)} targets x {len(profile.scenarios)} scenarios), "
+          f"about {profile.estimated_seconds() / 60:.1f} min; results in {run_dir}", flush=True)
+    try:
+        results = run_matrix(profile, run_dir, pin=not args.no_pin, target_args=args.target_arg,
+                             interrupted=interrupted, i_own_this_host=args.i_own_this_host)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    if not args.no_report and results:
+        print("bench: building reports", flush=True)
+        build_reports(run_dir, reference, sys.stdout)
+        print_ranking(run_dir, sys.stdout)
+        report = run_dir / "compare.html"
+        if report.is_file():
+            print(f"bench: report: {report}")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        print(f"bench: {len(failed)} of {len(results)} cells failed: {', '.join(r.cell for r in failed)}",
+              file=sys.stderr)
+    if interrupted.is_set():
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED_CELL if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Benchmark profiles: which targets, which scenarios, what load shape.
+
+A profile is a small TOML file (``profiles/quick.toml``)::
+
+    name = "quick"
+    reference = "gevent-dev"
+    targets = ["threading-dev", "gevent-dev", "asgi-uvicorn"]
+    [load]                      # defaults for every scenario
+    users = 20
+    duration_s = 8
+    [[scenarios]]
+    name = "echo"
+    [[scenarios]]
+    name = "churn"
+    users = 10                  # overrides [load]
+
+A target ``gevent-dev-x3`` (or the table ``{target = "gevent-dev",
+instances = 3}``) is three gevent instances sharing a private Redis message
+queue; ``-x1`` is one instance behind the queue (what Redis alone costs).
+The ``processes`` load key runs Locust with that many worker processes.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.run_record import RecordedLoad
+from core.scenarios import SCENARIO_USERS
+from target_app.settings import SERVERS_BY_MODE
+
+if TYPE_CHECKING:
+    from bench.target_group import ExternalTarget  # imports this module
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be run; the message names the file and the field."""
+
+
+MAX_INSTANCES = 16
+MAX_PROCESSES = 64
+_TARGET = re.compile(r"^(?P<mode>[a-z]+)(?:-(?P<server>(?!x\d)[a-z]+))?(?:-x(?P<instances>\d+))?$")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What the runner starts for a cell: ``instances`` targets of one mode and server.
+
+    With ``message_queue`` they share a private Redis (``--message-queue``)
+    the runner starts for the cell; several instances always do.
+    """
+
+    mode: str
+    server: str
+    instances: int = 1
+    message_queue: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.instances <= MAX_INSTANCES:
+            raise ValueError(f"target {self.mode}-{self.server}: instances must be 1..{MAX_INSTANCES}, "
+                             f"got {self.instances}")
+        if self.instances > 1 and not self.message_queue:
+            object.__setattr__(self, "message_queue", True)  # several instances need the queue
+
+    @property
+    def label(self) -> str:
+        base = f"{self.mode}-{self.server}"
+        return f"{base}-x{self.instances}" if self.message_queue else base
+
+    @classmethod
+    def parse(cls, text: str) -> TargetSpec:
+        """``mode[-server][-xN]``: ``gevent``, ``gevent-dev``, ``gevent-dev-x3``."""
+        match = _TARGET.match(text.strip())
+        if match is None:
+            raise ValueError(f"target {text!r} must look like mode-server or mode-server-xN (e.g. gevent-dev-x3)")
+        mode, server, instances = match["mode"], match["server"], match["instances"]
+        if mode not in SERVERS_BY_MODE:
+            raise ValueError(f"unknown async mode {mode!r} in target {text!r} "
+                             f"(modes: {', '.join(SERVERS_BY_MODE)})")
+        server = server or SERVERS_BY_MODE[mode][0]
+        if server not in SERVERS_BY_MODE[mode]:
+            raise ValueError(f"target {text!r}: {mode} runs under {', '.join(SERVERS_BY_MODE[mode])}")
+        if instances is None:
+            return cls(mode, server)
+        return cls(mode, server, int(instances), message_queue=True)
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> TargetSpec:
+        """A profile's ``targets`` entry: a string, or ``{target = "...", instances = N}``."""
+        if isinstance(entry, str):
+            return cls.parse(entry)
+        if isinstance(entry, dict):
+            unknown = sorted(set(entry) - {"target", "instances"})
+            if unknown or not isinstance(entry.get("target"), str):
+                raise ValueError(f"a target table needs 'target' (and optionally 'instances'), got {entry!r}")
+            spec = cls.parse(entry["target"])
+            instances = entry.get("instances", spec.instances)
+            if not isinstance(instances, int) or isinstance(instances, bool):
+                raise ValueError(f"target {entry['target']!r}: instances must be an integer, got {instances!r}")
+            return replace(spec, instances=instances, message_queue=True)
+        raise ValueError(f"a target must be a string such as \"gevent-dev\" or a table, got {entry!r}")
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """How hard one cell pushes; the keys of a profile's ``[load]`` table."""
+
+    users: int = 20
+    spawn_rate: float = 50.0
+    duration_s: float = 8.0
+    warmup_s: float = 2.0
+    payload_bytes: int = 64
+    emit_rate: float = 0.0
+    room_size: int = 10
+    open_model: bool = False
+    namespace: str = "/"
+    transport: str = "websocket"
+    #: Locust worker processes (``locust --processes``); samples of all are merged
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.users < 1:
+            raise ValueError(f"users must be >= 1, got {self.users}")
+        if not self.spawn_rate > 0:
+            raise ValueError(f"spawn_rate must be > 0, got {self.spawn_rate}")
+        if not self.duration_s > 0:
+            raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
+        if not 0 <= self.warmup_s < self.duration_s:
+            raise ValueError(
+                f"warmup_s must be >= 0 and shorter than duration_s ({self.duration_s}), got {self.warmup_s}")
+        if self.payload_bytes < 0 or self.emit_rate < 0 or self.room_size < 1:
+            raise ValueError("payload_bytes and emit_rate must be >= 0 and room_size >= 1")
+        if self.open_model and not self.emit_rate > 0:
+            raise ValueError("open_model needs emit_rate > 0")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) \
+                or not 1 <= self.processes <= MAX_PROCESSES:
+            raise ValueError(f"processes must be an integer 1..{MAX_PROCESSES}, got {self.processes!r}")
+
+    def recorded(self, *, processes: int | None = None) -> RecordedLoad:
+        """This load as the run record keeps it; ``processes`` overrides the Locust process count."""
+        return RecordedLoad(users=self.users, spawn_rate=self.spawn_rate, duration_s=self.duration_s,
+                            emit_rate=self.emit_rate or None, payload_bytes=self.payload_bytes,
+                            room_size=self.room_size, warmup_s=self.warmup_s, open_model=self.open_model,
+                            namespace=self.namespace, transport=self.transport,
+                            processes=self.processes if processes is None else processes)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    load: LoadShape
+
+    @property
+    def user_class(self) -> str:
+        return SCENARIO_USERS[self.name]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    #: targets the runner starts; ``--target-url`` puts the user's servers here instead
+    targets: tuple[TargetSpec | ExternalTarget, ...]
+    scenarios: tuple[Scenario, ...]
+    reference: str | None
+    source: Path | None = None
+
+    def cells(self) -> list[tuple[TargetSpec | ExternalTarget, Scenario]]:
+        """Every (target, scenario) pair, scenario-major so each scenario's cells run back to back."""
+        return [(t, s) for s in self.scenarios for t in self.targets]
+
+    def estimated_seconds(self, overhead_s: float = 4.0) -> float:
+        return sum(s.load.duration_s + overhead_s for _, s in self.cells())
+
+    def with_overrides(self, *, targets: list[str] | None = None, scenarios: list[str] | None = None,
+                       **load: Any) -> Profile:
+        """A copy narrowed to some targets/scenarios and with load values replaced."""
+        profile = self
+        if targets:
+            profile = replace(profile, targets=tuple(TargetSpec.parse(t) for t in targets))
+        if scenarios:
+            unknown = sorted(set(scenarios) - {s.name for s in profile.scenarios})
+            if unknown:
+                raise ProfileError(f"profile {profile.name!r} has no scenario {', '.join(unknown)} "
+                                   f"(it has: {', '.join(s.name for s in profile.scenarios)})")
+            profile = replace(profile, scenarios=tuple(s for s in profile.scenarios if s.name in scenarios))
+        load = {k: v for k, v in load.items() if v is not None}
+        if load:
+            try:
+                profile = replace(profile, scenarios=tuple(replace(s, load=replace(s.load, **load))
+                                                           for s in profile.scenarios))
+            except ValueError as exc:
+                raise ProfileError(str(exc)) from None
+        return profile
+
+
+_LOAD_KEYS = {f.name for f in fields(LoadShape)}
+
+
+def _load_shape(values: dict[str, Any], where: str) -> LoadShape:
+    unknown = sorted(set(values) - _LOAD_KEYS)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_LOAD_KEYS))})")
+    try:
+        return LoadShape(**values)
+    except (TypeError, ValueError) as exc:
+        raise ProfileError(f"{where}: {exc}") from None
+
+
+def parse_profile(data: dict[str, Any], source: str = "<profile>") -> Profile:
+    known = {"name", "description", "reference", "targets", "load", "scenarios"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    try:
+        targets = tuple(TargetSpec.from_entry(t) for t in data.get("targets", []))
+    except ValueError as exc:
+        raise ProfileError(f"{source}: {exc}") from None
+    if not targets:
+        raise ProfileError(f"{source}: 'targets' must list at least one target such as \"gevent-dev\"")
+    base = data.get("load", {})
+    base_shape = _load_shape(base, f"{source} [load]")
+    scenarios = []
+    for i, entry in enumerate(data.get("scenarios", [])):
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        if name not in SCENARIO_USERS:
+            raise ProfileError(
+                f"{source} scenarios[{i}]: name must be one of {', '.join(SCENARIO_USERS)}, got {name!r}")
+        scenarios.append(Scenario(name, _load_shape(asdict(base_shape) | entry, f"{source} scenario {name!r}")))
+    if not scenarios:
+        raise ProfileError(f"{source}: at least one [[scenarios]] entry is needed")
+    return Profile(
+        name=str(data.get("name", Path(source).stem)),
+        description=str(data.get("description", "")),
+        targets=targets,
+        scenarios=tuple(scenarios),
+        reference=data.get("reference"),
+    )
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A shipped profile by name (``quick``) or any TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ProfileError(f"no profile {name_or_path!r} (no file {path}); shipped profiles: {shipped}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    return replace(parse_profile(data, str(path)), source=path)

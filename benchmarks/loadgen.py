@@ -1,0 +1,394 @@
+"""Load-generator benchmark: the lean client against Locust's ``SocketIOUser``.
+
+One gevent target serves every measurement; each measurement is a fresh
+load-generator process running Locust users programmatically, pinned to a
+different core than the target. Per client it measures:
+
+- echo:  client CPU microseconds per acknowledged echo, and acks per second
+         (acks counted by the target's ``/stats``, CPU by the load generator's
+         own ``time.process_time``), ``--users`` users echoing flat out;
+- churn: connects per second (target's count) with connect / disconnect
+         latency medians timed separately;
+- idle:  load-generator RSS per idle connection while holding
+         ``--idle-connections`` connections (RSS growth over the process's
+         RSS before the users started).
+
+Clients run interleaved and repeated (lean, locust, lean, locust, ...); the
+table shows medians over the repeats and the ratios of medians.
+
+Run it on a quiet machine::
+
+    python -m benchmarks.loadgen             # the full benchmark (several minutes)
+    python -m benchmarks.loadgen --quick     # smoke check (under a minute)
+
+Both clients use the harness's accounting: the lean users fire one Locust
+request event per measured thing and feed the sample recorder (as in a real
+run); Locust's stock user fires its own events (two per call).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENTS = ("lean", "locust")
+PHASES = ("echo", "churn", "idle")
+TARGET_CPU_RATIO = 3.0
+TARGET_IDLE_KB = 30.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    repeats: int
+    users: int
+    churn_users: int
+    warmup_s: float
+    window_s: float
+    idle_connections: int
+    payload_bytes: int
+
+
+FULL = Plan(repeats=3, users=50, churn_users=20, warmup_s=3.0, window_s=10.0, idle_connections=2000,
+            payload_bytes=64)
+QUICK = Plan(repeats=1, users=20, churn_users=10, warmup_s=1.0, window_s=3.0, idle_connections=500,
+             payload_bytes=64)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run: 1 repeat, short windows")
+    parser.add_argument("--repeats", type=int, help="repeats of each (phase, client) pair")
+    parser.add_argument("--users", type=int, help="echo users per client")
+    parser.add_argument("--churn-users", type=int, help="churn users per client")
+    parser.add_argument("--window", type=float, help="measured seconds per echo/churn run")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds before each window")
+    parser.add_argument("--idle-connections", type=int, help="connections held in the idle phase")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle")
+    parser.add_argument("--json", type=Path, help="also write the raw measurements and medians here")
+    parser.add_argument("--check", action="store_true",
+                        help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack and "
+                             f"< {TARGET_IDLE_KB:g} KB per idle connection")
+    # Internal: one measurement in a child process.
+    parser.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--payload-bytes", type=int, default=64, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    args.plan = Plan(
+        repeats=args.repeats or base.repeats,
+        users=args.users or base.users,
+        churn_users=args.churn_users or base.churn_users,
+        warmup_s=base.warmup_s if args.warmup is None else args.warmup,
+        window_s=args.window or base.window_s,
+        idle_connections=args.idle_connections or base.idle_connections,
+        payload_bytes=args.payload_bytes,
+    )
+    args.phase_list = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if bad := set(args.phase_list) - set(PHASES):
+        parser.error(f"unknown phase(s) {', '.join(sorted(bad))}; choose from {', '.join(PHASES)}")
+    return args
+
+
+# --- child: one measurement ---------------------------------------------
+
+
+def child_main(args: argparse.Namespace) -> int:
+    # Locust patches on import anyway; python-socketio needs it before anything else.
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gc
+    import resource
+
+    import gevent
+    import psutil
+    from locust import User, constant, task
+    from locust.contrib.socketio import SocketIOUser
+    from locust.env import Environment
+
+    from core.stats_client import fetch_stats
+    from loadtests.options import LoadSettings
+    from loadtests.recorder import Recorder
+    from loadtests.users import ChurnUser, EchoUser, IdleUser
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    plan: Plan = args.plan
+    payload = "x" * plan.payload_bytes
+
+    class StockEcho(SocketIOUser):
+        """Locust's SocketIOUser used as its docs show: call() in a loop."""
+
+        wait_time = constant(0)
+
+        def on_start(self) -> None:
+            self.sio.connect(self.host, transports=["websocket"], wait_timeout=10)
+
+        @task
+        def echo(self) -> None:
+            self.sio.call("echo", payload, timeout=10)
+
+    class StockChurn(SocketIOUser):
+        wait_time = constant(0)
+
+        @task
+        def cycle(self) -> None:
+            self.sio.connect(self.host, transports=["websocket"], wait_timeout=10)
+            self.sio.call("echo", payload, timeout=10)
+            with self.environment.events.request.measure("WS", "disconnect"):
+                self.sio.disconnect()
+
+    class StockIdle(SocketIOUser):
+        wait_time = constant(3600)
+
+        def on_start(self) -> None:
+            self.sio.connect(self.host, transports=["websocket"], wait_timeout=30)
+
+        @task
+        def hold(self) -> None:
+            pass
+
+    classes: dict[tuple[str, str], type[User]] = {
+        ("echo", "lean"): EchoUser, ("churn", "lean"): ChurnUser, ("idle", "lean"): IdleUser,
+        ("echo", "locust"): StockEcho, ("churn", "locust"): StockChurn, ("idle", "locust"): StockIdle,
+    }
+    user_class = classes[(args.child, args.client)]
+    record_dir = tempfile.mkdtemp(prefix="bench-loadgen-")
+    settings = LoadSettings(payload_bytes=plan.payload_bytes, results_dir=record_dir, call_timeout=10)
+    env = Environment(user_classes=[user_class], host=args.url, parsed_options=argparse.Namespace(**vars(settings)),
+                      stop_timeout=0)
+    if args.client == "lean":
+        recorder = Recorder(record_dir)
+        env.events.request.add_listener(recorder.on_request)
+
+        def flush_periodically() -> None:
+            while True:
+                gevent.sleep(settings.flush_interval)
+                recorder.flush_in_thread()
+
+        gevent.spawn(flush_periodically)
+
+    timings: dict[str, list[float]] = {"connect": [], "disconnect": []}
+    failures = [0]
+    window_open = [False]
+
+    def on_request(request_type: str, name: str, response_time: float, exception: Any = None, **_: Any) -> None:
+        if exception is not None:
+            failures[0] += 1
+        elif window_open[0] and name in timings:
+            timings[name].append(response_time)
+
+    env.events.request.add_listener(on_request)
+
+    def target_stats() -> dict[str, Any]:
+        return fetch_stats(args.url, timeout=10)
+
+    process = psutil.Process()
+    runner = env.create_local_runner()
+    gc.collect()
+    result: dict[str, Any] = {"phase": args.child, "client": args.client}
+
+    if args.child == "idle":
+        n = plan.idle_connections
+        rss_base = process.memory_info().rss
+        runner.start(n, spawn_rate=min(n, 250))
+        deadline = time.monotonic() + 180
+        while target_stats()["connected"] < n and time.monotonic() < deadline:
+            gevent.sleep(0.5)
+        gevent.sleep(2.0)  # let greenlets settle into their idle waits
+        gc.collect()
+        held = target_stats()["connected"]
+        rss_held = process.memory_info().rss
+        result.update(held=held, rss_base=rss_base, rss_held=rss_held,
+                      rss_per_conn_kb=(rss_held - rss_base) / max(held, 1) / 1024)
+    else:
+        users = plan.users if args.child == "echo" else plan.churn_users
+        runner.start(users, spawn_rate=users)
+        gevent.sleep(plan.warmup_s)
+        # process_time: this process's CPU (all threads) at ns resolution;
+        # os.times() counts in 10 ms ticks, too coarse for short windows.
+        before, cpu_before, t_before = target_stats(), time.process_time(), time.monotonic()
+        window_open[0] = True
+        gevent.sleep(plan.window_s)
+        window_open[0] = False
+        after, cpu_after, t_after = target_stats(), time.process_time(), time.monotonic()
+        elapsed = t_after - t_before
+        cpu = cpu_after - cpu_before
+        acks = after["events"].get("echo", 0) - before["events"].get("echo", 0)
+        connects = after["connects_total"] - before["connects_total"]
+        result.update(window_s=elapsed, cpu_s=cpu, acks=acks, acks_per_s=acks / elapsed,
+                      cpu_us_per_ack=cpu / acks * 1e6 if acks else None)
+        if args.child == "churn":
+            result.update(connects=connects, connects_per_s=connects / elapsed,
+                          connect_ms_p50=_median(timings["connect"]),
+                          disconnect_ms_p50=_median(timings["disconnect"]),
+                          cpu_us_per_cycle=cpu / connects * 1e6 if connects else None)
+    result["failures"] = failures[0]
+    print(json.dumps(result), flush=True)
+    shutil.rmtree(record_dir, ignore_errors=True)
+    # Leave without Locust's teardown: the stock client's disconnect stalls.
+    os._exit(0)
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+# --- parent: orchestration ----------------------------------------------
+
+
+def run_child(args: argparse.Namespace, phase: str, client: str, url: str, cores: list[int] | None) -> dict:
+    plan: Plan = args.plan
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--child", phase, "--client", client, "--url", url,
+            "--repeats", "1", "--users", str(plan.users), "--churn-users", str(plan.churn_users),
+            "--window", str(plan.window_s), "--warmup", str(plan.warmup_s),
+            "--idle-connections", str(plan.idle_connections), "--payload-bytes", str(plan.payload_bytes)]
+    if cores:
+        argv = ["taskset", "--cpu-list", ",".join(map(str, cores))] + argv
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    timeout = plan.warmup_s + plan.window_s + (240 if phase == "idle" else 60)
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{phase}/{client} measurement failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def wait_target_idle(target: Any, timeout: float = 60.0) -> None:
+    """Let the target drop the last run's connections before the next one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if target.stats()["connected"] == 0:
+            return
+        time.sleep(0.25)
+
+
+METRICS = (
+    # (phase, key, label, better)
+    ("echo", "cpu_us_per_ack", "client CPU per acked echo (us)", "lower"),
+    ("echo", "acks_per_s", "acks per second", "higher"),
+    ("churn", "connects_per_s", "connects per second (churn)", "higher"),
+    ("churn", "connect_ms_p50", "connect p50 (ms)", "lower"),
+    ("churn", "disconnect_ms_p50", "disconnect p50 (ms, timed separately)", "lower"),
+    ("churn", "cpu_us_per_cycle", "client CPU per churn cycle (us)", "lower"),
+    ("idle", "rss_per_conn_kb", "RSS per idle connection (KB)", "lower"),
+)
+
+
+def summarize(measurements: list[dict], phases: list[str]) -> list[dict]:
+    rows = []
+    for phase, key, label, better in METRICS:
+        if phase not in phases:
+            continue
+        medians = {}
+        for client in CLIENTS:
+            values = [m[key] for m in measurements if m["phase"] == phase and m["client"] == client
+                      and m.get(key) is not None]
+            medians[client] = statistics.median(values) if values else None
+        lean, stock = medians["lean"], medians["locust"]
+        ratio = None
+        if lean and stock:
+            # Always "times better for lean": >1 means the lean client wins.
+            ratio = stock / lean if better == "lower" else lean / stock
+        rows.append({"phase": phase, "metric": key, "label": label, "lean": lean, "locust": stock,
+                     "lean_advantage": ratio, "n": len([m for m in measurements if m["phase"] == phase]) // 2})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    def fmt(value: float | None) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+    lines = [f"{'metric':42} {'lean':>12} {'locust':>12} {'lean better by':>15}", "-" * 84]
+    for row in rows:
+        ratio = "n/a" if row["lean_advantage"] is None else f"{row['lean_advantage']:.2f}x"
+        lines.append(f"{row['label']:42} {fmt(row['lean']):>12} {fmt(row['locust']):>12} {ratio:>15}")
+    return "\n".join(lines)
+
+
+def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
+    by_key = {row["metric"]: row for row in rows}
+    out = []
+    if (row := by_key.get("cpu_us_per_ack")) and row["lean_advantage"] is not None:
+        out.append((f"lean client >= {TARGET_CPU_RATIO:g}x cheaper per ack than Locust's SocketIOUser "
+                    f"({row['lean_advantage']:.2f}x)", row["lean_advantage"] >= TARGET_CPU_RATIO))
+    if (row := by_key.get("rss_per_conn_kb")) and row["lean"] is not None:
+        out.append((f"lean client < {TARGET_IDLE_KB:g} KB per idle connection ({row['lean']:.1f} KB)",
+                    row["lean"] < TARGET_IDLE_KB))
+    return out
+
+
+def parent_main(args: argparse.Namespace) -> int:
+    from bench.cell import core_split
+    from target_app.process import launch_target
+
+    plan: Plan = args.plan
+    target_cores, loadgen_cores = core_split()
+    print(f"plan: {plan}")
+    if target_cores and loadgen_cores:  # core_split pins both or neither
+        print(f"pinning: target on core {target_cores[0]}, load generator on core {loadgen_cores[0]}")
+    else:
+        print("pinning: unavailable (fewer than 2 cores or no taskset); figures will be noisier")
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-loadgen-target-"))
+    target = launch_target("gevent", "dev", log_path=log_dir / "target.log", cpu_affinity=target_cores,
+                           extra_args=["--log-level", "warning"])
+    measurements: list[dict] = []
+    try:
+        for repeat in range(plan.repeats):
+            for phase in args.phase_list:
+                for client in CLIENTS:  # interleaved: A B A B ...
+                    wait_target_idle(target)
+                    started = time.monotonic()
+                    result = run_child(args, phase, client, target.url, loadgen_cores)
+                    result["repeat"] = repeat
+                    measurements.append(result)
+                    shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items()
+                             if k not in ("phase", "client", "repeat")}
+                    print(f"  [{repeat + 1}/{plan.repeats}] {phase:5} {client:6} {time.monotonic() - started:5.1f} s "
+                          f"{json.dumps(shown)}", flush=True)
+    finally:
+        target.stop()
+    rows = summarize(measurements, args.phase_list)
+    print()
+    print(f"medians over {plan.repeats} repeat(s); ratios are of medians")
+    print(format_table(rows))
+    checks = verdicts(rows)
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'MISS'}  {text}")
+    if args.quick:
+        print("(--quick: short windows and few connections; a smoke check, not a measurement)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"plan": vars(plan), "measurements": measurements, "summary": rows},
+                                        indent=2))
+    failures = sum(m.get("failures", 0) for m in measurements)
+    if failures:
+        print(f"note: {failures} failed requests across measurements")
+    if args.check and not all(ok for _, ok in checks):
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args)
+    return parent_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""One scenario, headless, in containers: target, Locust master and workers; then the report.
+
+    .venv/bin/python -m dockertools.run --mode gevent --scenario echo --users 20 --duration 10 --workers 2
+
+The cell lands in the host's ``results/<run-id>/<mode>-<server>--<scenario>/``
+exactly as a native run's does (run.json, the workers' sample shards,
+Locust's CSV files, server.csv, target.log, locust.log), because the
+containers write into a bind mount of ``results/``. ``python -m reports``
+then builds the report from it on the host.
+
+``server.csv`` samples the target container's process tree from the host
+(its processes are host processes; reading their CPU and file descriptors
+needs the same user or root). The run has a deadline: a master still running
+at duration + stop timeout + grace is stopped and the cell marked failed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.locust_command import STOP_TIMEOUT_S, headless_args
+from bench.profile import SCENARIO_USERS, LoadShape
+from bench.sampler import TreeSampler, stats_connected
+from core.cells import cell_name
+from core.run_record import RUNNING, RunRecord
+from core.runinfo import MEASURED_PACKAGES, machine, new_run_id
+from dockertools.cli import LOCUST_IMAGE, REPO_ROOT, DockerError, compose, compose_version, docker_binary, run, say
+from dockertools.stack import ASYNC_MODES, StackSettings, build, down, prepare_results_dir, resolve_base, up
+from target_app.settings import SERVERS_BY_MODE
+
+# Beyond duration + stop timeout: container start, workers joining, last flush.
+DEADLINE_GRACE_S = 60.0
+WORKER_EXIT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class DockerRunPlan:
+    """One headless run: which target, which scenario, what load, where to."""
+
+    mode: str = "threading"
+    server: str = "dev"
+    scenario: str = "echo"
+    #: checked by LoadShape itself, as for a native cell
+    load: LoadShape = field(default_factory=lambda: LoadShape(users=20, spawn_rate=20.0, duration_s=10.0))
+    workers: int = 2
+    run_id: str = ""
+    results_root: Path = REPO_ROOT / "results"
+    target_port: int = 5050
+    web_port: int = 8089
+
+    def __post_init__(self) -> None:
+        if self.mode not in ASYNC_MODES:
+            raise ValueError(f"--mode must be one of {', '.join(ASYNC_MODES)}, got {self.mode!r}")
+        if self.server not in SERVERS_BY_MODE[self.mode]:
+            raise ValueError(f"--mode {self.mode} runs under {', '.join(SERVERS_BY_MODE[self.mode])}, "
+                             f"not {self.server!r}")
+        if self.scenario not in SCENARIO_USERS:
+            raise ValueError(f"--scenario must be one of {', '.join(SCENARIO_USERS)}, got {self.scenario!r}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if not self.run_id:
+            object.__setattr__(self, "run_id", new_run_id("docker"))
+
+    @property
+    def cell(self) -> str:
+        return cell_name(self.mode, self.server, self.scenario)
+
+    @property
+    def subdir(self) -> str:
+        """The cell's folder relative to results/ (and to /results in the containers)."""
+        return f"{self.run_id}/{self.cell}"
+
+    @property
+    def cell_dir(self) -> Path:
+        return self.results_root / self.run_id / self.cell
+
+    @property
+    def deadline_s(self) -> float:
+        return self.load.duration_s + STOP_TIMEOUT_S + DEADLINE_GRACE_S
+
+    def master_args(self) -> list[str]:
+        """Arguments after ``locust -f ... --master --host http://target:5000``."""
+        container_dir = f"/results/{self.subdir}"
+        return [
+            *headless_args(self.load, results_dir=container_dir, loglevel="INFO", final_stats=False),
+            "--expect-workers", str(self.workers),
+            # Sent to the workers with the spawn message: their own watchdog deadline.
+            "--run-deadline", f"{self.load.duration_s + STOP_TIMEOUT_S + 30:g}",
+            SCENARIO_USERS[self.scenario],
+        ]
+
+    def settings(self, base_image: str) -> StackSettings:
+        return StackSettings(base_image=base_image, mode=self.mode, server=self.server,
+                             target_port=self.target_port, web_port=self.web_port, results_subdir=self.subdir,
+                             master_args=shlex.join(self.master_args()), worker_args="--loglevel INFO")
+
+
+@dataclass
+class DockerRunResult:
+    cell_dir: Path
+    status: str
+    reason: str | None
+    master_exit_code: int | None
+    elapsed_s: float
+
+
+def container_ids(service: str, *, project: str | None) -> list[str]:
+    result = compose(["ps", "-q", service], project=project, timeout=60, check=False)
+    return [line.strip() for line in (result.stdout or "").splitlines() if len(line.strip()) >= 12]
+
+
+def container_pid(container: str) -> int | None:
+    result = run([docker_binary() or "docker", "inspect", "--format", "{{.State.Pid}}", container], timeout=30,
+                 check=False)
+    with contextlib.suppress(ValueError):
+        pid = int((result.stdout or "").strip())
+        return pid or None
+    return None
+
+
+def wait_exit(container: str, timeout: float) -> int | None:
+    """The container's exit code, or None when it still runs at the timeout."""
+    try:
+        result = subprocess.run([docker_binary() or "docker", "wait", container], capture_output=True, text=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None
+    with contextlib.suppress(ValueError):
+        return int(result.stdout.strip().splitlines()[-1])
+    return None
+
+
+def image_versions(image: str = LOCUST_IMAGE) -> dict[str, str]:
+    """Package versions inside the image (the ones this run measured)."""
+    snippet = (
+        "import json, platform\nfrom importlib import metadata\n"
+        f"names = {list(MEASURED_PACKAGES)!r}\n"
+        "found = {'python': platform.python_version()}\n"
+        "for n in names:\n"
+        "    try: found[n] = metadata.version(n)\n"
+        "    except metadata.PackageNotFoundError: found[n] = 'not installed'\n"
+        "print(json.dumps(found))\n"
+    )
+    result = run([docker_binary() or "docker", "run", "--rm", "--network", "none", "--entrypoint", "python", image,
+                  "-c", snippet], timeout=120, check=False)
+    with contextlib.suppress(ValueError, IndexError):
+        return json.loads((result.stdout or "").strip().splitlines()[-1])
+    return {"error": "could not read versions from the image"}
+
+
+def save_logs(plan: DockerRunPlan, *, project: str | None, settings: StackSettings) -> None:
+    for name, services in (("target.log", ["target"]), ("locust.log", ["master", "worker"])):
+        result = compose(["logs", "--no-color", *services], project=project, env=settings.env(), timeout=120,
+                         check=False)
+        (plan.cell_dir / name).write_text(result.stdout or "", encoding="utf-8")
+
+
+def run_record(plan: DockerRunPlan, *, status: str, reason: str | None, started_ns: int, ended_ns: int | None,
+               base_image: str, versions: dict[str, str], extra: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        run_id=plan.run_id, cell=plan.cell, status=status, reason=reason,
+        mode=plan.mode, server=plan.server, scenario=plan.scenario,
+        load=plan.load.recorded(processes=plan.workers),
+        command=["locust", "-f", "/app/locustfile.py", "--master", "--host", "http://target:5000",
+                 *plan.master_args()],
+        target_url=f"http://127.0.0.1:{plan.target_port}",
+        versions=versions, machine=machine(), started_ns=started_ns, ended_ns=ended_ns,
+        extra={"docker": {"base_image": base_image, "workers": plan.workers, "compose": compose_version()} | extra},
+    )
+
+
+def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = None, build_images: bool = True,
+                 keep_up: bool = False) -> DockerRunResult:
+    """Run the cell in containers; always takes the stack down unless ``keep_up``."""
+    t0 = time.monotonic()
+    settings = plan.settings(base_image)
+    prepare_results_dir(plan.cell_dir)
+    if build_images:
+        build(settings, project=project)
+    versions = image_versions()
+    started_ns = time.time_ns()
+    run_record(plan, status=RUNNING, reason=None, started_ns=started_ns, ended_ns=None, base_image=base_image,
+               versions=versions, extra={}).write(plan.cell_dir)
+    status, reason, master_code = "ok", None, None
+    sampler: TreeSampler | None = None
+    extra: dict[str, Any] = {}
+    try:
+        up(settings, ("target",), project=project)
+        target = container_ids("target", project=project)
+        pid = container_pid(target[0]) if target else None
+        if pid is not None:
+            sampler = TreeSampler(pid, plan.cell_dir / "server.csv",
+                                  connected=stats_connected(f"http://127.0.0.1:{plan.target_port}")).start()
+        up(settings, ("master", "worker"), workers=plan.workers, project=project)
+        masters = container_ids("master", project=project)
+        if not masters:
+            raise DockerError("the master container did not start")
+        say(f"run: {plan.cell}, {plan.load.users} users on {plan.workers} worker(s) for {plan.load.duration_s:g} s")
+        master_code = wait_exit(masters[0], plan.deadline_s)
+        if master_code is None:
+            status, reason = "failed", f"master still running at the deadline ({plan.deadline_s:.0f} s); stopped it"
+        elif master_code not in (0, 1):  # 1: the run had failures, which the report shows
+            status, reason = "failed", f"locust master exited with code {master_code}; see locust.log"
+        for worker in container_ids("worker", project=project):
+            extra.setdefault("worker_exit_codes", []).append(wait_exit(worker, WORKER_EXIT_TIMEOUT_S))
+        if sampler is not None:
+            extra["server_cpu_s"] = sampler.cpu_s
+    except DockerError as exc:
+        status, reason = "failed", str(exc).splitlines()[0]
+        say(f"run: {exc}")
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        ended_ns = time.time_ns()
+        with contextlib.suppress(DockerError):
+            save_logs(plan, project=project, settings=settings)
+        if not keep_up:
+            down(project=project, settings=settings)
+        run_record(plan, status=status, reason=reason, started_ns=started_ns, ended_ns=ended_ns,
+                   base_image=base_image, versions=versions,
+                   extra=extra | {"master_exit_code": master_code}).write(plan.cell_dir)
+    return DockerRunResult(plan.cell_dir, status, reason, master_code, time.monotonic() - t0)
+
+
+def build_report(cell_dir: Path) -> int:
+    """``python -m reports CELL`` on the host; its exit status."""
+    return subprocess.run([sys.executable, "-m", "reports", str(cell_dir)], cwd=REPO_ROOT,
+                          stdin=subprocess.DEVNULL).returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DockerRunPlan(run_id="x")
+    load = d.load
+    parser = argparse.ArgumentParser(prog="python -m dockertools.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", default=d.mode, choices=ASYNC_MODES)
+    parser.add_argument("--server", default=d.server, help="dev, gunicorn, or uvicorn (asgi)")
+    parser.add_argument("--scenario", default=d.scenario, choices=sorted(SCENARIO_USERS))
+    parser.add_argument("--users", type=int, default=load.users)
+    parser.add_argument("--spawn-rate", type=float, default=load.spawn_rate)
+    parser.add_argument("--duration", type=float, default=load.duration_s, help="seconds (default %(default)s)")
+    parser.add_argument("--warmup", type=float, default=load.warmup_s, help="seconds left out of the figures")
+    parser.add_argument("--workers", type=int, default=d.workers, help="Locust worker containers")
+    parser.add_argument("--emit-rate", type=float, default=load.emit_rate, help="emits/s per user; 0 = flat out")
+    parser.add_argument("--payload-bytes", type=int, default=load.payload_bytes)
+    parser.add_argument("--room-size", type=int, default=load.room_size)
+    parser.add_argument("--run-id", default="", help="results/<run-id>/ (default: <timestamp>-docker)")
+    parser.add_argument("--base", default="auto", help="auto, public, local, or an image name")
+    parser.add_argument("--no-build", action="store_true", help="use the images as they are")
+    parser.add_argument("--no-report", action="store_true", help="skip python -m reports")
+    parser.add_argument("--keep-up", action="store_true", help="leave the stack running (make docker-down)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        load = LoadShape(users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
+                         warmup_s=args.warmup, emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
+                         room_size=args.room_size)
+        plan = DockerRunPlan(mode=args.mode, server=args.server, scenario=args.scenario, load=load,
+                             workers=args.workers, run_id=args.run_id)
+        base = resolve_base(args.base)
+        result = run_headless(plan, base_image=base, build_images=not args.no_build, keep_up=args.keep_up)
+    except (DockerError, ValueError) as exc:
+        print(f"docker_run: {exc}", file=sys.stderr)
+        return 2
+    say(f"run: {result.status}{' (' + result.reason + ')' if result.reason else ''} in {result.elapsed_s:.0f} s; "
+        f"cell {result.cell_dir}")
+    code = 0 if result.status == "ok" else 1
+    if not args.no_report:
+        code = max(code, build_report(result.cell_dir))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Socket.IO load test entry point: ``locust -f locustfile.py``.
+
+Scenario users (pick one or more by name, or with ``--class-picker`` in the
+web UI):
+
+- ``ChurnUser``      connect, one echo, disconnect, repeat
+- ``EchoUser``       stay connected, acked echoes at ``--emit-rate`` or flat out
+- ``BroadcastUser``  rooms of listeners with a few senders; fan-out latency
+- ``RoomsUser``      chat rooms: everyone sends and receives
+- ``IdleUser``       hold connections open, answering pings
+- ``ReferenceUser``  Locust's python-socketio user (``--transport polling`` too)
+
+Headless example (results folder for the sample shards)::
+
+    locust -f locustfile.py --headless -u 50 -r 50 -t 30s --stop-timeout 5 \\
+        --host http://127.0.0.1:5000 --results-dir results/x/cell EchoUser --emit-rate 20
+
+Run from the repository root (or with it on PYTHONPATH).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parent)
+if _ROOT not in sys.path:  # let `locust -f` work from any directory
+    sys.path.insert(0, _ROOT)
+
+import locust.runners  # noqa: E402
+from locust import events  # noqa: E402
+
+from loadtests.harness import add_arguments, on_init  # noqa: E402
+from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes it finds here)
+    BroadcastUser,
+    ChurnUser,
+    EchoUser,
+    IdleUser,
+    ReferenceUser,
+    RoomsUser,
+)
+from webui import register as register_web_ui  # noqa: E402
+
+events.init_command_line_parser.add_listener(add_arguments)
+events.init.add_listener(on_init)
+register_web_ui(events)  # Socket.IO page, a folder per test, login (webui)
+
+# Missed heartbeats a worker is allowed before the master drops it (Locust's
+# default is 3; the containers set 10 for a busy two-core host).
+if os.environ.get("LOCUST_HEARTBEAT_LIVENESS"):
+    locust.runners.HEARTBEAT_LIVENESS = int(os.environ["LOCUST_HEARTBEAT_LIVENESS"])

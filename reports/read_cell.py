@@ -1,0 +1,484 @@
+"""Read one results folder (``results/<run-id>/<cell>/``) into pandas frames.
+
+Every problem with the input ends one of two ways:
+
+- fatal (nothing trustworthy can be reported): ``ReportInputError`` naming the
+  file and what is wrong;
+- recoverable (a corrupt shard, a missing ``server.csv``, a truncated line):
+  the valid part is used and the problem is listed in ``CellData.problems``,
+  which marks the report partial.
+
+Nothing is silently dropped: every skipped shard or row is counted in a problem.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
+from core.schema import KINDS, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
+from reports.errors import ReportInputError
+
+SERVER_CSV = "server.csv"
+LOADGEN_CSV = "loadgen.csv"
+LOCUST_STATS_CSV = "locust_stats.csv"
+# Locust's --json-file: written once at shutdown, so unlike the CSV (rewritten
+# every second while running) it holds the final counts.
+LOCUST_STATS_JSON = "locust_stats.json"
+LOCUST_HISTORY_CSV = "locust_stats_history.csv"
+LOG_FILES = ("target.log", "locust.log")
+
+
+# ``user`` is the only sample column no figure needs; skipping it saves 8 bytes a row.
+READ_COLUMNS: tuple[str, ...] = tuple(c for c in SAMPLE_COLUMNS if c != "user")
+STRING_COLUMNS = ("kind", "name", "worker", "error")
+
+SERVER_REQUIRED = ("t_ns", "cpu_user_s", "cpu_system_s", "rss_bytes")
+SERVER_OPTIONAL = ("threads", "fds", "procs", "connected")
+
+# Anything earlier than 1973 is not an epoch-nanosecond timestamp (MIN_EPOCH_NS):
+# most likely seconds or milliseconds, which would make every rate wrong by 10**6 or more.
+
+# Logs can hold millions of lines (see DESIGN.md, churn under gevent); scan a bounded prefix.
+MAX_LOG_SCAN_BYTES = 64 * 1024 * 1024
+_LOG_ERROR_LINE = re.compile(rb"\b(?:ERROR|CRITICAL)\b|Traceback \(most recent call last\)|Invalid HTTP method")
+_LOG_TRACEBACK = b"Traceback (most recent call last)"
+
+ProgressCallback = Callable[[int, int, str], None]
+"""Called as ``progress(done, total, shard_name)`` after each shard is read."""
+
+
+@dataclass
+class LogSummary:
+    """What a log file says at a glance: size, error lines and a few examples."""
+
+    name: str
+    bytes: int
+    lines: int
+    error_lines: int
+    tracebacks: int
+    examples: list[str]
+    scanned_all: bool
+
+
+@dataclass
+class CellData:
+    """Everything read from one cell folder, checked against the schema."""
+
+    path: Path
+    cell: str
+    run: RunRecord | None
+    """The runner's record (run.json); None when the folder has none."""
+    samples: pd.DataFrame
+    server: pd.DataFrame | None
+    loadgen: pd.DataFrame | None = None
+    """The load generator's process tree (``loadgen.csv``), when the runner sampled it."""
+    locust_stats: pd.DataFrame | None = None
+    locust_users: pd.DataFrame | None = None
+    logs: list[LogSummary] = field(default_factory=list)
+    shards_read: int = 0
+    shards_skipped: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Why the figures are based on incomplete data; non-empty means partial."""
+    notes: list[str] = field(default_factory=list)
+    """Things worth knowing that do not make a figure incomplete."""
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.problems)
+
+
+# Files only a cell folder holds; any one of them makes a folder a cell.
+CELL_MARKERS = (RUN_JSON, SERVER_CSV, LOCUST_STATS_CSV, *LOG_FILES)
+
+
+def is_cell_dir(path: Path) -> bool:
+    """True when ``path`` looks like one cell: it holds run.json, shards, server.csv, ..."""
+    return path.is_dir() and (any((path / m).is_file() for m in CELL_MARKERS) or any(path.glob(SHARD_GLOB)))
+
+
+def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> CellData:
+    """Read and check one cell folder.
+
+    Raises ``ReportInputError`` when the folder cannot give a trustworthy
+    report (not a folder, unreadable run.json, no usable samples).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ReportInputError(path, "no such folder")
+    if not path.is_dir():
+        raise ReportInputError(
+            path, "not a folder (expected a results cell folder holding run.json and samples-*.parquet)")
+
+    problems: list[str] = []
+    notes: list[str] = []
+    run = read_run_json(path, problems, notes)
+    cell = (run.cell if run else None) or path.name
+
+    try:
+        samples, read, skipped = read_samples(path, problems, progress=progress)
+    except ReportInputError as exc:
+        if run is not None and run.status in ("failed", "partial", RUNNING):
+            # Say why, when the runner knew: "the target never became healthy", ...
+            raise ReportInputError(path, f"{exc.problem} (run.json: {run.status}: "
+                                         f"{run.reason or 'no reason given'})") from None
+        raise
+    server = read_server_csv(path / SERVER_CSV, problems)
+    loadgen = read_loadgen_csv(path / LOADGEN_CSV, notes)
+    locust_stats = read_locust_final_stats(path / LOCUST_STATS_JSON, notes)
+    if locust_stats is None:
+        locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
+    locust_users = read_locust_users(path / LOCUST_HISTORY_CSV, notes)
+    logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
+    return CellData(
+        path=path, cell=cell, run=run, samples=samples, server=server, loadgen=loadgen,
+        locust_stats=locust_stats, locust_users=locust_users, logs=logs,
+        shards_read=read, shards_skipped=skipped, problems=problems, notes=notes,
+    )
+
+
+# --- run.json -----------------------------------------------------------------
+
+def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> RunRecord | None:
+    """The runner's record of the run, checked by :class:`core.run_record.RunRecord`.
+
+    A missing run.json is recoverable (None: the run start is then the first
+    sample); one that exists but cannot be parsed or has wrong
+    types is not, because its times and load shape would feed every rate.
+    """
+    path = cell_dir / RUN_JSON
+    if not path.is_file():
+        problems.append(f"{RUN_JSON} missing: no run status or load shape; the load's span taken from the samples")
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict) and raw.get("schema") is None:
+            notes.append(f"{RUN_JSON} has no 'schema' field; read as schema {SCHEMA_VERSION}")
+        run = RunRecord.from_json(raw)
+    except UnicodeDecodeError as exc:
+        raise ReportInputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RunRecordError as exc:
+        raise ReportInputError(path, str(exc)) from None
+
+    status = run.status
+    if status == RUNNING:
+        problems.append(f"{RUN_JSON} still says 'running': the runner never finished this cell (killed?)")
+    elif status is not None and status not in FINAL_STATUSES:
+        problems.append(f"{RUN_JSON} has an unknown status {status!r:.40} (expected {', '.join(FINAL_STATUSES)})")
+    elif status in ("failed", "partial"):
+        problems.append(f"the runner marked this run {status}: {run.reason or 'no reason given'}")
+    return run
+
+
+# --- sample shards --------------------------------------------------------------
+
+class _ShardProblem(Exception):
+    """One shard cannot be used; the message says why."""
+
+
+def _compatible(actual: pa.DataType, wanted: pa.DataType, nullable: bool) -> bool:
+    if pa.types.is_null(actual):
+        # An all-null column (e.g. ``error`` in a shard without failures) fits any nullable field.
+        return nullable
+    if pa.types.is_dictionary(actual):
+        actual = actual.value_type
+    if pa.types.is_string(wanted):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or pa.types.is_string_view(actual)
+    if pa.types.is_integer(wanted):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(wanted):
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    return actual == wanted
+
+
+def read_shard(path: Path) -> pa.Table:
+    """One shard as an Arrow table with the sample schema's types (minus ``user``).
+
+    Raises ``_ShardProblem`` for a corrupt, truncated or wrongly-shaped file.
+    """
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _ShardProblem(f"corrupt or truncated Parquet file ({exc})") from None
+    try:
+        schema = parquet.schema_arrow
+        missing = [c for c in SAMPLE_COLUMNS if c not in schema.names]
+        if missing:
+            raise _ShardProblem(f"missing column(s) {', '.join(missing)} (found: {', '.join(schema.names)})")
+        wrong = [
+            f"{f.name} is {schema.field(f.name).type}, expected {f.type}"
+            for f in SAMPLE_SCHEMA
+            if not _compatible(schema.field(f.name).type, f.type, f.nullable)
+        ]
+        if wrong:
+            raise _ShardProblem("wrong column type(s): " + "; ".join(wrong))
+        try:
+            table = parquet.read(columns=list(READ_COLUMNS))
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise _ShardProblem(f"corrupt data, cannot be read ({exc})") from None
+    finally:
+        parquet.close()
+
+    target = pa.schema([SAMPLE_SCHEMA.field(c) for c in READ_COLUMNS])
+    nulls = [f"{f.name} ({table.column(f.name).null_count})" for f in target
+             if not f.nullable and table.column(f.name).null_count]
+    if nulls:
+        raise _ShardProblem("null values in column(s) that must not be null: " + ", ".join(nulls))
+    try:
+        table = table.select(list(READ_COLUMNS)).cast(target)
+    except (pa.ArrowException, ValueError) as exc:
+        raise _ShardProblem(f"values do not fit the sample schema ({exc})") from None
+    if table.num_rows:
+        low = pc.min(table.column("t_ns")).as_py()
+        if low < MIN_EPOCH_NS:
+            raise _ShardProblem(f"t_ns = {low} is not epoch nanoseconds (seconds or milliseconds?)")
+    return table
+
+
+def read_samples(
+    cell_dir: Path, problems: list[str], *, progress: ProgressCallback | None = None
+) -> tuple[pd.DataFrame, int, list[str]]:
+    """All usable shards of a cell as one frame, with row-level checks.
+
+    Returns ``(samples, shards_read, skipped_shard_names)``. Raises
+    ``ReportInputError`` when no shard holds a usable sample.
+    """
+    shards = sorted(cell_dir.glob(SHARD_GLOB))
+    if not shards:
+        raise ReportInputError(cell_dir, f"no sample shards ({SHARD_GLOB}): the run recorded nothing")
+    tables: list[pa.Table] = []
+    skipped: list[str] = []
+    shard_problems: list[str] = []
+    for i, shard in enumerate(shards, 1):
+        try:
+            tables.append(read_shard(shard))
+        except _ShardProblem as exc:
+            skipped.append(shard.name)
+            shard_problems.append(f"{shard.name}: {exc}")
+        if progress is not None:
+            progress(i, len(shards), shard.name)
+    if not tables:
+        detail = "; ".join(shard_problems[:3]) + ("; ..." if len(shard_problems) > 3 else "")
+        raise ReportInputError(cell_dir, f"no usable sample shard among {len(shards)}: {detail}")
+    problems.extend(f"skipped {p}" for p in shard_problems)
+
+    table = pa.concat_tables(tables)
+    del tables
+    if table.num_rows == 0:
+        raise ReportInputError(cell_dir, f"empty run: {len(shards) - len(skipped)} sample shard(s) hold no rows")
+    # Categoricals keep a million repeated names at one byte or two each.
+    samples = table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
+    del table
+    samples = _drop_invalid_rows(samples, problems)
+    if samples.empty:
+        raise ReportInputError(
+            cell_dir, "no valid samples left after dropping invalid rows: " + "; ".join(problems[-2:]))
+    return samples, len(shards) - len(skipped), skipped
+
+
+def _drop_invalid_rows(samples: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
+    """Drop rows no figure can use, counting each kind of problem."""
+    for col in STRING_COLUMNS:
+        if not isinstance(samples[col].dtype, pd.CategoricalDtype):
+            samples[col] = samples[col].astype("category")
+    bad = np.zeros(len(samples), dtype=bool)
+
+    unknown = sorted(set(samples["kind"].cat.categories) - set(KINDS))
+    if unknown:
+        mask = samples["kind"].isin(unknown).to_numpy()
+        problems.append(f"dropped {int(mask.sum())} sample(s) with unknown kind {unknown} (known: {', '.join(KINDS)})")
+        bad |= mask
+
+    latency = samples["latency_us"].to_numpy()
+    ok = samples["ok"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        broken = ok & ~(np.isfinite(latency) & (latency >= 0))
+    if broken.any():
+        problems.append(f"dropped {int(broken.sum())} successful sample(s) with a negative or non-finite latency_us")
+        bad |= broken
+
+    if bad.any():
+        samples = samples.loc[~bad].reset_index(drop=True)
+        for col in ("kind", "name"):
+            samples[col] = samples[col].cat.remove_unused_categories()
+    return samples
+
+
+# --- server.csv ---------------------------------------------------------------------
+
+def _parse_float(text: str) -> float:
+    return float(text) if text.strip() else math.nan
+
+
+def read_server_csv(path: Path, problems: list[str]) -> pd.DataFrame | None:
+    """The target's process-tree samples, or None (with a problem) when unusable."""
+    return read_process_csv(path, problems, consequence="no server CPU or memory figures")
+
+
+def read_loadgen_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """The load generator's process-tree samples (optional: problems are only notes)."""
+    if not path.is_file():
+        return None
+    return read_process_csv(path, notes, consequence="no load-generator figures")
+
+
+def read_process_csv(path: Path, problems: list[str], *, consequence: str) -> pd.DataFrame | None:
+    """A process-tree sampling CSV (server.csv's columns), or None with a problem.
+
+    Read with the csv module, row by row, so one truncated line (a runner
+    killed mid-write) costs one row, not the whole file.
+    """
+    name = path.name
+    if not path.is_file():
+        problems.append(f"{name} missing: {consequence}")
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                problems.append(f"{name} is empty: {consequence}")
+                return None
+            header = [h.strip() for h in header]
+            missing = [c for c in SERVER_REQUIRED if c not in header]
+            if missing:
+                problems.append(
+                    f"{name}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}); {consequence}"
+                )
+                return None
+            wanted = [c for c in (*SERVER_REQUIRED, *SERVER_OPTIONAL) if c in header]
+            index = [header.index(c) for c in wanted]
+            rows: list[list[float]] = []
+            bad_lines: list[int] = []
+            for row in reader:
+                if not row:
+                    continue
+                try:
+                    values = [_parse_float(row[i]) for i in index]
+                except (IndexError, ValueError):
+                    bad_lines.append(reader.line_num)
+                    continue
+                if any(math.isnan(v) for v in values[: len(SERVER_REQUIRED)]):
+                    bad_lines.append(reader.line_num)
+                    continue
+                rows.append(values)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(f"{name}: cannot be read ({exc}); {consequence}")
+        return None
+
+    if bad_lines:
+        shown = ", ".join(map(str, bad_lines[:5])) + (", ..." if len(bad_lines) > 5 else "")
+        problems.append(f"{name}: skipped {len(bad_lines)} malformed or truncated line(s) (line {shown})")
+    if not rows:
+        problems.append(f"{name} has no valid rows: {consequence}")
+        return None
+    frame = pd.DataFrame(rows, columns=wanted)
+    frame["t_ns"] = frame["t_ns"].round().astype("int64")
+    if frame["t_ns"].min() < MIN_EPOCH_NS:
+        problems.append(f"{name}: t_ns = {frame['t_ns'].min()} is not epoch nanoseconds; {consequence}")
+        return None
+    for col in SERVER_OPTIONAL:
+        if col not in frame:
+            frame[col] = math.nan
+    return frame.sort_values("t_ns", kind="stable").reset_index(drop=True)
+
+
+# --- Locust's CSVs (optional cross-checks) -------------------------------------
+
+def read_locust_final_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """Locust's final per-name totals from its --json-file, or None."""
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        rows = [{"type": str(e.get("method") or ""), "name": str(e["name"]),
+                 "requests": float(e["num_requests"]), "failures": float(e["num_failures"])} for e in entries]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        notes.append(f"{LOCUST_STATS_JSON}: cannot be read ({exc}); falling back to {LOCUST_STATS_CSV}")
+        return None
+    return pd.DataFrame(rows, columns=["type", "name", "requests", "failures"])
+
+
+def read_locust_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """Locust's per-name totals (type, name, requests, failures), or None."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        notes.append(f"{LOCUST_STATS_CSV}: cannot be read ({str(exc).splitlines()[0]}); Locust cross-check skipped")
+        return None
+    needed = ["Type", "Name", "Request Count", "Failure Count"]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        notes.append(f"{LOCUST_STATS_CSV}: missing column(s) {', '.join(missing)}; Locust cross-check skipped")
+        return None
+    frame = frame[needed].rename(
+        columns={"Type": "type", "Name": "name", "Request Count": "requests", "Failure Count": "failures"}
+    )
+    frame["type"] = frame["type"].fillna("").astype(str)
+    frame["name"] = frame["name"].astype(str)
+    frame["requests"] = pd.to_numeric(frame["requests"], errors="coerce")
+    frame["failures"] = pd.to_numeric(frame["failures"], errors="coerce")
+    return frame.dropna(subset=["requests"]).reset_index(drop=True)
+
+
+def read_locust_users(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """Locust's user count over time (t_ns, users) from the Aggregated history rows."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, usecols=lambda c: c in ("Timestamp", "User Count", "Name"))
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        notes.append(f"{LOCUST_HISTORY_CSV}: cannot be read ({str(exc).splitlines()[0]}); Locust user curve skipped")
+        return None
+    if not {"Timestamp", "User Count", "Name"} <= set(frame.columns):
+        notes.append(f"{LOCUST_HISTORY_CSV}: missing Timestamp/User Count/Name columns; Locust user curve skipped")
+        return None
+    frame = frame[frame["Name"].astype(str) == "Aggregated"]
+    ts = pd.to_numeric(frame["Timestamp"], errors="coerce")
+    users = pd.to_numeric(frame["User Count"], errors="coerce")
+    out = pd.DataFrame({"t_ns": ts * 1e9, "users": users}).dropna()
+    if out.empty:
+        return None
+    out["t_ns"] = out["t_ns"].round().astype("int64")
+    return out.sort_values("t_ns").reset_index(drop=True)
+
+
+# --- logs ---------------------------------------------------------------------------
+
+def summarize_log(path: Path, *, max_examples: int = 5) -> LogSummary:
+    """Count lines, error lines and tracebacks in a log; keep a few examples."""
+    size = path.stat().st_size
+    lines = errors = tracebacks = 0
+    examples: list[str] = []
+    scanned = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            scanned += len(raw)
+            lines += 1
+            if _LOG_ERROR_LINE.search(raw):
+                errors += 1
+                if _LOG_TRACEBACK in raw:
+                    tracebacks += 1
+                if len(examples) < max_examples:
+                    examples.append(raw.decode("utf-8", "replace").rstrip()[:200])
+            if scanned >= MAX_LOG_SCAN_BYTES:
+                break
+    return LogSummary(
+        name=path.name, bytes=size, lines=lines, error_lines=errors, tracebacks=tracebacks,
+        examples=examples, scanned_all=scanned >= size,
+    )
