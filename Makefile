@@ -11,10 +11,11 @@ THRESHOLDS ?= profiles/thresholds.toml
 BASELINE ?= baselines/$(PROFILE).json
 TOLERANCE ?= 0.5
 
-.PHONY: help venv test bench check baseline capacity ui clean-results
+.PHONY: help venv test lint bench check baseline capacity ui clean-results
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
+	@echo "make lint            ruff and mypy over the harness"
 	@echo "make bench           compare async modes on the '$(PROFILE)' profile (PROFILE=full for the long one)"
 	@echo "make check RUN=DIR   check a run against $(THRESHOLDS) and $(BASELINE) (exit 1 on a failure)"
 	@echo "make baseline RUN=DIR  refresh $(BASELINE) from a run"
@@ -26,12 +27,18 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.lock
+	# The harness itself, editable: a locustfile anywhere can `from loadtests import SocketIOUser`.
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m bench --profile $(PROFILE) $(if $(RUN_ID),--run-id $(RUN_ID))
