@@ -19,7 +19,6 @@ Run from the repository root (or with it on PYTHONPATH).
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -27,10 +26,8 @@ _ROOT = str(Path(__file__).resolve().parent)
 if _ROOT not in sys.path:  # let `locust -f` work from any directory
     sys.path.insert(0, _ROOT)
 
-import locust.runners  # noqa: E402
 from locust import events  # noqa: E402
 
-from loadtests.harness import add_arguments, on_init  # noqa: E402
 from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes it finds here)
     BroadcastUser,
     ChurnUser,
@@ -41,11 +38,4 @@ from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes i
 )
 from webui import register as register_web_ui  # noqa: E402
 
-events.init_command_line_parser.add_listener(add_arguments)
-events.init.add_listener(on_init)
 register_web_ui(events)  # Socket.IO page, a folder per test, login (webui)
-
-# Missed heartbeats a worker is allowed before the master drops it (Locust's
-# default is 3; the containers set 10 for a busy two-core host).
-if os.environ.get("LOCUST_HEARTBEAT_LIVENESS"):
-    locust.runners.HEARTBEAT_LIVENESS = int(os.environ["LOCUST_HEARTBEAT_LIVENESS"])

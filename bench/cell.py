@@ -30,13 +30,21 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bench.locust_command import STOP_TIMEOUT_S, headless_args
-from bench.profile import Scenario, TargetSpec
-from bench.sampler import TreeSampler, stats_connected
-from bench.target_group import ExternalTarget, TargetGroup, TargetStartError, external_group, launch_group
+from bench.own_app import CommandTarget
+from bench.profile import Scenario, Target
+from bench.target_group import (
+    ExternalTarget,
+    TargetGroup,
+    TargetStartError,
+    command_group,
+    external_group,
+    launch_group,
+)
 from core.cells import CellName
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
 from core.runinfo import machine, versions
+from core.sampler import TreeSampler, stats_connected
 from target_app.process import free_port
 
 # Beyond duration + stop timeout: Locust start-up, the recorder's last flush.
@@ -67,7 +75,7 @@ class LiveFigures:
 class CellPlan:
     run_id: str
     #: what to start, or servers already running (``--target-url``)
-    target: TargetSpec | ExternalTarget
+    target: Target
     scenario: Scenario
     run_dir: Path
     target_args: Sequence[str] = ()
@@ -117,7 +125,8 @@ def locust_argv(plan: CellPlan, url: str | Sequence[str]) -> list[str]:
     load = plan.scenario.load
     urls = [url] if isinstance(url, str) else list(url)
     url = urls[0]
-    argv = [sys.executable, "-m", "locust", "-f", str(HARNESS_LOCUSTFILE), "--host", url,
+    locustfile = plan.scenario.locustfile or HARNESS_LOCUSTFILE
+    argv = [sys.executable, "-m", "locust", "-f", str(locustfile), "--host", url,
             *headless_args(load, results_dir=str(plan.cell_dir))]
     if len(urls) > 1:
         argv += ["--target-urls", ",".join(urls)]
@@ -159,6 +168,26 @@ def read_final_figures(stats_json: Path) -> LiveFigures | None:
     except (OSError, ValueError, TypeError, KeyError):
         return None
     return LiveFigures(requests, failures, 0.0)
+
+
+def nothing_answered(stats_json: Path) -> str | None:
+    """Why a run measured nothing, from Locust's final counts: every call or every connect failed."""
+    try:
+        entries = json.loads(stats_json.read_text())
+        totals: dict[str, list[int]] = {}
+        for entry in entries:
+            counts = totals.setdefault(str(entry["method"]), [0, 0])
+            counts[0] += int(entry["num_requests"])
+            counts[1] += int(entry["num_failures"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    for method, what in (("connect", "connects"), ("ack", "acked calls")):
+        requests, failures = totals.get(method, [0, 0])
+        if requests and failures == requests:
+            names = sorted({str(e["name"]) for e in entries if e["method"] == method})
+            return (f"the server answered none of the run's {what}: all {requests:,} failed "
+                    f"({', '.join(names)}); see locust_failures.csv")
+    return None
 
 
 def read_live_figures(stats_csv: Path) -> LiveFigures | None:
@@ -211,7 +240,9 @@ def remove_partial_files(cell_dir: Path) -> list[str]:
 
 def _start_group(plan: CellPlan, cores: list[int] | None) -> TargetGroup:
     if isinstance(plan.target, ExternalTarget):
-        return external_group(plan.target.urls)
+        return external_group(plan.target.urls, extra_pids=plan.target.pids)
+    if isinstance(plan.target, CommandTarget):
+        return command_group(plan.target, plan.cell_dir, cpu_affinity=cores)
     return launch_group(plan.target, plan.cell_dir, extra_args=plan.target_args, cpu_affinity=cores)
 
 
@@ -296,6 +327,8 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
         status, reason = "failed", f"locust exited with code {locust.returncode}; see locust.log"
     elif status == "ok" and (live is None or live.requests == 0):
         status, reason = "failed", "locust recorded no requests; see locust.log"
+    elif status == "ok" and (silent := nothing_answered(cell_dir / "locust_stats.json")):
+        status, reason = "failed", silent
     return finish(status, reason, group.url, live)
 
 

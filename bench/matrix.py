@@ -9,6 +9,11 @@ flight, marks it partial, and still reports what was measured.
 starting targets (repeat it for several instances); a URL outside loopback is
 refused unless ``--i-own-this-host`` says the user owns that host.
 
+Your own app (docs/own-app.md): ``--locustfile FILE --user CLASS`` runs your
+user classes, ``--target-cmd "python app.py --port {port} --async-mode {mode}"``
+with ``--modes threading,gevent`` starts your server for each cell, one per
+mode, and ``--target-pid PID`` samples a server you started (``--target-url``).
+
 Exit status: 0 all cells ok, 1 some cell failed, 2 bad arguments or profile,
 130 interrupted.
 """
@@ -25,10 +30,12 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from bench.cell import CellPlan, CellResult, LiveFigures, run_cell
-from bench.profile import Profile, ProfileError, load_profile
+from bench.locustfile_check import LocustfileError, check_user_classes
+from bench.own_app import check_target_pid
+from bench.profile import Profile, ProfileError, Scenario, command_targets, load_profile
 from bench.target_group import ExternalTarget
 from core.files import write_json
-from core.paths import REPO_ROOT
+from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.runinfo import new_run_id
 from loadtests.instances import parse_target_urls
 from loadtests.safety import ALLOW_FLAG, require_loopback
@@ -80,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target-url", action="append", default=[], metavar="URL",
                         help="load this already running server instead of starting targets; repeat (or "
                              "comma-separate) for several instances sharing a message queue")
+    own = parser.add_argument_group("your own app (docs/own-app.md)")
+    own.add_argument("--locustfile", type=Path, help="run the user classes of this locustfile")
+    own.add_argument("--user", metavar="CLASS[,CLASS]",
+                     help="user classes to run, one scenario each (default: every class of --locustfile)")
+    own.add_argument("--target-cmd", metavar="COMMAND",
+                     help="start your server for each cell: a command with {port} (and {mode}, {host})")
+    own.add_argument("--modes", metavar="MODE[,MODE]", help="one cell per mode, each with --target-cmd's {mode}")
+    own.add_argument("--app-name", default="app", help="the server part of your cells' names (default: app)")
+    own.add_argument("--target-pid", type=int, metavar="PID",
+                     help="sample this process tree into server.csv (a server you started, with --target-url)")
     parser.add_argument(ALLOW_FLAG, dest="i_own_this_host", action="store_true",
                         help="allow a --target-url outside loopback: only for a host you own")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root (default ./results)")
@@ -108,7 +125,31 @@ def external_target(args: argparse.Namespace) -> ExternalTarget | None:
         raise ProfileError(str(exc).replace("--target-urls", "--target-url")) from None
     if args.targets:
         raise ProfileError("--targets and --target-url exclude each other: the runner starts targets, or loads yours")
-    return ExternalTarget(urls)
+    if args.target_cmd:
+        raise ProfileError("--target-cmd and --target-url exclude each other: the runner starts your app, or loads "
+                           "the one you started")
+    pids: tuple[int, ...] = ()
+    if args.target_pid is not None:
+        try:
+            pids = (check_target_pid(args.target_pid),)
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
+    return ExternalTarget(urls, pids=pids)
+
+
+def own_app_scenarios(args: argparse.Namespace, profile: Profile) -> tuple[Scenario, ...] | None:
+    """Scenarios from ``--locustfile``/``--user``: one per user class, on the profile's ``[load]``."""
+    if args.locustfile is None and not args.user:
+        return None
+    if args.scenarios:
+        raise ProfileError("--scenarios picks the profile's scenarios; with --locustfile/--user, --user picks classes")
+    locustfile = args.locustfile.resolve() if args.locustfile else HARNESS_LOCUSTFILE
+    try:
+        users = check_user_classes(locustfile, _split(args.user) or [])
+    except LocustfileError as exc:
+        raise ProfileError(str(exc)) from None
+    own = args.locustfile.resolve() if args.locustfile else None
+    return tuple(Scenario.of_user(user, profile.base_load, own) for user in users)
 
 
 def resolve_profile(args: argparse.Namespace) -> Profile:
@@ -120,10 +161,45 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
                                          processes=args.processes)
     except ValueError as exc:
         raise ProfileError(str(exc)) from None
+    if args.target_pid is not None and not args.target_url:
+        raise ProfileError("--target-pid samples a server you started: give its --target-url too")
+    if (args.modes or args.app_name != "app") and not args.target_cmd:
+        raise ProfileError("--modes and --app-name go with --target-cmd (the command that starts your app)")
     external = external_target(args)
     if external is not None:
         profile = replace(profile, targets=(external,), reference=None)
+    if args.target_cmd:
+        if args.targets:
+            raise ProfileError("--targets and --target-cmd exclude each other: the reference targets, or your app")
+        targets = command_targets(args.target_cmd, _split(args.modes), args.app_name)
+        profile = replace(profile, targets=targets, reference=targets[0].label)
+    scenarios = own_app_scenarios(args, profile)
+    if scenarios is not None:
+        profile = replace(profile, scenarios=scenarios)
+        overrides = {k: v for k, v in (("users", args.users), ("duration_s", args.duration_s),
+                                        ("warmup_s", args.warmup_s), ("emit_rate", args.emit_rate),
+                                        ("payload_bytes", args.payload_bytes), ("processes", args.processes))
+                     if v is not None}
+        try:
+            profile = profile.with_overrides(**overrides)
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
+    else:
+        _check_profile_locustfiles(profile)
     return profile
+
+
+def _check_profile_locustfiles(profile: Profile) -> None:
+    """A profile's own locustfile and user classes, checked before any target starts."""
+    wanted: dict[Path, list[str]] = {}
+    for scenario in profile.scenarios:
+        if scenario.locustfile is not None and scenario.user:
+            wanted.setdefault(scenario.locustfile, []).append(scenario.user)
+    for locustfile, users in wanted.items():
+        try:
+            check_user_classes(locustfile, users)
+        except LocustfileError as exc:
+            raise ProfileError(str(exc)) from None
 
 
 def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args: Sequence[str] = (),

@@ -18,6 +18,14 @@ A target ``gevent-dev-x3`` (or the table ``{target = "gevent-dev",
 instances = 3}``) is three gevent instances sharing a private Redis message
 queue; ``-x1`` is one instance behind the queue (what Redis alone costs).
 The ``processes`` load key runs Locust with that many worker processes.
+
+A profile can load the user's own app instead (docs/own-app.md)::
+
+    locustfile = "examples/chat/locustfile.py"   # relative to the profile
+    target_cmd = "python examples/chat/app.py --port {port} --async-mode {mode}"
+    modes = ["threading", "eventlet", "gevent"]
+    [[scenarios]]
+    user = "ChatUser"                           # name defaults to "chat"
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from core.run_record import RecordedLoad
 from core.scenarios import SCENARIO_USERS
@@ -34,7 +42,12 @@ from target_app.settings import SERVERS_BY_MODE
 if TYPE_CHECKING:
     from bench.target_group import ExternalTarget  # imports this module
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+from bench.own_app import CommandTarget, TargetCommandError
+from core.paths import PROFILES_DIR
+from core.scenarios import scenario_of_classes
+
+#: what a profile's cells load: targets the runner starts, the user's command, or servers already running
+Target = Union["TargetSpec", CommandTarget, "ExternalTarget"]
 
 
 
@@ -154,10 +167,19 @@ class LoadShape:
 class Scenario:
     name: str
     load: LoadShape
+    #: the Locust user class; None: the reference scenario's (``echo`` -> ``EchoUser``)
+    user: str | None = None
+    #: the locustfile the user class lives in; None: the harness's own
+    locustfile: Path | None = None
 
     @property
     def user_class(self) -> str:
-        return SCENARIO_USERS[self.name]
+        return self.user or SCENARIO_USERS[self.name]
+
+    @classmethod
+    def of_user(cls, user: str, load: LoadShape, locustfile: Path | None = None, name: str | None = None) -> Scenario:
+        """A scenario that runs one user class: named after it (``ChatUser`` -> ``chat``) unless ``name``."""
+        return cls(name or scenario_of_classes([user]), load, user, locustfile)
 
 
 @dataclass(frozen=True)
@@ -165,12 +187,14 @@ class Profile:
     name: str
     description: str
     #: targets the runner starts; ``--target-url`` puts the user's servers here instead
-    targets: tuple[TargetSpec | ExternalTarget, ...]
+    targets: tuple[Target, ...]
     scenarios: tuple[Scenario, ...]
     reference: str | None
     source: Path | None = None
+    #: the ``[load]`` table: the load of scenarios made from ``--user``
+    base_load: LoadShape = LoadShape()
 
-    def cells(self) -> list[tuple[TargetSpec | ExternalTarget, Scenario]]:
+    def cells(self) -> list[tuple[Target, Scenario]]:
         """Every (target, scenario) pair, scenario-major so each scenario's cells run back to back."""
         return [(t, s) for s in self.scenarios for t in self.targets]
 
@@ -212,27 +236,81 @@ def _load_shape(values: dict[str, Any], where: str) -> LoadShape:
         raise ProfileError(f"{where}: {exc}") from None
 
 
-def parse_profile(data: dict[str, Any], source: str = "<profile>") -> Profile:
-    known = {"name", "description", "reference", "targets", "load", "scenarios"}
+def command_targets(command: str, modes: list[str] | None, app_name: str = "app") -> tuple[CommandTarget, ...]:
+    """One target per async mode for ``--target-cmd`` (one, mode ``app``, without ``{mode}``)."""
+    try:
+        if not modes:
+            if "{mode}" in command:
+                raise ProfileError("--target-cmd has {mode}: name the modes to run, e.g. --modes threading,gevent")
+            return (CommandTarget(command, server=app_name),)
+        if "{mode}" not in command:
+            raise ProfileError("--modes needs {mode} in --target-cmd, so each cell starts the app in its mode")
+        if len(set(modes)) != len(modes):
+            raise ProfileError(f"--modes lists a mode twice: {', '.join(modes)}")
+        return tuple(CommandTarget(command, mode=mode, server=app_name) for mode in modes)
+    except TargetCommandError as exc:
+        raise ProfileError(str(exc)) from None
+
+
+def _own_app_targets(data: dict[str, Any], source: str) -> tuple[CommandTarget, ...]:
+    command, modes, app_name = data.get("target_cmd"), data.get("modes"), data.get("app_name", "app")
+    if not isinstance(command, str):
+        raise ProfileError(f"{source}: target_cmd must be a string such as \"python app.py --port {{port}}\"")
+    if modes is not None and not (isinstance(modes, list) and all(isinstance(m, str) and m for m in modes)):
+        raise ProfileError(f"{source}: modes must be a list of names such as [\"threading\", \"gevent\"]")
+    if not isinstance(app_name, str) or not app_name:
+        raise ProfileError(f"{source}: app_name must be a non-empty string")
+    if data.get("targets"):
+        raise ProfileError(f"{source}: targets and target_cmd exclude each other")
+    try:
+        return command_targets(command, modes, app_name)
+    except ProfileError as exc:
+        message = str(exc).replace("--target-cmd", "target_cmd").replace("--modes", "modes")
+        raise ProfileError(f"{source}: {message}") from None
+
+
+def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Path | None = None) -> Profile:
+    known = {"name", "description", "reference", "targets", "load", "scenarios", "locustfile", "target_cmd",
+             "modes", "app_name"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)}")
-    try:
-        targets = tuple(TargetSpec.from_entry(t) for t in data.get("targets", []))
-    except ValueError as exc:
-        raise ProfileError(f"{source}: {exc}") from None
+        raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    targets: tuple[Target, ...]
+    if "target_cmd" in data:
+        targets = _own_app_targets(data, source)
+    else:
+        try:
+            targets = tuple(TargetSpec.from_entry(t) for t in data.get("targets", []))
+        except ValueError as exc:
+            raise ProfileError(f"{source}: {exc}") from None
     if not targets:
-        raise ProfileError(f"{source}: 'targets' must list at least one target such as \"gevent-dev\"")
+        raise ProfileError(f"{source}: 'targets' must list at least one target such as \"gevent-dev\" "
+                           "(or target_cmd start your own app)")
+    locustfile = None
+    if "locustfile" in data:
+        if not isinstance(data["locustfile"], str) or not data["locustfile"]:
+            raise ProfileError(f"{source}: locustfile must be a path")
+        locustfile = ((base_dir or Path.cwd()) / data["locustfile"]).resolve()
     base = data.get("load", {})
     base_shape = _load_shape(base, f"{source} [load]")
     scenarios = []
     for i, entry in enumerate(data.get("scenarios", [])):
         entry = dict(entry)
         name = entry.pop("name", None)
+        user = entry.pop("user", None)
+        load = _load_shape(asdict(base_shape) | entry, f"{source} scenario {name or user!r}")
+        if user is not None:
+            if not isinstance(user, str) or not user.isidentifier():
+                raise ProfileError(f"{source} scenarios[{i}]: user must be a class name, got {user!r}")
+            scenarios.append(Scenario.of_user(user, load, locustfile, name=name))
+            continue
+        if locustfile is not None:
+            raise ProfileError(f"{source} scenarios[{i}]: with a locustfile, each scenario names its user class "
+                               "(user = \"MyUser\")")
         if name not in SCENARIO_USERS:
-            raise ProfileError(
-                f"{source} scenarios[{i}]: name must be one of {', '.join(SCENARIO_USERS)}, got {name!r}")
-        scenarios.append(Scenario(name, _load_shape(asdict(base_shape) | entry, f"{source} scenario {name!r}")))
+            raise ProfileError(f"{source} scenarios[{i}]: name must be one of {', '.join(SCENARIO_USERS)} "
+                               f"(or give user = \"MyUser\"), got {name!r}")
+        scenarios.append(Scenario(name, load))
     if not scenarios:
         raise ProfileError(f"{source}: at least one [[scenarios]] entry is needed")
     return Profile(
@@ -241,6 +319,7 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>") -> Profile:
         targets=targets,
         scenarios=tuple(scenarios),
         reference=data.get("reference"),
+        base_load=base_shape,
     )
 
 
@@ -256,4 +335,4 @@ def load_profile(name_or_path: str) -> Profile:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
-    return replace(parse_profile(data, str(path)), source=path)
+    return replace(parse_profile(data, str(path), base_dir=path.resolve().parent), source=path)

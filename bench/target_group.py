@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from bench.own_app import CommandTarget, launch_command
 from bench.profile import TargetSpec
 from bench.redis_server import RedisServer, RedisStartError, RedisUnavailable, launch_redis
 from core.files import atomic_open
@@ -42,6 +43,8 @@ class ExternalTarget:
     mode: str = "external"
     server: str = "external"
     message_queue: bool = False
+    #: process trees to sample (``--target-pid``), besides those found from ``/stats``
+    pids: tuple[int, ...] = ()
 
     @property
     def instances(self) -> int:
@@ -71,7 +74,7 @@ class Fault:
 class TargetGroup:
     """Every process a cell loads, and how to reach it."""
 
-    spec: TargetSpec | ExternalTarget
+    spec: TargetSpec | CommandTarget | ExternalTarget
     instances: list[TargetProcess] = field(default_factory=list)
     redis: RedisServer | None = None
     #: URLs of the servers when they are external
@@ -195,7 +198,14 @@ def _is_local(url: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
 
 
-def external_group(urls: Sequence[str]) -> TargetGroup:
+def command_group(spec: CommandTarget, cell_dir: Path, *,
+                  cpu_affinity: Sequence[int] | None = None) -> TargetGroup:
+    """The user's own server, started from ``--target-cmd``; TargetStartError with its log tail."""
+    target = launch_command(spec, log_path=cell_dir / "target.log", cpu_affinity=cpu_affinity)
+    return TargetGroup(spec, instances=[target])
+
+
+def external_group(urls: Sequence[str], *, extra_pids: Sequence[int] = ()) -> TargetGroup:
     """The group for servers the user runs; mode, server and (loopback) PIDs from their ``/stats``.
 
     Raises TargetStartError when a URL does not answer at all.
@@ -218,6 +228,7 @@ def external_group(urls: Sequence[str]) -> TargetGroup:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid)  # visible from here: sample it
                     pids.append(pid)
+    pids += [pid for pid in extra_pids if pid not in pids]
     spec = ExternalTarget(tuple(urls), mode=modes.pop() if len(modes) == 1 else "external",
-                          server=servers.pop() if len(servers) == 1 else "external")
+                          server=servers.pop() if len(servers) == 1 else "external", pids=tuple(extra_pids))
     return TargetGroup(spec, external_urls=tuple(urls), external_pids=tuple(pids))

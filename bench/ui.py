@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
+from bench.locustfile_check import LocustfileError, check_user_classes
+from bench.own_app import DEFAULT_MODE, CommandTarget, TargetCommandError, launch_command
 from bench.profile import TargetSpec
-from bench.sampler import TreeSampler, stats_connected
 from core.files import write_json
-from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
+from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT, WEBUI_PLUGIN
 from core.runinfo import machine, versions
+from core.sampler import TreeSampler, stats_connected
 from core.stats_client import NoStatsError, fetch_stats
 from loadtests.safety import ALLOW_FLAG, UnsafeTargetError, is_loopback_host, require_loopback
 from target_app.process import TargetProcess, TargetStartError, launch_target
@@ -82,6 +84,12 @@ class UiPlan:
     locust_args: list[str] = field(default_factory=list)
     #: the user owns a non-loopback --target-url (Locust's harness asks for the same consent)
     i_own_this_host: bool = False
+    #: the user's locustfile (its classes fill the picker); None: the harness's scenarios
+    locustfile: Path | None = None
+    #: user classes offered in the picker; empty: every class of the locustfile
+    user_classes: list[str] = field(default_factory=list)
+    #: the user's own server, started from a command (``--target-cmd``)
+    target_cmd: CommandTarget | None = None
 
     @property
     def tls(self) -> bool:
@@ -108,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--target-arg", action="append", default=[], metavar="ARG",
                         help="extra flag for the target (repeatable), e.g. --target-arg=--auth-token=s3cret")
     target.add_argument("--target-url", help="use this running target instead of starting one (loopback only)")
+    target.add_argument("--target-cmd", metavar="COMMAND",
+                        help="start your own server: a command with {port} (and {mode} = --mode, {host})")
+    own = parser.add_argument_group("your own app (docs/own-app.md)")
+    own.add_argument("--locustfile", type=Path, help="offer the user classes of this locustfile in the picker")
+    own.add_argument("--user", metavar="CLASS[,CLASS]", help="offer only these classes (default: all of them)")
     target.add_argument(ALLOW_FLAG, dest="i_own_this_host", action="store_true",
                         help="allow a --target-url that is not loopback: only for a host you own")
     web = parser.add_argument_group("web UI")
@@ -141,7 +154,19 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
     """Check the arguments and turn them into a plan; raises UsageError naming the flag."""
     environ = os.environ if environ is None else environ
     mode = server = None
-    if args.target_url:
+    command = None
+    if args.target_cmd:
+        if args.target_url or args.target or args.server or args.port or args.target_arg:
+            raise UsageError("--target-cmd starts your server; --target-url, --target, --server, --port and "
+                             "--target-arg do not go with it")
+        try:
+            if "{mode}" in args.target_cmd and not args.mode:
+                raise TargetCommandError("--target-cmd has {mode}: give --mode")
+            command = CommandTarget(args.target_cmd, mode=args.mode or DEFAULT_MODE)
+        except TargetCommandError as exc:
+            raise UsageError(str(exc)) from None
+        mode, server = command.mode, command.server
+    elif args.target_url:
         started_flags = [f for f, v in (("--target", args.target), ("--mode", args.mode), ("--server", args.server),
                                         ("--port", args.port), ("--target-arg", args.target_arg)) if v]
         if started_flags:
@@ -172,18 +197,28 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
     if not is_loopback_host(args.web_host) and auth is None:
         raise UsageError(f"--web-host {args.web_host} exposes the web UI (which starts load) beyond loopback: "
                          "add --web-auth USER:PASSWORD")
+    users = [name.strip() for name in (args.user or "").split(",") if name.strip()]
+    locustfile = args.locustfile.resolve() if args.locustfile else None
+    if locustfile is not None or users:
+        try:
+            check_user_classes(locustfile or HARNESS_LOCUSTFILE, users)
+        except LocustfileError as exc:
+            raise UsageError(str(exc)) from None
     run_dir = args.results or DEFAULT_RESULTS / f"ui-{(now or dt.datetime.now()):%Y%m%d-%H%M%S}"
     return UiPlan(run_dir=run_dir, mode=mode, server=server, target_url=args.target_url,
                   target_port=args.port, target_args=list(args.target_arg), web_host=args.web_host,
                   web_port=args.web_port, processes=args.processes, users=args.users,
                   spawn_rate=args.spawn_rate, stop_timeout=args.stop_timeout, auth=auth,
-                  locust_args=list(args.locust_arg), i_own_this_host=bool(args.target_url and args.i_own_this_host))
+                  locust_args=list(args.locust_arg), i_own_this_host=bool(args.target_url and args.i_own_this_host),
+                  locustfile=locustfile, user_classes=users, target_cmd=command)
 
 
 def locust_argv(plan: UiPlan, target_url: str) -> list[str]:
     """The Locust command: web UI with the class picker, recording into the session folder."""
+    # A user's locustfile gets the web UI extension as a second locustfile.
+    locustfiles = f"{plan.locustfile},{WEBUI_PLUGIN}" if plan.locustfile else str(HARNESS_LOCUSTFILE)
     argv = [
-        sys.executable, "-m", "locust", "-f", str(HARNESS_LOCUSTFILE), "--class-picker",
+        sys.executable, "-m", "locust", "-f", locustfiles, "--class-picker",
         "--web-host", plan.web_host, "--web-port", str(plan.web_port),
         "--host", target_url, "--results-dir", str(plan.run_dir),
         "--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}",
@@ -195,7 +230,7 @@ def locust_argv(plan: UiPlan, target_url: str) -> list[str]:
         argv.append("--web-login")  # the credentials travel in the environment, not on the command line
     if plan.i_own_this_host:
         argv.append(ALLOW_FLAG)
-    return argv + plan.locust_args
+    return argv + plan.locust_args + plan.user_classes
 
 
 def probe_target(url: str) -> dict[str, Any] | None:
@@ -316,9 +351,12 @@ class UiSessionRunner:
         else:
             assert plan.mode is not None and plan.server is not None  # resolve_plan sets both without --target-url
             try:
-                self.target = launch_target(plan.mode, plan.server, port=plan.target_port,
-                                            log_path=plan.run_dir / SESSION_TARGET_LOG,
-                                            extra_args=plan.target_args)
+                if plan.target_cmd is not None:
+                    self.target = launch_command(plan.target_cmd, log_path=plan.run_dir / SESSION_TARGET_LOG)
+                else:
+                    self.target = launch_target(plan.mode, plan.server, port=plan.target_port,
+                                                log_path=plan.run_dir / SESSION_TARGET_LOG,
+                                                extra_args=plan.target_args)
             except TargetStartError as exc:
                 return self._fail(f"the target did not start: {exc}")
             url = self.target.url

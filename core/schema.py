@@ -49,3 +49,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = tuple(SAMPLE_SCHEMA.names)
 # written under a temporary name and renamed, so a killed run leaves only
 # whole shards behind.
 SHARD_GLOB = "samples-*.parquet"
+
+# Declared fan-out pairs (acked event -> push) of one recording process, written
+# beside its shards (loadtests.fanout); the reports pair these names too.
+FANOUT_FILE_GLOB = "fanout-*.json"

@@ -28,10 +28,10 @@ from typing import Any
 
 from bench.locust_command import STOP_TIMEOUT_S, headless_args
 from bench.profile import SCENARIO_USERS, LoadShape
-from bench.sampler import TreeSampler, stats_connected
 from core.cells import cell_name
 from core.run_record import RUNNING, RunRecord
 from core.runinfo import MEASURED_PACKAGES, machine, new_run_id
+from core.sampler import TreeSampler, stats_connected
 from dockertools.cli import LOCUST_IMAGE, REPO_ROOT, DockerError, compose, compose_version, docker_binary, run, say
 from dockertools.stack import ASYNC_MODES, StackSettings, build, down, prepare_results_dir, resolve_base, up
 from target_app.settings import SERVERS_BY_MODE

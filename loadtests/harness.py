@@ -15,28 +15,35 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import gevent
+import psutil
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from core.files import write_json
-from core.run_record import LOAD_BOUNDS_FILE
+from core.run_record import LOAD_BOUNDS_FILE, RunRecord
+from core.sampler import TreeSampler, stats_connected
 from loadtests.env_state import set_harness, set_settings
+from loadtests.fanout import pairs_of
 from loadtests.instances import ROSTER
 from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
 from loadtests.pacing import LEDGER
+from loadtests.plain_run import owns_run_record, plain_run_record
 from loadtests.recorder import Recorder, shard_tag, worker_id
 from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
 
-__all__ = ["add_arguments", "on_init", "Harness"]
+__all__ = ["add_arguments", "install", "on_init", "Harness"]
 
 logger = logging.getLogger(__name__)
 
+
+ENV_HEARTBEAT_LIVENESS = "LOCUST_HEARTBEAT_LIVENESS"
 
 # Custom Locust messages between master and workers.
 _STOP = "loadtests_stop"
@@ -51,6 +58,7 @@ class Harness:
         self.settings = settings
         self.recorder: Recorder | None = None
         self._flusher: gevent.Greenlet | None = None
+        self._pairs_written_to: Path | None = None
         is_master = isinstance(environment.runner, MasterRunner)
         if settings.results_dir and not is_master:
             self.recorder = Recorder(settings.results_dir)
@@ -77,6 +85,15 @@ class Harness:
             events.test_start.add_listener(lambda **_: self._load_bounds.update(load_started_ns=time.time_ns()))
             events.test_stopping.add_listener(lambda **_: self._load_bounds.update(load_ended_ns=time.time_ns()))
             events.test_stop.add_listener(lambda **_: self.write_load_bounds())
+        #: this run's own run.json (a plain run with --results-dir that no runner set up)
+        self.run_record: RunRecord | None = None
+        #: the --target-pid sampler of a plain run (master or the only process)
+        self.server_sampler: TreeSampler | None = None
+        if not isinstance(runner, WorkerRunner):
+            events.test_start.add_listener(self._start_run_record)
+            events.test_start.add_listener(self._start_server_sampler)
+            events.test_stop.add_listener(self._stop_server_sampler)
+            events.test_stop.add_listener(self._finish_run_record)
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
@@ -94,9 +111,65 @@ class Harness:
         except OSError as exc:
             logger.warning("cannot write %s: %s", path, exc)
 
+    def _start_server_sampler(self, environment: Environment, **_: Any) -> None:
+        pid, folder = self.settings.target_pid, self.settings.results_dir
+        if not pid or not folder or self.server_sampler is not None:
+            return
+        host = environment.host or (self.settings.urls[0] if self.settings.urls else "")
+        self.server_sampler = TreeSampler(pid, Path(folder) / "server.csv",
+                                          connected=stats_connected(host) if host else None).start()
+        logger.info("sampling server process %d into %s", pid, Path(folder) / "server.csv")
+
+    def _stop_server_sampler(self, **_: Any) -> None:
+        if self.server_sampler is not None:
+            self.server_sampler.stop()
+            self.server_sampler = None
+
+    def _start_run_record(self, environment: Environment, **_: Any) -> None:
+        if not owns_run_record(self.settings.results_dir, web_ui=environment.web_ui is not None) \
+                and self.run_record is None:
+            return
+        settings = LoadSettings.from_options(environment.parsed_options)
+        self.run_record = plain_run_record(environment, settings, started_ns=time.time_ns())
+        self._write_run_record()
+
+    def _finish_run_record(self, **_: Any) -> None:
+        record = self.run_record
+        if record is None:
+            return
+        now = time.time_ns()
+        record.status, record.ended_ns = "ok", now
+        record.load_ended_ns = self._load_bounds.get("load_ended_ns") or now
+        if record.load_started_ns is not None and record.load_started_ns >= record.load_ended_ns:
+            record.load_ended_ns = record.load_started_ns + 1
+        if self.lost_workers:
+            record.status, record.reason = "failed", f"{len(self.lost_workers)} Locust worker(s) lost during the run"
+            record.extra["locust_workers_lost"] = sorted(self.lost_workers)
+        self._write_run_record()
+
+    def _write_run_record(self) -> None:
+        assert self.run_record is not None and self.settings.results_dir
+        try:
+            self.run_record.write(Path(self.settings.results_dir))
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", Path(self.settings.results_dir) / "run.json", exc)
+
     def flush(self) -> None:
         if self.recorder is not None:
             self.recorder.flush(timeout=5.0)
+            self.write_fanout_pairs()
+
+    def write_fanout_pairs(self) -> None:
+        """``fanout-<host>-<pid>.json``: the fan-out the user classes declared, for the reports to pair."""
+        pairs = pairs_of(self.environment.user_classes)
+        if self.recorder is None or not pairs or self._pairs_written_to == self.recorder.results_dir:
+            return
+        path = self.recorder.results_dir / f"fanout-{shard_tag()}.json"
+        try:
+            write_json(path, {"worker": worker_id(), "pairs": pairs}, indent=1)
+            self._pairs_written_to = self.recorder.results_dir
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", path, exc)
 
     def _flush_periodically(self) -> None:
         while True:
@@ -185,6 +258,10 @@ class Harness:
         runner.send_message(_STOPPED)
 
     def on_test_start(self, environment: Environment, **_: Any) -> None:
+        # An empty host field in the web UI means the target Locust was started with.
+        started_with = getattr(environment.parsed_options, "host", None)
+        if not environment.host and started_with:
+            environment.host = started_with
         try:
             self.settings = LoadSettings.from_options(environment.parsed_options)
             if not isinstance(environment.runner, WorkerRunner):  # workers load what the master chose
@@ -224,7 +301,7 @@ class Harness:
         Written only with several instances; join it to the samples on
         (``worker``, ``user``). Written under a temporary name, then renamed.
         """
-        from loadtests.users import USER_TARGETS  # imports Locust: only once a run exists
+        from loadtests.socketio_user import USER_TARGETS  # imports the users: only once a run exists
 
         if self.recorder is None or len(self.settings.urls) < 2 or not USER_TARGETS:
             return
@@ -246,6 +323,31 @@ class Harness:
         self.flush()
 
 
+_installed = False
+
+
+def install() -> None:
+    """Register the harness with Locust (its options and its ``init`` hook), once per process.
+
+    :mod:`loadtests.socketio_user` calls it on import, so a locustfile that
+    imports the public API gets the recorder, the watchdog and the option
+    checks without a line of set-up.
+    """
+    global _installed
+    if _installed:
+        return
+    import locust.runners
+    from locust import events
+
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(on_init)
+    # Missed heartbeats a worker is allowed before the master drops it (Locust's
+    # default is 3; the containers set 10 for a busy two-core host).
+    if os.environ.get(ENV_HEARTBEAT_LIVENESS):
+        locust.runners.HEARTBEAT_LIVENESS = int(os.environ[ENV_HEARTBEAT_LIVENESS])
+    _installed = True
+
+
 def on_init(environment: Environment, **_: Any) -> None:
     """Locust ``init`` listener: check the options and set up the harness."""
     try:
@@ -253,6 +355,9 @@ def on_init(environment: Environment, **_: Any) -> None:
         check_host(environment.host, settings)
     except ValueError as exc:
         sys.stderr.write(f"locust: error: {exc}\n")
+        sys.exit(2)
+    if settings.target_pid and not psutil.pid_exists(settings.target_pid):
+        sys.stderr.write(f"locust: error: --target-pid {settings.target_pid}: no such process on this machine\n")
         sys.exit(2)
     headless = environment.parsed_options is not None and getattr(environment.parsed_options, "headless", False)
     if headless and not environment.host and not settings.urls:

@@ -53,6 +53,8 @@ class LoadSettings:
     watchdog_grace: float = 15.0
     #: comma-separated instances to spread users over (user k takes URL k mod N); empty = --host
     target_urls: str = ""
+    #: a server process (tree) to sample into server.csv during a plain run; 0 = none
+    target_pid: int = 0
     #: deliveries a fan-out send should cause: "acks" (the server's count), "roster"
     #: (the load generator's room members; needed with several instances) or "auto"
     expected_from: str = "auto"
@@ -218,6 +220,9 @@ def add_arguments(parser: Any) -> None:
     add("--target-urls", default=d.target_urls,
         help="Comma-separated target instances sharing a message queue; user k loads URL k mod N "
              "(default: every user loads --host)")
+    add("--target-pid", type=_non_negative_int, default=d.target_pid, include_in_web_ui=False,
+        help="Sample this server process tree (CPU, memory, threads, descriptors) into server.csv in "
+             "--results-dir while the test runs (default 0 = none)")
     add("--expected-from", choices=EXPECTED_FROM, default=d.expected_from,
         help="Deliveries a broadcast should cause: 'acks' (the server's recipients, one instance), "
              "'roster' (this load generator's room members), 'auto' = roster with several --target-urls")

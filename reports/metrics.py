@@ -224,7 +224,7 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     connections = connection_figures(steady, duration, concurrency_events, window, notes)
     throughput = throughput_figures(steady, duration)
     errors, breakdown, error_ratio = error_figures(steady)
-    fanout = fanout_figures(steady, latency, notes)
+    fanout = fanout_figures(steady, latency, notes, FANOUT_PAIRS | data.fanout_pairs)
     server, server_timeline = (None, None)
     if data.server is not None:
         server, server_timeline = server_figures(
@@ -500,7 +500,8 @@ def error_figures(steady: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame, f
     return errors, breakdown, ratio
 
 
-def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]) -> dict[str, Any] | None:
+def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str],
+                   pairs: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Deliveries expected (acks' ``expected``) vs pushes received, per event pair.
 
     Both sides are counted on ``t_ns`` in the same window: a push carries its
@@ -508,7 +509,8 @@ def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]
     """
     kind, name = steady["kind"], steady["name"]
     by_event: dict[str, dict[str, Any]] = {}
-    for ack_name, push_name in FANOUT_PAIRS.items():
+    pairs = FANOUT_PAIRS if pairs is None else pairs
+    for ack_name, push_name in pairs.items():
         acks = steady.loc[(kind == "ack") & (name == ack_name) & steady["ok"], "expected"]
         received = int(((kind == "push") & (name == push_name) & steady["ok"]).sum())
         expected = int(acks.sum())
@@ -532,7 +534,7 @@ def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]
         by_event[ack_name] = entry
 
     unpaired = steady.loc[(kind == "ack") & steady["ok"] & (steady["expected"] > 0), "name"]
-    unpaired = sorted(set(unpaired.astype(str)) - set(FANOUT_PAIRS))
+    unpaired = sorted(set(unpaired.astype(str)) - set(pairs))
     if unpaired:
         notes.append(f"acks of {', '.join(unpaired)} carry expected deliveries but no known push pairs them; "
                      "not counted in fan-out")

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
-from core.schema import KINDS, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
+from core.schema import FANOUT_FILE_GLOB, KINDS, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
 from reports.errors import ReportInputError
 
 SERVER_CSV = "server.csv"
@@ -93,6 +93,8 @@ class CellData:
     """Why the figures are based on incomplete data; non-empty means partial."""
     notes: list[str] = field(default_factory=list)
     """Things worth knowing that do not make a figure incomplete."""
+    fanout_pairs: dict[str, str] = field(default_factory=dict)
+    """acked event -> push declared by the run's user classes (beside the reference pairs)."""
 
     @property
     def partial(self) -> bool:
@@ -141,11 +143,32 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
         locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
     locust_users = read_locust_users(path / LOCUST_HISTORY_CSV, notes)
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
+    fanout_pairs = read_fanout_pairs(path, problems)
     return CellData(
         path=path, cell=cell, run=run, samples=samples, server=server, loadgen=loadgen,
-        locust_stats=locust_stats, locust_users=locust_users, logs=logs,
+        locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs,
         shards_read=read, shards_skipped=skipped, problems=problems, notes=notes,
     )
+
+
+# --- declared fan-out ---------------------------------------------------------
+
+def read_fanout_pairs(cell_dir: Path, problems: list[str] | None = None) -> dict[str, str]:
+    """acked event -> push, as the user classes declared them (``fanout-*.json``, one per recording process)."""
+    pairs: dict[str, str] = {}
+    for path in sorted(cell_dir.glob(FANOUT_FILE_GLOB)):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            found = document["pairs"]
+            if not (isinstance(found, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in found.items())):
+                raise ValueError("'pairs' must map event names to push names")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if problems is not None:
+                problems.append(f"{path.name} unreadable ({exc}); its declared fan-out is not paired")
+            continue
+        pairs.update(found)
+    return pairs
 
 
 # --- run.json -----------------------------------------------------------------
@@ -325,7 +348,8 @@ def _parse_float(text: str) -> float:
 
 def read_server_csv(path: Path, problems: list[str]) -> pd.DataFrame | None:
     """The target's process-tree samples, or None (with a problem) when unusable."""
-    return read_process_csv(path, problems, consequence="no server CPU or memory figures")
+    return read_process_csv(path, problems,
+                            consequence="no server CPU or memory figures (sample the server: --target-pid PID)")
 
 
 def read_loadgen_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:

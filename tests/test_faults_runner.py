@@ -57,13 +57,16 @@ class Killer:
     runner_pid: int
     cell_dir: Path
     pick: Callable[[list[psutil.Process]], psutil.Process | None]
+    #: distinct recording processes whose shards must exist before the kill
+    writers: int = 1
     killed_ns: int | None = None
     victim: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         while not self.stop.is_set():
-            if list(self.cell_dir.glob("samples-*.parquet")):
+            shards = self.cell_dir.glob("samples-*.parquet")
+            if len({shard.name.rsplit("-", 1)[0] for shard in shards}) >= self.writers:
                 victim = self.pick(descendants(self.runner_pid))
                 if victim is not None:
                     self.victim = cmdline(victim)
@@ -104,7 +107,7 @@ class BenchRun:
 
 
 def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[psutil.Process]], psutil.Process | None],
-              *args: str, users: int = 6, duration: float = 5) -> BenchRun:
+              *args: str, users: int = 6, duration: float = 5, writers: int = 1) -> BenchRun:
     run_dir = tmp_path / "r"
     cell = f"{target}--{scenario}"
     argv = ["nice", "-n", "10", sys.executable, "-m", "bench", "--profile", "scaleout",
@@ -112,7 +115,7 @@ def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[p
             "--warmup", "0", "--results", str(tmp_path), "--run-id", "r", "--no-report", *args]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    killer = Killer(proc.pid, run_dir / cell, pick)
+    killer = Killer(proc.pid, run_dir / cell, pick, writers=writers)
     thread = threading.Thread(target=killer.run, daemon=True)
     thread.start()
     try:
@@ -210,7 +213,9 @@ def test_losing_a_locust_worker_still_ends_and_reports(tmp_path: Path) -> None:
         workers = [p for p in locusts if masters and p.ppid() == masters[0].pid]
         return workers[-1] if len(workers) == 2 else None
 
-    run = run_bench(tmp_path, "gevent-dev", "echo", worker, "--processes", "2", "--emit-rate", "20", users=4)
+    # Killed once both workers have flushed, so the lost one's samples exist to be kept.
+    run = run_bench(tmp_path, "gevent-dev", "echo", worker, "--processes", "2", "--emit-rate", "20", users=4,
+                    writers=2)
     info = run.info()
     assert run.returncode == 1, run.out[-3000:]
     assert info["status"] == "failed"

@@ -26,7 +26,7 @@ import gevent
 from gevent.monkey import get_original
 from locust import User, constant, task
 
-from locustfile import add_arguments, on_init  # noqa: F401  (the harness hooks)
+import loadtests.socketio_user  # noqa: F401  (the harness registers itself on import)
 
 
 class HubBlockingUser(User):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.profile import ProfileError, TargetSpec, parse_profile
-from bench.sampler import sample_tree, stats_connected
+from core.sampler import sample_tree, stats_connected
 from loadtests.errors import CallTimeout, ConnectionClosed, ConnectRefused
 from loadtests.instances import RoomRoster, on_instance, parse_target_urls, pick_target, resolve_expected_from
 from loadtests.options import LoadSettings

@@ -16,9 +16,14 @@ from typing import Any
 
 __all__ = ["register"]
 
+_registered: set[int] = set()
+
 
 def register(events: Any) -> None:
-    """Hook the web UI extension into Locust's ``init`` event (``locust.events``)."""
+    """Hook the web UI extension into Locust's ``init`` event (``locust.events``), once."""
     from webui.panel import on_init
 
+    if id(events) in _registered:
+        return
+    _registered.add(id(events))
     events.init.add_listener(on_init)

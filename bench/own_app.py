@@ -1,0 +1,139 @@
+"""The user's own server as the system under test: started from a command, or sampled by PID.
+
+``--target-cmd "python app.py --port {port} --async-mode {mode}"`` makes the
+runner start the user's server for each cell, exactly as it starts the
+reference target: a free loopback port, the log in ``target.log``, the
+process tree sampled into ``server.csv``, stopped at the cell's end. The
+command is split like a shell would split it (no shell runs it) and its
+placeholders are filled in: ``{port}``, ``{host}`` (127.0.0.1) and
+``{mode}`` (the cell's async mode); a leading ``python`` is the harness's
+own interpreter. It is ready once its port accepts a
+connection; a command that exits first, or never opens its port, fails the
+cell with the last lines of its log.
+
+``--target-pid PID`` (with ``--target-url``) samples a server the user
+started themselves; it is never signalled.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import string
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from target_app.process import LOOPBACK, TargetProcess, TargetStartError, free_port
+
+#: the placeholders a --target-cmd may use
+PLACEHOLDERS: tuple[str, ...] = ("port", "host", "mode")
+#: the mode of a command that has no {mode}: the app runs as it chooses
+DEFAULT_MODE = "app"
+READY_TIMEOUT_S = 30.0
+
+
+class TargetCommandError(ValueError):
+    """A --target-cmd that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class CommandTarget:
+    """The user's server, started from a command for each cell (``--target-cmd``)."""
+
+    command: str
+    mode: str = DEFAULT_MODE
+    #: the server part of the cell name (``--app-name``)
+    server: str = "app"
+    instances: int = 1
+    message_queue: bool = False
+
+    def __post_init__(self) -> None:
+        check_command(self.command)
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode}-{self.server}"
+
+    def argv(self, *, port: int, host: str = LOOPBACK) -> list[str]:
+        """The command with its placeholders filled in, split into arguments."""
+        values = {"port": str(port), "host": host, "mode": self.mode}
+        argv = [arg.format_map(values) for arg in shlex.split(self.command)]
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the harness's interpreter, with its pinned stack
+        return argv
+
+
+def check_command(command: str) -> None:
+    """TargetCommandError for an empty command, bad quoting, or an unknown placeholder."""
+    if not command.strip():
+        raise TargetCommandError("--target-cmd is empty")
+    try:
+        args = shlex.split(command)
+    except ValueError as exc:
+        raise TargetCommandError(f"--target-cmd {command!r}: {exc}") from None
+    for arg in args:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
+        except ValueError as exc:
+            raise TargetCommandError(f"--target-cmd argument {arg!r}: {exc} (write {{{{ and }}}} for braces)") \
+                from None
+        unknown = sorted(names - set(PLACEHOLDERS))
+        if unknown:
+            raise TargetCommandError(f"--target-cmd: unknown placeholder {{{unknown[0]}}} "
+                                     f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+    if "{port}" not in command:
+        raise TargetCommandError("--target-cmd must take its port from {port}, e.g. "
+                                 "\"python app.py --port {port}\": the runner picks a free one per cell")
+
+
+def wait_for_port(target: TargetProcess, timeout: float) -> None:
+    """Return once ``target`` accepts a TCP connection; TargetStartError with its log tail otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not target.alive():
+            raise TargetStartError(f"--target-cmd exited with code {target.process.returncode} before it opened "
+                                   f"port {target.port}. Log tail:\n{target.log_tail()}")
+        try:
+            with socket.create_connection((target.host, target.port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TargetStartError(f"--target-cmd did not open port {target.port} within {timeout:.0f} s. "
+                           f"Log tail:\n{target.log_tail()}")
+
+
+def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequence[int] | None = None,
+                   ready_timeout: float = READY_TIMEOUT_S) -> TargetProcess:
+    """Start the user's server on a free loopback port and wait for the port; the caller stops it."""
+    port = free_port(LOOPBACK)
+    argv = spec.argv(port=port)
+    if cpu_affinity:
+        argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as log:
+        try:
+            process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            raise TargetStartError(f"--target-cmd could not start {argv[0]!r}: {exc.strerror or exc}") from None
+    target = TargetProcess(process=process, host=LOOPBACK, port=port, log_path=log_path, mode=spec.mode,
+                           server=spec.server, argv=argv)
+    try:
+        wait_for_port(target, ready_timeout)
+    except BaseException:
+        target.stop()
+        raise
+    return target
+
+
+def check_target_pid(pid: int) -> int:
+    """``pid`` when a process with it exists here; ValueError otherwise."""
+    if pid <= 0 or not psutil.pid_exists(pid):
+        raise ValueError(f"--target-pid {pid}: no such process on this machine")
+    return pid

@@ -1,0 +1,55 @@
+"""Declared fan-out (loadtests.fanout): pure logic, no network."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from loadtests.fanout import FanOut, check_declarations, pairs_of, sent_ns_of, stamped
+
+
+def test_stamped_adds_the_send_time() -> None:
+    before = time.time_ns()
+    data = stamped({"room": "a"}, text="hi")
+    assert data["room"] == "a" and data["text"] == "hi" and before <= data["t_ns"] <= time.time_ns()
+
+
+@pytest.mark.parametrize("push, sent", [
+    ({"t_ns": 5}, 5),
+    ({"payload": {"t_ns": 7, "data": "x"}}, 7),
+    ({"text": "no stamp"}, None),
+    (["t_ns", 5], None),
+])
+def test_the_send_time_is_found_where_servers_put_it(push: object, sent: object) -> None:
+    assert sent_ns_of(push) == sent
+
+
+def test_pairs_come_from_every_class() -> None:
+    class Chat:
+        fanout = {"chat_message": FanOut("new_message", expected="roster")}
+
+    class Alerts:
+        fanout = {"alert": FanOut("alerted", expected=lambda user, data, ack: 3)}
+
+    class Plain:
+        pass
+
+    assert pairs_of([Chat, Alerts, Plain]) == {"chat_message": "new_message", "alert": "alerted"}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: FanOut(""), "push must be an event name"),
+    (lambda: FanOut("x", expected="room"), "expected must be one of ack, roster"),
+    (lambda: FanOut("x", expected=3), "expected must be a source name or a function"),
+])
+def test_a_bad_declaration_is_named(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_class_fanout_must_map_events_to_declarations() -> None:
+    assert check_declarations("ChatUser", {"m": FanOut("n")}) == {"m": FanOut("n")}
+    with pytest.raises(ValueError, match=r"ChatUser.fanout\['m'\] must be FanOut"):
+        check_declarations("ChatUser", {"m": "n"})
+    with pytest.raises(ValueError, match="ChatUser.fanout must be a dict"):
+        check_declarations("ChatUser", [("m", FanOut("n"))])
