@@ -31,7 +31,7 @@ from typing import Sequence, TextIO
 
 from bench.cell import CellPlan, CellResult, LiveFigures, run_cell
 from bench.locustfile_check import LocustfileError, check_user_classes
-from bench.own_app import check_target_pid
+from bench.own_app import READY_TIMEOUT_S, check_target_pid
 from bench.profile import Profile, ProfileError, Scenario, command_targets, load_profile
 from bench.target_group import ExternalTarget
 from core.files import write_json
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start your server for each cell: a command with {port} (and {mode}, {host})")
     own.add_argument("--modes", metavar="MODE[,MODE]", help="one cell per mode, each with --target-cmd's {mode}")
     own.add_argument("--app-name", default="app", help="the server part of your cells' names (default: app)")
+    own.add_argument("--target-timeout", type=float, default=READY_TIMEOUT_S, metavar="SECONDS",
+                     help=f"seconds --target-cmd has to open its port (default {READY_TIMEOUT_S:g})")
     own.add_argument("--target-pid", type=int, metavar="PID",
                      help="sample this process tree into server.csv (a server you started, with --target-url)")
     parser.add_argument(ALLOW_FLAG, dest="i_own_this_host", action="store_true",
@@ -171,7 +173,7 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     if args.target_cmd:
         if args.targets:
             raise ProfileError("--targets and --target-cmd exclude each other: the reference targets, or your app")
-        targets = command_targets(args.target_cmd, _split(args.modes), args.app_name)
+        targets = command_targets(args.target_cmd, _split(args.modes), args.app_name, args.target_timeout)
         profile = replace(profile, targets=targets, reference=targets[0].label)
     scenarios = own_app_scenarios(args, profile)
     if scenarios is not None:

@@ -52,9 +52,13 @@ class CommandTarget:
     server: str = "app"
     instances: int = 1
     message_queue: bool = False
+    #: seconds the server has to open its port
+    ready_timeout_s: float = READY_TIMEOUT_S
 
     def __post_init__(self) -> None:
         check_command(self.command)
+        if not self.ready_timeout_s > 0:
+            raise TargetCommandError(f"--target-timeout must be > 0 seconds, got {self.ready_timeout_s}")
 
     @property
     def label(self) -> str:
@@ -108,8 +112,8 @@ def wait_for_port(target: TargetProcess, timeout: float) -> None:
                            f"Log tail:\n{target.log_tail()}")
 
 
-def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequence[int] | None = None,
-                   ready_timeout: float = READY_TIMEOUT_S) -> TargetProcess:
+def launch_command(spec: CommandTarget, *, log_path: Path,
+                   cpu_affinity: Sequence[int] | None = None) -> TargetProcess:
     """Start the user's server on a free loopback port and wait for the port; the caller stops it."""
     port = free_port(LOOPBACK)
     argv = spec.argv(port=port)
@@ -125,7 +129,7 @@ def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequenc
     target = TargetProcess(process=process, host=LOOPBACK, port=port, log_path=log_path, mode=spec.mode,
                            server=spec.server, argv=argv)
     try:
-        wait_for_port(target, ready_timeout)
+        wait_for_port(target, spec.ready_timeout_s)
     except BaseException:
         target.stop()
         raise

@@ -42,7 +42,7 @@ from target_app.settings import SERVERS_BY_MODE
 if TYPE_CHECKING:
     from bench.target_group import ExternalTarget  # imports this module
 
-from bench.own_app import CommandTarget, TargetCommandError
+from bench.own_app import READY_TIMEOUT_S, CommandTarget, TargetCommandError
 from core.paths import PROFILES_DIR
 from core.scenarios import scenario_of_classes
 
@@ -236,18 +236,20 @@ def _load_shape(values: dict[str, Any], where: str) -> LoadShape:
         raise ProfileError(f"{where}: {exc}") from None
 
 
-def command_targets(command: str, modes: list[str] | None, app_name: str = "app") -> tuple[CommandTarget, ...]:
+def command_targets(command: str, modes: list[str] | None, app_name: str = "app",
+                    ready_timeout_s: float = READY_TIMEOUT_S) -> tuple[CommandTarget, ...]:
     """One target per async mode for ``--target-cmd`` (one, mode ``app``, without ``{mode}``)."""
     try:
         if not modes:
             if "{mode}" in command:
                 raise ProfileError("--target-cmd has {mode}: name the modes to run, e.g. --modes threading,gevent")
-            return (CommandTarget(command, server=app_name),)
+            return (CommandTarget(command, server=app_name, ready_timeout_s=ready_timeout_s),)
         if "{mode}" not in command:
             raise ProfileError("--modes needs {mode} in --target-cmd, so each cell starts the app in its mode")
         if len(set(modes)) != len(modes):
             raise ProfileError(f"--modes lists a mode twice: {', '.join(modes)}")
-        return tuple(CommandTarget(command, mode=mode, server=app_name) for mode in modes)
+        return tuple(CommandTarget(command, mode=mode, server=app_name, ready_timeout_s=ready_timeout_s)
+                     for mode in modes)
     except TargetCommandError as exc:
         raise ProfileError(str(exc)) from None
 

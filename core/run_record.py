@@ -34,6 +34,20 @@ FINAL_STATUSES: tuple[str, ...] = ("ok", "failed", "partial")
 MIN_EPOCH_NS = 10**17
 
 
+#: the warm-up a run without a planned one gets: its ramp-up, at most this share of the load
+MAX_WARMUP_SHARE = 0.25
+
+
+def ramp_warmup_s(users: int | None, spawn_rate: float | None, duration_s: float) -> float:
+    """Seconds cut from the report's steady window: the ramp-up, at most a quarter of the load.
+
+    For runs nobody planned a warm-up for (a web UI test, a plain ``locust``
+    run): while users are still arriving, joins and first connects dominate.
+    """
+    ramp = (users / spawn_rate) if users and spawn_rate and spawn_rate > 0 else 0.0
+    return round(min(ramp, MAX_WARMUP_SHARE * duration_s), 3)
+
+
 class RunRecordError(ValueError):
     """A run record that cannot be trusted; the message names the field."""
 

@@ -27,7 +27,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from core.files import write_json
-from core.run_record import LOAD_BOUNDS_FILE, RunRecord
+from core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
 from core.sampler import TreeSampler, stats_connected
 from loadtests.env_state import set_harness, set_settings
 from loadtests.fanout import pairs_of
@@ -142,6 +142,9 @@ class Harness:
         record.load_ended_ns = self._load_bounds.get("load_ended_ns") or now
         if record.load_started_ns is not None and record.load_started_ns >= record.load_ended_ns:
             record.load_ended_ns = record.load_started_ns + 1
+        if record.load_started_ns is not None:
+            span_s = (record.load_ended_ns - record.load_started_ns) / 1e9
+            record.load.warmup_s = ramp_warmup_s(record.load.users, record.load.spawn_rate, span_s)
         if self.lost_workers:
             record.status, record.reason = "failed", f"{len(self.lost_workers)} Locust worker(s) lost during the run"
             record.extra["locust_workers_lost"] = sorted(self.lost_workers)

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.run_record import ramp_warmup_s as warmup_for
 from core.scenarios import scenario_of_classes
 from reports.read_cell import read_run_json
 from webui.session import (
@@ -17,7 +18,6 @@ from webui.session import (
     close_running_cells,
     copy_server_rows,
     ui_cell_name,
-    warmup_for,
 )
 
 S = 1_000_000_000

@@ -33,7 +33,7 @@ from typing import Any
 
 from core.cells import cell_name
 from core.files import atomic_open
-from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord, iso
+from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord, iso, ramp_warmup_s
 from core.runinfo import machine, versions
 from core.scenarios import scenario_of_classes
 from loadtests.options import LoadSettings
@@ -48,8 +48,6 @@ SERVER_CSV = "server.csv"
 #: server.csv rows copied into a cell from before its start (the RSS baseline) and after its stop
 SERVER_LEAD_NS = 2_000_000_000
 SERVER_TAIL_NS = 1_000_000_000
-#: warm-up written to run.json: the ramp-up, at most this share of the test
-MAX_WARMUP_SHARE = 0.25
 NS_PER_S = 1_000_000_000
 
 def ui_cell_name(mode: str, server: str, scenario: str, started: dt.datetime, root: Path) -> str:
@@ -69,12 +67,6 @@ def read_session(root: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def warmup_for(users: int | None, spawn_rate: float | None, duration_s: float) -> float:
-    """Seconds cut from the report's steady window: the ramp-up, at most a quarter of the test."""
-    ramp = (users / spawn_rate) if users and spawn_rate and spawn_rate > 0 else 0.0
-    return round(min(ramp, MAX_WARMUP_SHARE * duration_s), 3)
 
 
 @dataclass
@@ -162,7 +154,7 @@ class UiSession:
         duration = max((end_ns - cell.started_ns) / NS_PER_S, 1e-3)
         load = record.load
         load.duration_s = round(duration, 3)
-        load.warmup_s = warmup_for(load.users, load.spawn_rate, duration)
+        load.warmup_s = ramp_warmup_s(load.users, load.spawn_rate, duration)
         record.status, record.reason, record.ended_ns, record.load_ended_ns = status, reason, end_ns, end_ns
         ui = record.extra.get("ui")
         if isinstance(ui, dict) and ui.get("target_sampled"):
