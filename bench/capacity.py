@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.cell import CellPlan, LiveFigures, run_cell
+from bench.cell import CellPlan
 from bench.check import lookup
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
 from bench.profile import SCENARIO_USERS, LoadShape, Scenario, TargetSpec
@@ -91,14 +91,7 @@ def search(target: TargetSpec, scenario: Scenario, run_dir: Path, *, start: int,
         plan = CellPlan(run_id=run_dir.name, target=target, scenario=step, run_dir=run_dir,
                         target_args=target_args, pin_cores=pin, name=plan_cell,
                         extra_run_info={"capacity_step_users": users})
-        prefix = f"[step {len(steps) + 1}] {plan_cell}"
-
-        def on_progress(e: float, live: LiveFigures | None, p: str = prefix,
-                        d: float = step.load.duration_s) -> None:
-            progress.update(p, e, d, live)
-
-        result = run_cell(plan, interrupted=interrupted, on_progress=on_progress)
-        progress.done(prefix, result)
+        result = progress.run(plan, f"[step {len(steps) + 1}] {plan_cell}", interrupted)
         try:
             summary = build_cell_report(result.path, html=False).summary
         except ReportInputError as exc:

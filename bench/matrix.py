@@ -62,6 +62,17 @@ class ProgressLine:
             self._last_print = time.monotonic()
             print(line, file=self.stream, flush=True)
 
+    def run(self, plan: CellPlan, prefix: str, interrupted: threading.Event | None = None) -> CellResult:
+        """Run one cell with its progress on this line; the line ends with the cell's outcome."""
+        duration = plan.scenario.load.duration_s
+
+        def on_progress(elapsed: float, live: LiveFigures | None) -> None:
+            self.update(prefix, elapsed, duration, live)
+
+        result = run_cell(plan, interrupted=interrupted, on_progress=on_progress)
+        self.done(prefix, result)
+        return result
+
     def done(self, prefix: str, result: CellResult) -> None:
         if self.tty:
             self.stream.write("\r\x1b[K")
@@ -217,15 +228,7 @@ def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args
         plan = CellPlan(run_id=run_dir.name, target=target, scenario=scenario, run_dir=run_dir,
                         target_args=target_args, pin_cores=pin, i_own_this_host=i_own_this_host,
                         extra_run_info={"profile": profile.name})
-        prefix = f"[{index}/{len(cells)}] {plan.cell}"
-
-        def on_progress(elapsed: float, live: LiveFigures | None, p: str = prefix,
-                        d: float = scenario.load.duration_s) -> None:
-            progress.update(p, elapsed, d, live)
-
-        result = run_cell(plan, interrupted=interrupted, on_progress=on_progress)
-        progress.done(prefix, result)
-        results.append(result)
+        results.append(progress.run(plan, f"[{index}/{len(cells)}] {plan.cell}", interrupted))
         write_json(run_dir / "run-index.json", {
             "run_id": run_dir.name, "profile": profile.name, "reference": profile.reference,
             "cells": [{"cell": r.cell, "status": r.status, "reason": r.reason} for r in results],
