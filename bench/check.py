@@ -91,17 +91,48 @@ def load_rules(path: Path) -> list[Rule]:
         raise CheckInputError(f"{path}: cannot read thresholds ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise CheckInputError(f"{path}: not valid TOML ({exc})") from None
+    unknown_tables = sorted(set(data) - {"rule"})
+    if unknown_tables:
+        raise CheckInputError(f"{path}: unknown key(s) {', '.join(unknown_tables)} (rules are [[rule]] tables)")
+    entries = data.get("rule", [])
+    if not isinstance(entries, list) or not entries:
+        raise CheckInputError(f"{path}: no [[rule]] table: a thresholds file that checks nothing is refused")
     rules = []
-    for i, entry in enumerate(data.get("rule", [])):
+    for i, entry in enumerate(entries):
         unknown = set(entry) - {"metric", "max", "min", "scenario", "target"}
         if unknown or "metric" not in entry or ("max" not in entry and "min" not in entry):
             raise CheckInputError(f"{path}: rule {i + 1} needs 'metric' and 'max' or 'min'"
                                   + (f"; unknown key(s) {', '.join(sorted(unknown))}" if unknown else ""))
-        try:
-            rules.append(Rule(**entry))
-        except TypeError as exc:
-            raise CheckInputError(f"{path}: rule {i + 1}: {exc}") from None
+        for key in ("max", "min"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise CheckInputError(f"{path}: rule {i + 1}: {key} must be a number, got {value!r}")
+        for key in ("metric", "scenario", "target"):
+            if key in entry and not isinstance(entry[key], str):
+                raise CheckInputError(f"{path}: rule {i + 1}: {key} must be a string, got {entry[key]!r}")
+        rules.append(Rule(**entry))
     return rules
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """A baseline file, checked: an object with cells of figures, each a number and which way is better."""
+    try:
+        baseline = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckInputError(f"{path}: cannot read baseline ({exc})") from None
+    cells = baseline.get("cells") if isinstance(baseline, dict) else None
+    if not isinstance(cells, dict) or not cells:
+        raise CheckInputError(f"{path}: a baseline needs a non-empty 'cells' object (make one with --write-baseline)")
+    for cell, figures in cells.items():
+        if not isinstance(figures, dict):
+            raise CheckInputError(f"{path}: cells.{cell} must be an object of figures")
+        for figure, entry in figures.items():
+            value = entry.get("value") if isinstance(entry, dict) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or entry.get("better") not in ("higher", "lower"):
+                raise CheckInputError(f"{path}: baseline figure cells.{cell}.{figure} needs a numeric 'value' "
+                                      f"and 'better' = \"higher\" or \"lower\", got {entry!r:.80}")
+    return baseline
 
 
 def load_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -119,8 +150,18 @@ def load_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
     return summaries
 
 
+def cells_without_summary(run_dir: Path) -> list[str]:
+    """Cell folders (they hold a run.json) that have no summary.json: never skipped in silence."""
+    return sorted(p.parent.name for p in run_dir.glob("*/run.json") if not (p.parent / "summary.json").is_file())
+
+
 def check_thresholds(summaries: dict[str, dict[str, Any]], rules: Sequence[Rule]) -> list[Outcome]:
     outcomes = []
+    for rule in rules:
+        if not any(rule.applies(cell, summary) for cell, summary in summaries.items()):
+            where = ", ".join(f"{k} {v!r}" for k, v in (("scenario", rule.scenario), ("target", rule.target)) if v)
+            outcomes.append(Outcome("(no cell)", "threshold", rule.metric, None, "matches a cell", False,
+                                    f"rule {rule.metric}{' for ' + where if where else ''} matched nothing"))
     for cell, summary in summaries.items():
         for rule in rules:
             if not rule.applies(cell, summary):
@@ -261,14 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"check: wrote baseline of {len(baseline['cells'])} cells to {args.write_baseline}")
             return EXIT_PASS
         outcomes = check_status(summaries)
+        outcomes += [Outcome(cell, "status", "summary.json", None, "present", False,
+                             "no summary.json: the reports were not built for this cell")
+                     for cell in cells_without_summary(args.run_dir)]
         if args.thresholds:
             outcomes += check_thresholds(summaries, load_rules(args.thresholds))
         if args.baseline:
-            try:
-                baseline = json.loads(args.baseline.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise CheckInputError(f"{args.baseline}: cannot read baseline ({exc})") from None
-            outcomes += check_baseline(summaries, baseline, args.tolerance)
+            outcomes += check_baseline(summaries, load_baseline(args.baseline), args.tolerance)
     except CheckInputError as exc:
         print(f"check: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -171,3 +171,47 @@ def test_capacity_judge() -> None:
     errors = judge(summary("gevent-dev--echo", errors=0.05), 10, "echo", 50, 0.01, "c")
     assert not errors.held and "errors 5.00%" in errors.why
     assert [next_users(2, 1, 2), next_users(10, 2, 0), next_users(1, 1.2, 0)] == [4, 20, 2]
+
+
+# --- the check refuses what it does not understand ------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ('[[rules]]\nmetric = "error_ratio"\nmax = 0.01\n', "unknown key(s) rules"),
+    ("", "no [[rule]] table"),
+    ('[[rule]]\nmetric = "error_ratio"\nmax = "0.01"\n', "max must be a number"),
+    ('[[rule]]\nmetric = "error_ratio"\nmax = 0.01\nscenaro = "echo"\n', "unknown key(s) scenaro"),
+])
+def test_check_refuses_a_thresholds_file_it_cannot_read_as_meant(tmp_path: Path, text: str, message: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"))
+    rules = tmp_path / "t.toml"
+    rules.write_text(text)
+    assert check.main([str(run), "--thresholds", str(rules)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_rule_that_matches_no_cell_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"))
+    rules = tmp_path / "t.toml"
+    rules.write_text('[[rule]]\nscenario = "ecco"\nmetric = "error_ratio"\nmax = 0.01\n')
+    assert check.main([str(run), "--thresholds", str(rules)]) == 1
+    assert "matched nothing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["{}", "[]", '{"cells": {}}', '{"cells": {"gevent-dev--echo": {"x": {"value": "1"}}}}',
+                                  '{"cells": {"gevent-dev--echo": {"x": {"value": 1, "better": "more"}}}}'])
+def test_check_refuses_an_empty_or_mistyped_baseline(tmp_path: Path, text: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"))
+    baseline = tmp_path / "b.json"
+    baseline.write_text(text)
+    assert check.main([str(run), "--baseline", str(baseline)]) == 2
+    assert "baseline" in capsys.readouterr().err
+
+
+def test_a_cell_without_summary_fails_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"))
+    (run / "asgi-uvicorn--echo").mkdir()
+    (run / "asgi-uvicorn--echo" / "run.json").write_text("{}")
+    assert check.main([str(run)]) == 1
+    assert "asgi-uvicorn--echo" in capsys.readouterr().out
