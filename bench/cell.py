@@ -41,6 +41,7 @@ from bench.target_group import (
     launch_group,
 )
 from core.cells import CellName
+from core.children import dies_with_parent
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
 from core.runinfo import machine, versions
@@ -294,8 +295,8 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
         argv = (["taskset", "--cpu-list", ",".join(map(str, loadgen_cores))] if loadgen_cores else []) + command
         env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
         with open(cell_dir / "locust.log", "ab") as log:
-            locust = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+            locust = subprocess.Popen(dies_with_parent(argv), cwd=REPO_ROOT, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         loadgen_sampler = TreeSampler(locust.pid, cell_dir / "loadgen.csv").start()
         status, reason = _watch(plan, group, locust, t0, interrupted, on_progress)
     finally:

@@ -20,6 +20,7 @@ Exit status: 0 all cells ok, 1 some cell failed, 2 bad arguments or profile,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import signal
 import sys
@@ -269,10 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        print(f"\nbench: {signal.Signals(signum).name}: ending the cell in flight, then reporting", file=sys.stderr)
         interrupted.set()
+        with contextlib.suppress(OSError):  # after a SIGHUP the terminal may be gone
+            print(f"\nbench: {signal.Signals(signum).name}: ending the cell in flight, then reporting",
+                  file=sys.stderr)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     cells = profile.cells()
     print(f"bench: profile {profile.name!r}: {len(cells)} cells "
           f"({len(profile.targets)} targets x {len(profile.scenarios)} scenarios), "

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from core.children import dies_with_parent
 from target_app.process import LOOPBACK, TargetProcess, TargetStartError, free_port
 
 #: the placeholders a --target-cmd may use
@@ -122,7 +123,7 @@ def launch_command(spec: CommandTarget, *, log_path: Path,
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         try:
-            process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(dies_with_parent(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             raise TargetStartError(f"--target-cmd could not start {argv[0]!r}: {exc.strerror or exc}") from None

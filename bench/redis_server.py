@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from core.children import dies_with_parent
 from target_app.process import LOOPBACK, free_port
 
 BINARY = "redis-server"
@@ -122,7 +123,7 @@ def launch_redis(*, host: str = LOOPBACK, port: int | None = None, log_path: Pat
     port = port or free_port(host)
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
-        process = subprocess.Popen([*redis_argv(binary, host, port), *extra_args], stdout=log,
+        process = subprocess.Popen(dies_with_parent([*redis_argv(binary, host, port), *extra_args]), stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     server = RedisServer(process, host, port, log_path)
     deadline = time.monotonic() + ready_timeout

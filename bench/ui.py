@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence, TextIO
 from bench.locustfile_check import LocustfileError, check_user_classes
 from bench.own_app import DEFAULT_MODE, CommandTarget, TargetCommandError, launch_command
 from bench.profile import TargetSpec
+from core.children import dies_with_parent
 from core.files import write_json
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT, WEBUI_PLUGIN
 from core.runinfo import machine, versions
@@ -376,8 +377,9 @@ class UiSessionRunner:
         with open(plan.run_dir / SESSION_LOCUST_LOG, "ab") as log:
             # Its own session: a Ctrl-C in the terminal reaches this script only, which stops
             # Locust before the target, so the last test's stop is recorded against a live target.
-            self.locust = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            self.locust = subprocess.Popen(dies_with_parent(argv), cwd=REPO_ROOT, env=env, stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)
         self._write_record(locust_pid=self.locust.pid)
         workers = (os.cpu_count() or 1) if plan.processes == -1 else (plan.processes or 0)
         if not wait_web_ui(plan.web_url, self.locust, WEB_READY_TIMEOUT_S, workers=workers, auth=plan.auth):
@@ -453,13 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            print(f"\nui: {signal.Signals(signum).name} again: still stopping, please wait", file=sys.stderr)
-            return
-        print(f"\nui: {signal.Signals(signum).name}: stopping", file=sys.stderr)
+        again = stop.is_set()
         stop.set()
+        with contextlib.suppress(OSError):  # after a SIGHUP the terminal may be gone
+            state = " again: still stopping, please wait" if again else ": stopping"
+            print(f"\nui: {signal.Signals(signum).name}{state}", file=sys.stderr)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return UiSessionRunner(plan, stop=stop).run()
     finally:

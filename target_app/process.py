@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import psutil
 
+from core.children import dies_with_parent
 from core.stats_client import fetch_stats
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -126,8 +127,8 @@ def launch_target(mode: str, server: str = "dev", *, host: str = LOOPBACK, port:
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(dies_with_parent(argv), cwd=REPO_ROOT, env=child_env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     target = TargetProcess(process=process, host=host, port=port, log_path=log_path,
                            mode=mode, server=server, argv=argv)
     try:

@@ -1,9 +1,10 @@
-"""SIGINT or SIGTERM to the runner mid-run.
+"""SIGINT, SIGTERM, SIGHUP or SIGKILL to the runner mid-run.
 
 Expected: a readable, partial results folder, no half-written file, no process left.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -42,7 +43,8 @@ def wait_for_samples(cell_dir: Path, proc: subprocess.Popen, timeout: float) -> 
 
 # SIGTERM goes through the same handler; SIO_INTERRUPT_BOTH=1 runs it too
 # (the default keeps the suite within its time budget).
-SIGNALS = [pytest.param(signal.SIGINT, True, id="SIGINT-with-report")] + (
+SIGNALS = [pytest.param(signal.SIGINT, True, id="SIGINT-with-report"),
+           pytest.param(signal.SIGHUP, False, id="SIGHUP")] + (
     [pytest.param(signal.SIGTERM, False, id="SIGTERM")] if os.environ.get("SIO_INTERRUPT_BOTH") else [])
 
 
@@ -87,3 +89,33 @@ def test_interrupted_run_leaves_a_readable_partial_folder(tmp_path: Path, signum
         summary = json.loads((cell / "summary.json").read_text())
         assert summary["status"] == "partial" and summary["samples"]["total"] == rows
         assert (cell / "report.html").stat().st_size > 0
+
+
+def test_a_killed_runner_takes_its_children_along(tmp_path: Path) -> None:
+    """SIGKILL cannot be handled: the target and Locust end by their parent-death signal."""
+    argv = [sys.executable, "-m", "bench", "--targets", "gevent-dev", "--scenarios", "echo",
+            "--duration", "60", "--warmup", "0", "--users", "3", "--emit-rate", "50",
+            "--results", str(tmp_path), "--run-id", "r", "--no-report"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[psutil.Process] = []
+    try:
+        wait_for_samples(tmp_path / "r" / CELL, proc, timeout=60)
+        children = living_descendants(proc.pid)
+        assert len(children) >= 2, "a target and a Locust were running"
+        proc.kill()
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert alive == [], f"left running after the runner was killed: {[p.cmdline()[:4] for p in alive]}"
+    finally:
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    info = json.loads((tmp_path / "r" / CELL / "run.json").read_text())
+    assert info["status"] == "running"  # nobody could finish it: the reports say so
+    report = subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "r" / CELL)], cwd=REPO,
+                            env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert "never finished this cell" in report.stdout + report.stderr
