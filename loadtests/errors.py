@@ -41,6 +41,10 @@ class CallTimeout(SocketIOError, TimeoutError):
     """No acknowledgement arrived within the call's timeout."""
 
 
+class UnansweredAtStop(CallTimeout):
+    """A call in flight when the load stopped got no acknowledgement (within ``--drain-timeout``)."""
+
+
 def _refusal_message(data: Any) -> str:
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return data["message"]

@@ -42,7 +42,7 @@ from locust.exception import LocustError
 from loadtests import harness
 from loadtests.client import Client, PendingAck
 from loadtests.env_state import set_settings, settings_of
-from loadtests.errors import ConnectionClosed, SocketIOError
+from loadtests.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
 from loadtests.fanout import FanOut, check_declarations, sent_ns_of
 from loadtests.instances import ROSTER, TargetChoice, on_instance, pick_target
 from loadtests.options import LoadSettings
@@ -255,8 +255,13 @@ class SocketIOUser(_Recording, User):
         return False
 
     def disconnect(self) -> None:
-        """Close the connection; records a ``disconnect`` sample if it was open."""
+        """Close the connection; records a ``disconnect`` sample if it was open.
+
+        A call still waiting for its ack is recorded first, as unanswered:
+        every call ends as a sample.
+        """
         self._leave_rooms()
+        self._abandon_inflight("the connection was closed")
         client, self.client = self.client, None
         if client is None:
             return
@@ -273,9 +278,17 @@ class SocketIOUser(_Recording, User):
     def drop_client(self) -> None:
         """Forget a dead client without a sample (its failure was recorded already)."""
         self._leave_rooms()
+        self._abandon_inflight("the connection was dropped")
         client, self.client = self.client, None
         if client is not None:
             client.close()
+
+    def _abandon_inflight(self, why: str) -> None:
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            _, name, t_ns, start_ns, _ = inflight
+            self.record("ack", name, t_ns, _now_ns() - start_ns,
+                        exception=UnansweredAtStop(f"{name}: {why} while the call waited for its ack"))
 
     def start_times(self, due_ns: int | None) -> tuple[int, int]:
         """(wall ns, perf ns) an emit is timed from: its slot in the open model, else now."""
@@ -363,6 +376,10 @@ class SocketIOUser(_Recording, User):
         pending, name, t_ns, start_ns, expected = inflight
         try:
             ack = pending.wait(timeout)
+        except CallTimeout:
+            self.record("ack", name, t_ns, _now_ns() - start_ns, exception=UnansweredAtStop(
+                f"{name}: in flight when the load stopped, no ack within {timeout:g} s more"))
+            return None
         except SocketIOError as exc:
             self.record("ack", name, t_ns, _now_ns() - start_ns, exception=exc)
             return None

@@ -53,10 +53,6 @@ class ChurnUser(SocketIOUser):
         self.call("echo", self.payload)
         self.disconnect()
 
-    def on_stop(self) -> None:
-        self.disconnect()
-
-
 class EchoUser(SocketIOUser):
     """Stay connected; acked echoes at ``--emit-rate`` per second, or flat out."""
 
@@ -73,10 +69,6 @@ class EchoUser(SocketIOUser):
         t_ns, start_ns = self.start_times(due)
         self.call("echo", self.payload, t_ns=t_ns, start_ns=start_ns)
 
-    def on_stop(self) -> None:
-        self.disconnect()
-
-
 class IdleUser(SocketIOUser):
     """Hold a connection open doing nothing but answering pings (capacity, memory)."""
 
@@ -89,10 +81,6 @@ class IdleUser(SocketIOUser):
     def hold(self) -> None:
         if self.ensure_connected():
             self.pump(self.hold_slice)
-
-    def on_stop(self) -> None:
-        self.disconnect()
-
 
 class _RoomUser(SocketIOUser):
     """A member of a room of ``--room-size`` users grouped by user number.

@@ -1,0 +1,43 @@
+"""Every call ends as a sample: a target frozen mid-run (SIGSTOP) leaves its calls unanswered, and they count."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
+from target_app.process import start_target
+
+pytestmark = pytest.mark.slow
+
+USERS = 4
+
+
+def test_calls_in_flight_when_the_target_froze_are_failures(tmp_path: Path) -> None:
+    with start_target("gevent", "dev", log_path=tmp_path / "target.log") as target:
+        freeze = threading.Timer(2.5, os.kill, (target.pid, signal.SIGSTOP))
+        freeze.start()
+        try:
+            argv = [sys.executable, "-m", "locust", "-f", str(HARNESS_LOCUSTFILE), "--headless", "-u", str(USERS),
+                    "-r", str(USERS), "-t", "5s", "--stop-timeout", "1", "--host", target.url,
+                    "--results-dir", str(tmp_path / "cell"), "--call-timeout", "30", "--drain-timeout", "1",
+                    "--loglevel", "WARNING", "EchoUser"]
+            done = subprocess.run(argv, cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+                                  capture_output=True, text=True, timeout=120)
+        finally:
+            freeze.cancel()
+            os.kill(target.pid, signal.SIGCONT)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    samples = pd.concat(pq.read_table(p).to_pandas() for p in (tmp_path / "cell").glob("samples-*.parquet"))
+    acks = samples[samples.kind == "ack"]
+    unanswered = acks[acks.error.fillna("").str.startswith("UnansweredAtStop")]
+    # Each user waited on one echo when the target froze; none of them is lost.
+    assert len(unanswered) == USERS, acks.error.value_counts(dropna=False)
+    assert acks.ok.sum() > 0 and (~acks.ok).sum() == USERS
