@@ -42,6 +42,7 @@ from bench.target_group import (
 )
 from core.cells import CellName
 from core.children import dies_with_parent
+from core.exit_codes import EXIT_NOTHING_MEASURED
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
 from core.runinfo import machine, versions
@@ -61,6 +62,11 @@ class CellResult:
     requests: int | None = None
     failures: int | None = None
     elapsed_s: float = 0.0
+
+    @property
+    def measured_nothing(self) -> bool:
+        """Locust counted requests and every one failed: no connect, or no call, was answered."""
+        return bool(self.requests) and self.failures == self.requests
 
 
 @dataclass
@@ -324,6 +330,9 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
     elif lost_workers and status == "ok":
         status, reason = "failed", (f"{len(lost_workers)} of {load.processes} Locust worker processes lost during "
                                     f"the run: their users stopped early, the samples they flushed are kept")
+    elif status == "ok" and locust is not None and locust.returncode == EXIT_NOTHING_MEASURED:
+        status, reason = "failed", (nothing_answered(cell_dir / "locust_stats.json")
+                                    or "Locust measured nothing: every request failed; see locust.log")
     elif status == "ok" and locust is not None and locust.returncode not in (0, 1):
         status, reason = "failed", f"locust exited with code {locust.returncode}; see locust.log"
     elif status == "ok" and (live is None or live.requests == 0):

@@ -14,8 +14,9 @@ user classes, ``--target-cmd "python app.py --port {port} --async-mode {mode}"``
 with ``--modes threading,gevent`` starts your server for each cell, one per
 mode, and ``--target-pid PID`` samples a server you started (``--target-url``).
 
-Exit status: 0 all cells ok, 1 some cell failed, 2 bad arguments or profile,
-130 interrupted.
+Exit status (core/exit_codes.py): 0 all cells ok, 1 some cell failed, 2 bad
+arguments or profile, 4 no cell measured anything (every connect or call
+failed), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -35,13 +36,20 @@ from bench.locustfile_check import LocustfileError, check_user_classes
 from bench.own_app import READY_TIMEOUT_S, check_target_pid
 from bench.profile import Profile, ProfileError, Scenario, command_targets, load_profile
 from bench.target_group import ExternalTarget
+from core.exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_MEASURED,
+    EXIT_OK,
+)
 from core.files import write_json
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.runinfo import new_run_id
 from loadtests.instances import parse_target_urls
 from loadtests.safety import ALLOW_FLAG, require_loopback
 
-EXIT_OK, EXIT_FAILED_CELL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_FAILED_CELL, EXIT_USAGE = EXIT_FAILED, EXIT_BAD_INPUT
 DEFAULT_RESULTS = REPO_ROOT / "results"
 
 
@@ -300,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
     if interrupted.is_set():
         return EXIT_INTERRUPTED
+    if results and all(r.measured_nothing for r in results):
+        return EXIT_NOTHING_MEASURED
     return EXIT_FAILED_CELL if failed else EXIT_OK
 
 

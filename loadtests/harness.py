@@ -30,6 +30,7 @@ from core.files import write_json
 from core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
 from core.sampler import TreeSampler, stats_connected
 from loadtests.env_state import set_harness, set_settings
+from loadtests.fail_fast import FailFast
 from loadtests.fanout import pairs_of
 from loadtests.instances import ROSTER
 from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
@@ -89,6 +90,8 @@ class Harness:
         self.run_record: RunRecord | None = None
         #: the --target-pid sampler of a plain run (master or the only process)
         self.server_sampler: TreeSampler | None = None
+        #: stops a run whose every connect fails (master or the only process)
+        self.fail_fast = None if isinstance(runner, WorkerRunner) else FailFast(environment, settings.fail_fast_after)
         if not isinstance(runner, WorkerRunner):
             events.test_start.add_listener(self._start_run_record)
             events.test_start.add_listener(self._start_server_sampler)

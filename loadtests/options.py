@@ -55,6 +55,8 @@ class LoadSettings:
     target_urls: str = ""
     #: a server process (tree) to sample into server.csv during a plain run; 0 = none
     target_pid: int = 0
+    #: stop a run whose every connect has failed this long (seconds); 0 = never
+    fail_fast_after: float = 5.0
     #: deliveries a fan-out send should cause: "acks" (the server's count), "roster"
     #: (the load generator's room members; needed with several instances) or "auto"
     expected_from: str = "auto"
@@ -220,6 +222,9 @@ def add_arguments(parser: Any) -> None:
     add("--target-urls", default=d.target_urls,
         help="Comma-separated target instances sharing a message queue; user k loads URL k mod N "
              "(default: every user loads --host)")
+    add("--fail-fast-after", type=_non_negative_float, default=d.fail_fast_after, include_in_web_ui=False,
+        help=f"Stop the run when every connect has failed for this many seconds, exit status 4 "
+             f"(default {d.fail_fast_after:g}; 0 = never)")
     add("--target-pid", type=_non_negative_int, default=d.target_pid, include_in_web_ui=False,
         help="Sample this server process tree (CPU, memory, threads, descriptors) into server.csv in "
              "--results-dir while the test runs (default 0 = none)")

@@ -41,3 +41,22 @@ def test_calls_in_flight_when_the_target_froze_are_failures(tmp_path: Path) -> N
     # Each user waited on one echo when the target froze; none of them is lost.
     assert len(unanswered) == USERS, acks.error.value_counts(dropna=False)
     assert acks.ok.sum() > 0 and (~acks.ok).sum() == USERS
+
+
+def test_every_connect_refused_stops_early_and_exits_nothing_measured(tmp_path: Path) -> None:
+    """A target that refuses every connect: the run stops after the grace period, not at its -t."""
+    import json
+    import time
+
+    from bench import matrix as bench
+
+    started = time.monotonic()
+    code = bench.main(["--targets", "gevent-dev", "--scenarios", "echo", "--duration", "40", "--warmup", "0",
+                       "--users", "3", "--results", str(tmp_path), "--run-id", "refused", "--no-report",
+                       "--target-arg=--auth-token=not-what-the-clients-send"])
+    assert code == 4  # core.exit_codes.EXIT_NOTHING_MEASURED
+    assert time.monotonic() - started < 30, "fail-fast ended the run well before its 40 s"
+    record = json.loads((tmp_path / "refused" / "gevent-dev--echo" / "run.json").read_text())
+    assert record["status"] == "failed" and "answered none of the run's connects" in record["reason"]
+    log = (tmp_path / "refused" / "gevent-dev--echo" / "locust.log").read_text()
+    assert "every connect failed for 5 s" in log and "unauthorized" in log
