@@ -293,6 +293,10 @@ class Harness:
             logger.info("watchdog: this process ends at the latest %.1f s from now", seconds)
 
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        if not getattr(environment.parsed_options, "headless", False):
+            # A web UI session (master and its workers) lives on after a test: the
+            # watchdog guards one test, and the next start arms it again.
+            self.watchdog.disarm()
         self.flush()
         self.write_user_targets()
         expected, delivered = LEDGER.totals()

@@ -132,3 +132,22 @@ def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess,
     assert _request(f"{base}/socketio/files/{echo.name}/report.html")[0] == 404  # not written yet
     assert _request(f"{base}/socketio/files/..%2Fsession/run.json")[0] == 404
     assert _request(f"{base}/socketio/files/{echo.name}/samples.parquet")[0] == 404
+
+
+def test_a_timed_test_does_not_end_the_web_ui_and_its_figures_stay_final(
+        web_ui: tuple[str, TargetProcess, Path]) -> None:
+    """A run time arms the watchdog for that test only: the UI outlives its deadline (2 s + 3 s + 15 s)."""
+    base, target, results = web_ui
+    started = time.monotonic()
+    status, body = _request(base + "/swarm", {"host": target.url, "results_dir": str(results), "user_count": 2,
+                                              "spawn_rate": 10, "user_classes": "EchoUser", "emit_rate": 20,
+                                              "run_time": "2s"})
+    assert status == 200 and json.loads(body)["success"], body
+    done = _wait_for(lambda: (d := _live(base))["cell"] and d["running"] is False and d["figures"] and d, 40,
+                     "the timed test's end")
+    rate = [e["per_s"] for e in done["figures"]["events"] if e["name"] == "echo"]
+    time.sleep(max(0.0, started + 24 - time.monotonic()))  # past the deadline: 2 s run, 3 s stop, 15 s grace
+    assert _reachable(base), "the web UI is still there"
+    later = _live(base)
+    assert later["cell"] == done["cell"] and later["running"] is False
+    assert [e["per_s"] for e in later["figures"]["events"] if e["name"] == "echo"] == rate, "final figures hold"

@@ -219,6 +219,8 @@ class LiveCell:
         self.cell_dir = Path(cell_dir)
         self.start_ns = start_ns
         self.server = server
+        #: when the test stopped; rates after the stop are the final ones, not diluted by the wait since
+        self.ended_ns: int | None = None
         self.shards_read: set[str] = set()
         self.shards_failed: dict[str, str] = {}
         self.samples = 0
@@ -336,6 +338,8 @@ class LiveCell:
 
     def snapshot(self, *, now_ns: int, running: bool) -> dict[str, Any]:
         """Everything the Socket.IO page shows, as JSON-ready values."""
+        if not running and self.ended_ns is not None:
+            now_ns = min(now_ns, self.ended_ns)
         elapsed_s = max(0.0, (now_ns - self.start_ns) / NS_PER_S)
         complete_ns = self.complete_until_ns(now_ns, running=running)
         complete_s = max(0, (complete_ns - self.start_ns) // NS_PER_S)  # whole seconds on disk

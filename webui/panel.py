@@ -222,7 +222,10 @@ class SocketIOPanel:
     def on_test_stop(self, environment: Environment, **_: Any) -> None:
         if self.session is None:
             return
-        cell = self.session.stop_test(now_ns=time.time_ns())
+        now_ns = time.time_ns()
+        if self.live is not None and self.live.ended_ns is None:
+            self.live.ended_ns = now_ns
+        cell = self.session.stop_test(now_ns=now_ns)
         if cell is not None:
             self._write_locust_stats(cell.path)
             self._snapshot = None
