@@ -42,7 +42,7 @@ from bench.target_group import (
 )
 from core.cells import CellName
 from core.children import dies_with_parent
-from core.exit_codes import EXIT_NOTHING_MEASURED
+from core.exit_codes import EXIT_NOTHING_MEASURED, EXIT_SAMPLES_LOST
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
 from core.runinfo import machine, versions
@@ -277,14 +277,22 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
                live: LiveFigures | None = None) -> CellResult:
         if removed := remove_partial_files(cell_dir):
             extra["removed_partial_files"] = removed
-        _run_record(plan, status=status, reason=reason, started_ns=started_ns, ended_ns=time.time_ns(),
-                    command=command, target_url=target_url, extra=extra).write(cell_dir)
+        record = _run_record(plan, status=status, reason=reason, started_ns=started_ns, ended_ns=time.time_ns(),
+                             command=command, target_url=target_url, extra=extra)
+        try:
+            record.write(cell_dir)
+        except OSError as exc:  # a full disk: the cell fails, the run goes on and says so
+            status, reason = "failed", f"cannot write {cell_dir / 'run.json'}: {exc.strerror or exc}"
+            print(f"bench: {reason}", file=sys.stderr)
         return CellResult(plan.cell, cell_dir, status, reason,
                           live.requests if live else None, live.failures if live else None,
                           time.monotonic() - t0)
 
-    _run_record(plan, status=RUNNING, reason=None, started_ns=started_ns, ended_ns=None, command=command,
-                target_url=None, extra=extra).write(cell_dir)
+    try:
+        _run_record(plan, status=RUNNING, reason=None, started_ns=started_ns, ended_ns=None, command=command,
+                    target_url=None, extra=extra).write(cell_dir)
+    except OSError as exc:
+        return finish("failed", f"cannot write {cell_dir / 'run.json'}: {exc.strerror or exc}")
     try:
         group = _start_group(plan, target_cores)
     except TargetStartError as exc:
@@ -330,6 +338,9 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
     elif lost_workers and status == "ok":
         status, reason = "failed", (f"{len(lost_workers)} of {load.processes} Locust worker processes lost during "
                                     f"the run: their users stopped early, the samples they flushed are kept")
+    elif status == "ok" and locust is not None and locust.returncode == EXIT_SAMPLES_LOST:
+        status, reason = "failed", ("samples lost: the recorder could not write every sample (disk full?); "
+                                    "see locust.log")
     elif status == "ok" and locust is not None and locust.returncode == EXIT_NOTHING_MEASURED:
         status, reason = "failed", (nothing_answered(cell_dir / "locust_stats.json")
                                     or "Locust measured nothing: every request failed; see locust.log")

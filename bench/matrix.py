@@ -47,6 +47,7 @@ from core.files import write_json
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.runinfo import new_run_id
 from loadtests.instances import parse_target_urls
+from loadtests.recorder import ResultsFolderError, check_results_folder
 from loadtests.safety import ALLOW_FLAG, require_loopback
 
 EXIT_FAILED_CELL, EXIT_USAGE = EXIT_FAILED, EXIT_BAD_INPUT
@@ -271,7 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run_dir.exists() and any(run_dir.iterdir()):
         print(f"bench: {run_dir} already holds results; choose another --run-id", file=sys.stderr)
         return EXIT_USAGE
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_results_folder(run_dir)
+    except ResultsFolderError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if profile.source:
         shutil.copy(profile.source, run_dir / "profile.toml")
 

@@ -26,6 +26,7 @@ import psutil
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from core.exit_codes import EXIT_SAMPLES_LOST
 from core.files import write_json
 from core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
 from core.sampler import TreeSampler, stats_connected
@@ -36,7 +37,7 @@ from loadtests.instances import ROSTER
 from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
 from loadtests.pacing import LEDGER
 from loadtests.plain_run import owns_run_record, plain_run_record
-from loadtests.recorder import Recorder, shard_tag, worker_id
+from loadtests.recorder import Recorder, ResultsFolderError, check_results_folder, shard_tag, worker_id
 from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
 
 __all__ = ["add_arguments", "install", "on_init", "Harness"]
@@ -325,6 +326,12 @@ class Harness:
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         self.flush()
+        recorder = self.recorder
+        if recorder is not None and recorder.lost:
+            logger.error("recorder: %d of %d samples could not be written to %s (%s); exit status %d",
+                         recorder.lost, recorder.recorded, recorder.results_dir,
+                         recorder.errors[-1] if recorder.errors else "no error kept", EXIT_SAMPLES_LOST)
+            environment.process_exit_code = EXIT_SAMPLES_LOST
 
     def on_quit(self, **_: Any) -> None:
         if self._flusher is not None:
@@ -369,6 +376,12 @@ def on_init(environment: Environment, **_: Any) -> None:
     if settings.target_pid and not psutil.pid_exists(settings.target_pid):
         sys.stderr.write(f"locust: error: --target-pid {settings.target_pid}: no such process on this machine\n")
         sys.exit(2)
+    if settings.results_dir and not isinstance(environment.runner, MasterRunner):
+        try:
+            check_results_folder(Path(settings.results_dir))
+        except ResultsFolderError as exc:
+            sys.stderr.write(f"locust: error: {exc}\n")
+            sys.exit(2)
     headless = environment.parsed_options is not None and getattr(environment.parsed_options, "headless", False)
     if headless and not environment.host and not settings.urls:
         sys.stderr.write("locust: error: no target; pass --host http://127.0.0.1:PORT\n")

@@ -7,12 +7,20 @@ as ``samples-<host>-<pid>-<seq>.parquet`` shards in the results folder: on a
 timer, at test stop and at quit, and by the watchdog before a forced exit.
 Each shard is written under a temporary name and renamed, so a folder only
 ever holds whole shards; each process (Locust worker) writes its own.
+
+Nothing is lost in silence. A shard that cannot be written (a full disk, a
+folder gone) keeps its rows in memory, up to :attr:`Recorder.max_pending`,
+and every later flush tries them again; rows beyond the bound are dropped
+and counted. After every flush ``recorder-<host>-<pid>.json`` says how many
+samples were taken, written, pending and dropped, with the last errors, and
+the reports compare it with what they read.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -21,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.files import atomic_path
+from core.files import atomic_path, write_json
 from core.schema import KINDS, SAMPLE_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -37,6 +45,31 @@ try:  # a real lock even under monkey-patching: the watchdog flushes from an OS 
     _allocate_lock = get_original("_thread", "allocate_lock")
 except ImportError:  # pragma: no cover - gevent is a dependency
     from _thread import allocate_lock as _allocate_lock
+
+
+#: a results folder with less free space than this is refused at the start
+MIN_FREE_BYTES = 64 * 2**20
+#: errors kept in the accounting file
+MAX_ERRORS_KEPT = 5
+
+
+class ResultsFolderError(OSError):
+    """The results folder cannot take the run's samples (missing, not writable, nearly full)."""
+
+
+def check_results_folder(path: Path, *, min_free: int = MIN_FREE_BYTES) -> None:
+    """ResultsFolderError unless ``path`` is a writable folder with ``min_free`` bytes free."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+        free = shutil.disk_usage(path).free
+    except OSError as exc:
+        raise ResultsFolderError(f"results folder {path} is not usable: {exc.strerror or exc}") from None
+    if free < min_free:
+        raise ResultsFolderError(f"results folder {path} has only {free / 2**20:.1f} MiB free (at least "
+                                 f"{min_free / 2**20:.0f} MiB needed, or samples would be lost mid-run)")
 
 
 def worker_id() -> str:
@@ -59,11 +92,20 @@ class Recorder:
     event itself.
     """
 
-    def __init__(self, results_dir: str | os.PathLike[str], *, max_rows: int = 200_000) -> None:
+    def __init__(self, results_dir: str | os.PathLike[str], *, max_rows: int = 200_000,
+                 max_pending: int = 2_000_000) -> None:
         self.results_dir = Path(results_dir)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         #: flush early once this many rows are buffered, to bound memory
         self.max_rows = max_rows
+        #: rows kept for a retry after failed writes, at most (the rest are dropped, and counted)
+        self.max_pending = max_pending
+        #: rows a failed write kept for the next flush
+        self._pending: list[tuple] = []
+        #: rows given up after failed writes
+        self.dropped = 0
+        #: the last write errors, newest last
+        self.errors: list[str] = []
         self.worker = worker_id()
         self.tag = shard_tag()
         #: rows handed to on_request so far
@@ -130,25 +172,86 @@ class Recorder:
             return None
         return gevent.get_hub().threadpool.apply(self.write, (rows,))
 
+    def retarget(self, results_dir: Path, timeout: float = 5.0) -> None:
+        """Finish the current folder (flush; what still cannot be written is dropped there) and record into
+        ``results_dir`` from now on, with its own accounting (the web UI: one folder per test)."""
+        self.flush(timeout=timeout)
+        if self._pending:
+            self.dropped += len(self._pending)
+            self._pending = []
+            self._write_accounting()
+        results_dir.mkdir(parents=True, exist_ok=True)
+        self.results_dir = results_dir
+        self.recorded = self.written = self.dropped = 0
+        self.errors = []
+        self.shards = []
+
+    @property
+    def pending(self) -> int:
+        """Rows kept in memory after failed writes, waiting for the next flush."""
+        return len(self._pending)
+
     def write(self, rows: list[tuple], timeout: float = -1) -> Path | None:
-        """Write ``rows`` as one shard (any thread)."""
-        if not rows:
-            return None
+        """Write ``rows`` (and any kept from failed writes) as one shard (any thread).
+
+        A write already running elsewhere for longer than ``timeout`` keeps
+        the rows for the next flush; so does a failed write.
+        """
         if not self._lock.acquire(True, timeout):
-            logger.warning("recorder: %d rows dropped, another write did not finish in %s s", len(rows), timeout)
+            self._keep(rows, f"another write did not finish within {timeout:g} s")
             return None
         try:
-            columns = list(zip(*rows, strict=True))  # every row is a full SAMPLE_SCHEMA tuple
-            table = pa.Table.from_arrays(
-                [pa.array(col, type=field.type) for col, field in zip(columns, SAMPLE_SCHEMA, strict=True)],
-                schema=SAMPLE_SCHEMA,
-            )
-            self._seq += 1
-            final = self.results_dir / f"samples-{self.tag}-{self._seq:05d}.parquet"
-            with atomic_path(final) as temp:
-                pq.write_table(table, temp)
+            rows, self._pending = self._pending + rows, []
+            if not rows:
+                return None
+            try:
+                final = self._write_shard(rows)
+            except OSError as exc:
+                self._keep(rows, f"{type(exc).__name__}: {exc}")
+                return None
             self.written += len(rows)
             self.shards.append(final)
             return final
         finally:
+            self._write_accounting()
             self._lock.release()
+
+    def _write_shard(self, rows: list[tuple]) -> Path:
+        columns = list(zip(*rows, strict=True))  # every row is a full SAMPLE_SCHEMA tuple
+        table = pa.Table.from_arrays(
+            [pa.array(col, type=field.type) for col, field in zip(columns, SAMPLE_SCHEMA, strict=True)],
+            schema=SAMPLE_SCHEMA,
+        )
+        final = self.results_dir / f"samples-{self.tag}-{self._seq + 1:05d}.parquet"
+        with atomic_path(final) as temp:
+            pq.write_table(table, temp)
+        self._seq += 1
+        return final
+
+    def _keep(self, rows: list[tuple], why: str) -> None:
+        """Hold ``rows`` for a retry, up to the bound; count and log what does not fit."""
+        self._pending = self._pending + rows
+        over = len(self._pending) - self.max_pending
+        if over > 0:
+            self._pending = self._pending[over:]
+            self.dropped += over
+        self.errors = (self.errors + [why])[-MAX_ERRORS_KEPT:]
+        logger.error("recorder: cannot write a shard to %s (%s): %d samples kept for a retry, %d dropped so far",
+                     self.results_dir, why, len(self._pending), self.dropped)
+
+    def accounting(self) -> dict[str, Any]:
+        """What this process took, wrote, holds and lost (``recorder-<tag>.json``)."""
+        return {"worker": self.worker, "taken": self.recorded, "written": self.written,
+                "pending": len(self._pending) + len(self._rows), "dropped": self.dropped, "errors": self.errors}
+
+    @property
+    def lost(self) -> int:
+        """Samples taken that are not on disk (pending or dropped)."""
+        return self.recorded - self.written
+
+    def _write_accounting(self) -> None:
+        path = self.results_dir / f"recorder-{self.tag}.json"
+        try:
+            write_json(path, self.accounting(), indent=1)
+        except (OSError, ValueError) as exc:
+            logger.error("recorder: cannot write %s: %s", path, exc)

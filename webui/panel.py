@@ -119,9 +119,7 @@ def follow_results_dir(environment: Environment, **_: Any) -> None:
     wanted = getattr(environment.parsed_options, "results_dir", "") if environment.parsed_options else ""
     if recorder is None or not wanted or Path(wanted) == recorder.results_dir:
         return
-    recorder.flush(timeout=5.0)  # anything left belongs to the previous folder
-    Path(wanted).mkdir(parents=True, exist_ok=True)
-    recorder.results_dir = Path(wanted)
+    recorder.retarget(Path(wanted))  # anything left belongs to the previous folder
     logger.info("recording this test's samples to %s", wanted)
 
 
