@@ -119,11 +119,15 @@ class StackSettings:
 
 
 def build(settings: StackSettings, *, project: str | None = None) -> float:
-    """Build the target and Locust images (cached layers make a rebuild take seconds)."""
+    """Build every image the stack's tests and profiles run: target, Locust and Redis.
+
+    Cached layers make a rebuild take seconds; a machine that never built
+    them gets all of them, so no test relies on an image left from before.
+    """
     started = time.monotonic()
     say(f"build: images from {settings.base_image}")
-    compose(["build", "target", "master"], project=project, env=settings.env(), timeout=1800, nice=True,
-            capture=False)
+    compose(["--profile", "mq", "build", "target", "master", "redis"], project=project, env=settings.env(),
+            timeout=1800, nice=True, capture=False)
     prune_dangling()
     return time.monotonic() - started
 
