@@ -53,3 +53,9 @@ SHARD_GLOB = "samples-*.parquet"
 # Declared fan-out pairs (acked event -> push) of one recording process, written
 # beside its shards (loadtests.fanout); the reports pair these names too.
 FANOUT_FILE_GLOB = "fanout-*.json"
+
+# Accounting of one recording process (loadtests.recorder), written beside its
+# shards atomically after each flush: {"worker": "host:pid", "taken": int,
+# "written": int, "pending": int, "dropped": int, "errors": [str, ...]}; the
+# reports sum them to tell samples lost before reaching disk.
+RECORDER_FILE_GLOB = "recorder-*.json"

@@ -103,17 +103,22 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
     def count(room: str | None) -> int:
         return sum(1 for _ in manager.get_participants(ns, room))
 
+    # A client can send an ordinary event named "connect" or "disconnect": python-socketio
+    # hands it to these handlers, so they act only on the real lifecycle of the session.
     @socketio.on("connect", namespace=ns)
     def on_connect(auth: Any = None) -> None:
+        if stats.is_connected(ns, _sid()):
+            return
         if not contract.check_auth(auth, settings.auth_token):
             stats.rejected()
             raise ConnectionRefusedError(contract.UNAUTHORIZED)
-        stats.connected(ns)
+        stats.connected(ns, _sid())
 
     @socketio.on("disconnect", namespace=ns)
     def on_disconnect(*_reason: Any) -> None:
-        ticks.cancel(_sid())
-        stats.disconnected(ns)
+        if not manager.is_connected(_sid(), ns):  # the real disconnect marks the session first
+            ticks.cancel(_sid())
+            stats.disconnected(ns, _sid())
 
     def handles(event: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
         """Register a contract event: counted, and a ContractError answered as the error ack."""

@@ -99,15 +99,20 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
     def members(room: str | None) -> set[str]:
         return {sid for sid, _ in manager.get_participants(ns, room)}
 
+    # An ordinary event named "connect" or "disconnect" reaches these handlers too:
+    # only the real lifecycle of a session moves the counters.
     async def connect(sid: str, _environ: dict, auth: Any = None) -> None:
+        if stats.is_connected(ns, sid):
+            return
         if not contract.check_auth(auth, settings.auth_token):
             stats.rejected()
             raise socketio.exceptions.ConnectionRefusedError(contract.UNAUTHORIZED)
-        stats.connected(ns)
+        stats.connected(ns, sid)
 
     async def disconnect(sid: str, *_reason: Any) -> None:
-        ticks.cancel(sid)
-        stats.disconnected(ns)
+        if not sio.manager.is_connected(sid, ns):  # the real disconnect marks the session first
+            ticks.cancel(sid)
+            stats.disconnected(ns, sid)
 
     sio.on("connect", connect, namespace=ns)
     sio.on("disconnect", disconnect, namespace=ns)

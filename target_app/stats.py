@@ -21,18 +21,33 @@ class ServerStats:
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._connected: Counter[str] = Counter()
+        #: (namespace, sid) of every connection the real lifecycle opened
+        self._sessions: set[tuple[str, str]] = set()
         self._events: Counter[str] = Counter()
         self.connects_total = 0
         self.disconnects_total = 0
         self.rejected_total = 0
 
-    def connected(self, namespace: str) -> None:
+    def is_connected(self, namespace: str, sid: str) -> bool:
+        """True once ``sid`` has connected to ``namespace`` (and not disconnected since)."""
         with self._lock:
+            return (namespace, sid) in self._sessions
+
+    def connected(self, namespace: str, sid: str) -> None:
+        """A connection opened; an event that merely carries the name ``connect`` changes nothing."""
+        with self._lock:
+            if (namespace, sid) in self._sessions:
+                return
+            self._sessions.add((namespace, sid))
             self._connected[namespace] += 1
             self.connects_total += 1
 
-    def disconnected(self, namespace: str) -> None:
+    def disconnected(self, namespace: str, sid: str) -> None:
+        """A connection closed; only one that :meth:`connected` counted moves the counters."""
         with self._lock:
+            if (namespace, sid) not in self._sessions:
+                return
+            self._sessions.discard((namespace, sid))
             self._connected[namespace] -= 1
             self.disconnects_total += 1
 

@@ -84,3 +84,18 @@ def test_connect_disconnect_200_clients_leaves_none_connected(target: TargetProc
     assert stats["connected"] == 0
     assert stats["connects_total"] - before["connects_total"] == 200
     assert stats["disconnects_total"] - before["disconnects_total"] == 200
+
+
+def test_events_named_connect_or_disconnect_do_not_move_the_counts(target: TargetProcess) -> None:
+    """Only a session's real lifecycle changes ``connected``; messages that borrow the names do not."""
+    before = wait_until_none_connected(target)
+    with RawPeer(target.url) as peer:
+        for _ in range(5):
+            peer.ws.send('42["connect",{"token":"x"}]')
+        for _ in range(3):
+            peer.ws.send('42["disconnect"]')
+        assert peer.call("echo", "after") == "after"  # the session itself is untouched
+        during = target.stats()
+        assert during["connected"] == 1 and during["connects_total"] - before["connects_total"] == 1
+    after = wait_until_none_connected(target)
+    assert after["connected"] == 0 and after["disconnects_total"] - before["disconnects_total"] == 1
