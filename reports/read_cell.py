@@ -9,16 +9,21 @@ Every problem with the input ends one of two ways:
   which marks the report partial.
 
 Nothing is silently dropped: every skipped shard or row is counted in a problem.
+That includes rows whose ``t_ns`` lies outside the run's span (``TimeSpan``):
+a clock jump or a corrupt timestamp must not stretch every rate and time
+series over years.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
-from core.schema import FANOUT_FILE_GLOB, KINDS, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
+from core.schema import FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
 from reports.errors import ReportInputError
 
 SERVER_CSV = "server.csv"
@@ -49,6 +54,19 @@ SERVER_OPTIONAL = ("threads", "fds", "procs", "connected")
 
 # Anything earlier than 1973 is not an epoch-nanosecond timestamp (MIN_EPOCH_NS):
 # most likely seconds or milliseconds, which would make every rate wrong by 10**6 or more.
+# Anything later than 2**62 ns (year 2116) is not a plausible one either; it also keeps
+# every sum of two timestamps inside int64.
+MAX_EPOCH_NS = 2**62
+NS_PER_S = 1_000_000_000
+# Rows may lie this far outside the run's recorded span (clock skew between hosts,
+# samplers started a little early) before they are dropped as out of span.
+SPAN_MARGIN_S = 60.0
+# Without run.json times the span comes from the samples themselves: their 5th to 95th
+# percentile, widened on each side by that width plus the margin. Robust to up to 5 %
+# of wild timestamps; a legitimate run's samples always fall inside.
+ROBUST_SPAN_QUANTILES = (0.05, 0.95)
+# Recorder error texts kept in the summary.
+MAX_RECORDER_ERRORS = 5
 
 # Logs can hold millions of lines (see DESIGN.md, churn under gevent); scan a bounded prefix.
 MAX_LOG_SCAN_BYTES = 64 * 1024 * 1024
@@ -70,6 +88,40 @@ class LogSummary:
     tracebacks: int
     examples: list[str]
     scanned_all: bool
+
+
+@dataclass(frozen=True)
+class TimeSpan:
+    """The times a row of this cell may carry: ``start_ns <= t_ns <= end_ns``."""
+
+    start_ns: int
+    end_ns: int
+    source: str
+    """How the span was found, for problem lines and docs."""
+
+    def outside(self, t_ns: np.ndarray) -> np.ndarray:
+        return (t_ns < self.start_ns) | (t_ns > self.end_ns)
+
+    def describe(self) -> str:
+        return f"{self.source}, {(self.end_ns - self.start_ns) / NS_PER_S:,.1f} s"
+
+
+@dataclass
+class RecorderAccount:
+    """The recording processes' own accounting (``recorder-*.json``), summed."""
+
+    files: int = 0
+    taken: int = 0
+    written: int = 0
+    pending: int = 0
+    dropped: int = 0
+    errors: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        """Samples taken from Locust that never reached a shard on disk."""
+        return max(0, self.taken - self.written)
 
 
 @dataclass
@@ -95,6 +147,17 @@ class CellData:
     """Things worth knowing that do not make a figure incomplete."""
     fanout_pairs: dict[str, str] = field(default_factory=dict)
     """acked event -> push declared by the run's user classes (beside the reference pairs)."""
+    span: TimeSpan | None = None
+    """The run's span; rows outside it were dropped (counted in ``problems``)."""
+    out_of_span: int = 0
+    """Samples dropped because their ``t_ns`` lies outside ``span``."""
+    read_counts: pd.DataFrame | None = None
+    """Rows read from the shards per (``kind``, ``name``): ``count``, ``failures``, before the
+    report dropped any (invalid, out of span): what the recorder wrote, for the Locust cross-check."""
+    recorder: RecorderAccount | None = None
+    """The recorders' own accounting (``recorder-*.json``), None when the folder has none."""
+    lost: list[str] = field(default_factory=list)
+    """Problems that mean samples are known to be lost (the summary status becomes ``failed``)."""
 
     @property
     def partial(self) -> bool:
@@ -128,27 +191,215 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
     run = read_run_json(path, problems, notes)
     cell = (run.cell if run else None) or path.name
 
+    if run is not None:
+        run = check_run_times(run, problems)
+    shard_info = ShardInfo()
     try:
-        samples, read, skipped = read_samples(path, problems, progress=progress)
+        samples, read, skipped = read_samples(path, problems, progress=progress, info=shard_info)
+        span = time_span(run, samples["t_ns"].to_numpy())
+        before = len(samples)
+        samples = drop_out_of_span(samples, span, "sample(s)", problems)
+        if samples.empty:
+            raise ReportInputError(path, f"no sample inside the run's span ({span.describe()}): " + problems[-1])
     except ReportInputError as exc:
         if run is not None and run.status in ("failed", "partial", RUNNING):
             # Say why, when the runner knew: "the target never became healthy", ...
             raise ReportInputError(path, f"{exc.problem} (run.json: {run.status}: "
                                          f"{run.reason or 'no reason given'})") from None
         raise
+    out_of_span = before - len(samples)
+    if out_of_span:
+        for col in ("kind", "name"):
+            samples[col] = samples[col].cat.remove_unused_categories()
     server = read_server_csv(path / SERVER_CSV, problems)
+    if server is not None:
+        server = _process_rows_in_span(server, span, SERVER_CSV, problems,
+                                       consequence="no server CPU or memory figures")
     loadgen = read_loadgen_csv(path / LOADGEN_CSV, notes)
+    if loadgen is not None:
+        loadgen = _process_rows_in_span(loadgen, span, LOADGEN_CSV, problems,
+                                        consequence="no load-generator figures")
     locust_stats = read_locust_final_stats(path / LOCUST_STATS_JSON, notes)
     if locust_stats is None:
         locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
     locust_users = read_locust_users(path / LOCUST_HISTORY_CSV, notes)
+    if locust_users is not None:
+        locust_users = drop_out_of_span(locust_users, span, f"{LOCUST_HISTORY_CSV} row(s)", notes)
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
     fanout_pairs = read_fanout_pairs(path, problems)
+    lost: list[str] = []
+    recorder = read_recorder_files(path, problems, lost, rows_read=sum(shard_info.rows_by_shard.values()))
     return CellData(
         path=path, cell=cell, run=run, samples=samples, server=server, loadgen=loadgen,
         locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs,
         shards_read=read, shards_skipped=skipped, problems=problems, notes=notes,
+        span=span, out_of_span=out_of_span, read_counts=shard_info.counts, recorder=recorder, lost=lost,
     )
+
+
+# --- the run's span ---------------------------------------------------------------
+
+def check_run_times(run: RunRecord, problems: list[str]) -> RunRecord:
+    """run.json's times, with the ones no figure can trust set aside (each with a problem).
+
+    A time past ``MAX_EPOCH_NS`` is ignored. The load's bounds (``load_started_ns``,
+    ``load_ended_ns``) must lie within the cell's (``started_ns`` .. ``ended_ns``, which
+    straddle the load) give or take ``SPAN_MARGIN_S``; one that does not is ignored, and
+    the load's bounds are then taken from the samples.
+    """
+    changes: dict[str, Any] = {}
+    for key in ("started_ns", "ended_ns", "load_started_ns", "load_ended_ns"):
+        value = getattr(run, key)
+        if value is not None and value > MAX_EPOCH_NS:
+            problems.append(f"{RUN_JSON} {key} = {value} is after the year 2116, not a real time: ignored")
+            changes[key] = None
+    def current(key: str) -> int | None:
+        return changes[key] if key in changes else getattr(run, key)
+
+    started, ended = current("started_ns"), current("ended_ns")
+    margin = round(SPAN_MARGIN_S * NS_PER_S)
+    if started is not None and ended is not None:
+        for key in ("load_started_ns", "load_ended_ns"):
+            value = current(key)
+            if value is None:
+                continue
+            if value < started - margin:
+                away = f"{(started - value) / NS_PER_S:,.1f} s before its started_ns"
+            elif value > ended + margin:
+                away = f"{(value - ended) / NS_PER_S:,.1f} s after its ended_ns"
+            else:
+                continue
+            problems.append(f"{RUN_JSON} {key} is {away} (more than {SPAN_MARGIN_S:g} s outside the cell's "
+                            "own times): ignored, the load's bounds are taken from the samples")
+            changes[key] = None
+    return dataclasses.replace(run, **changes) if changes else run
+
+
+def time_span(run: RunRecord | None, t_ns: np.ndarray) -> TimeSpan:
+    """The span a row's ``t_ns`` must fall in (see ``SPAN_MARGIN_S``, ``ROBUST_SPAN_QUANTILES``).
+
+    From run.json: the earliest of ``started_ns``/``load_started_ns`` to the latest of
+    ``ended_ns``/``load_ended_ns``, widened by the margin. A side run.json does not
+    give comes from the samples: their 5th (95th) percentile minus (plus) the width
+    between the two, minus (plus) the margin. Never past ``MAX_EPOCH_NS``.
+    """
+    margin = round(SPAN_MARGIN_S * NS_PER_S)
+    starts = [v for v in (run.started_ns, run.load_started_ns) if v is not None] if run else []
+    ends = [v for v in (run.ended_ns, run.load_ended_ns) if v is not None] if run else []
+    robust_lo = robust_hi = None
+    if not (starts and ends):
+        plausible = t_ns[(t_ns >= MIN_EPOCH_NS) & (t_ns <= MAX_EPOCH_NS)]
+        if len(plausible):
+            q_lo, q_hi = ROBUST_SPAN_QUANTILES
+            p_lo = int(np.quantile(plausible, q_lo, method="lower"))
+            p_hi = int(np.quantile(plausible, q_hi, method="higher"))
+            reach = (p_hi - p_lo) + margin
+            robust_lo, robust_hi = p_lo - reach, p_hi + reach
+    sources = []
+    if starts:
+        lo = min(starts) - margin
+        sources.append("run.json start")
+    else:
+        lo = robust_lo if robust_lo is not None else MIN_EPOCH_NS
+        sources.append("samples' 5th percentile - (5th-95th width + margin)")
+    if ends:
+        hi = max(ends) + margin
+        sources.append("run.json end")
+    else:
+        hi = robust_hi if robust_hi is not None else MAX_EPOCH_NS
+        sources.append("samples' 95th percentile + (5th-95th width + margin)")
+    lo, hi = max(int(lo), MIN_EPOCH_NS), min(int(hi), MAX_EPOCH_NS)
+    source = f"{sources[0]} to {sources[1]}, each {SPAN_MARGIN_S:g} s wider"
+    return TimeSpan(start_ns=lo, end_ns=hi, source=source)
+
+
+def _away(t: int, span: TimeSpan) -> str:
+    if t > span.end_ns:
+        return f"{(t - span.end_ns) / NS_PER_S:,.1f} s after the span"
+    return f"{(span.start_ns - t) / NS_PER_S:,.1f} s before the span"
+
+
+def drop_out_of_span(frame: pd.DataFrame, span: TimeSpan, what: str, problems: list[str]) -> pd.DataFrame:
+    """``frame`` without the rows whose ``t_ns`` lies outside ``span``; one problem line counts them."""
+    t = frame["t_ns"].to_numpy()
+    out = span.outside(t)
+    if not out.any():
+        return frame
+    wild = t[out]
+    low, high = int(wild.min()), int(wild.max())
+    where = _away(low, span) if low == high else f"{_away(low, span)} to {_away(high, span)}"
+    problems.append(
+        f"dropped {int(out.sum()):,} {what} with t_ns outside the run's span ({span.describe()}): "
+        f"t_ns {low} .. {high} ({where})")
+    return frame.loc[~out].reset_index(drop=True)
+
+
+def _process_rows_in_span(frame: pd.DataFrame, span: TimeSpan, name: str, problems: list[str],
+                          *, consequence: str) -> pd.DataFrame | None:
+    kept = drop_out_of_span(frame, span, f"{name} row(s)", problems)
+    if kept.empty:
+        problems.append(f"{name} has no row inside the run's span: {consequence}")
+        return None
+    return kept
+
+
+# --- recorder accounting ------------------------------------------------------------
+
+_RECORDER_COUNTS = ("taken", "written", "pending", "dropped")
+
+
+def read_recorder_files(cell_dir: Path, problems: list[str], lost: list[str], *,
+                        rows_read: int | None = None) -> RecorderAccount | None:
+    """Sum every ``recorder-*.json``; None when there is none (an older recorder).
+
+    Samples taken from Locust but never written (``taken > written``: still
+    pending or dropped) are a problem and count as lost, and so are rows the
+    recorders say they wrote that the readable shards do not hold
+    (``rows_read``, checked only when every recorder file could be read).
+    """
+    paths = sorted(cell_dir.glob(RECORDER_FILE_GLOB))
+    if not paths:
+        return None
+    account = RecorderAccount()
+    for path in paths:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(document, dict):
+                raise ValueError(f"expected a JSON object, found {type(document).__name__}")
+            counts = {}
+            for key in _RECORDER_COUNTS:
+                value = document.get(key)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"'{key}' must be an integer >= 0, found {value!r:.40}")
+                counts[key] = value
+            errors = document.get("errors", [])
+            if not (isinstance(errors, list) and all(isinstance(e, str) for e in errors)):
+                raise ValueError("'errors' must be a list of strings")
+            if counts["written"] > counts["taken"]:
+                raise ValueError(f"written ({counts['written']}) is more than taken ({counts['taken']})")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            account.unreadable.append(path.name)
+            problems.append(f"{path.name} unreadable ({exc}); that process's recorded samples are not accounted for")
+            continue
+        account.files += 1
+        account.taken += counts["taken"]
+        account.written += counts["written"]
+        account.pending += counts["pending"]
+        account.dropped += counts["dropped"]
+        account.errors.extend(e for e in errors if e not in account.errors)
+    del account.errors[MAX_RECORDER_ERRORS:]
+    if account.lost:
+        first = f"disk full? first error: {account.errors[0]}" if account.errors else "no error recorded"
+        message = (f"recorder lost {account.lost:,} of {account.taken:,} samples "
+                   f"({account.pending:,} still pending, {account.dropped:,} dropped; {first})")
+        problems.append(message)
+        lost.append(message)
+    if rows_read is not None and not account.unreadable and rows_read < account.written:
+        message = (f"the recorders wrote {account.written:,} samples but the readable shards hold {rows_read:,}: "
+                   f"{account.written - rows_read:,} lost (shards skipped or missing)")
+        problems.append(message)
+        lost.append(message)
+    return account
 
 
 # --- declared fan-out ---------------------------------------------------------
@@ -271,13 +522,24 @@ def read_shard(path: Path) -> pa.Table:
     return table
 
 
+@dataclass
+class ShardInfo:
+    """What ``read_samples`` saw before it dropped any row."""
+
+    rows_by_shard: dict[str, int] = field(default_factory=dict)
+    counts: pd.DataFrame | None = None
+    """Rows per (``kind``, ``name``): ``count``, ``failures``."""
+
+
 def read_samples(
-    cell_dir: Path, problems: list[str], *, progress: ProgressCallback | None = None
+    cell_dir: Path, problems: list[str], *, progress: ProgressCallback | None = None,
+    info: ShardInfo | None = None,
 ) -> tuple[pd.DataFrame, int, list[str]]:
     """All usable shards of a cell as one frame, with row-level checks.
 
     Returns ``(samples, shards_read, skipped_shard_names)``. Raises
-    ``ReportInputError`` when no shard holds a usable sample.
+    ``ReportInputError`` when no shard holds a usable sample. ``info``, when
+    given, receives the rows of each shard read and the counts per name.
     """
     shards = sorted(cell_dir.glob(SHARD_GLOB))
     if not shards:
@@ -288,6 +550,8 @@ def read_samples(
     for i, shard in enumerate(shards, 1):
         try:
             tables.append(read_shard(shard))
+            if info is not None:
+                info.rows_by_shard[shard.name] = tables[-1].num_rows
         except _ShardProblem as exc:
             skipped.append(shard.name)
             shard_problems.append(f"{shard.name}: {exc}")
@@ -305,11 +569,23 @@ def read_samples(
     # Categoricals keep a million repeated names at one byte or two each.
     samples = table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
     del table
+    if info is not None:
+        info.counts = _counts_by_name(samples)
     samples = _drop_invalid_rows(samples, problems)
     if samples.empty:
         raise ReportInputError(
             cell_dir, "no valid samples left after dropping invalid rows: " + "; ".join(problems[-2:]))
     return samples, len(shards) - len(skipped), skipped
+
+
+def _counts_by_name(samples: pd.DataFrame) -> pd.DataFrame:
+    """Rows and failures per (kind, name), as strings."""
+    grouped = samples.groupby(["kind", "name"], observed=True)["ok"]
+    counts = pd.DataFrame({"count": grouped.size(), "ok": grouped.sum()}).reset_index()
+    return pd.DataFrame({
+        "kind": counts["kind"].astype(str), "name": counts["name"].astype(str),
+        "count": counts["count"].astype("int64"), "failures": (counts["count"] - counts["ok"]).astype("int64"),
+    })
 
 
 def _drop_invalid_rows(samples: pd.DataFrame, problems: list[str]) -> pd.DataFrame:

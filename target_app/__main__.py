@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     from .serve import serve
 
     raise_open_file_limit()
-    serve(settings)
+    try:
+        serve(settings)
+    except OSError as exc:  # the port is taken, the host does not resolve or is not ours
+        print(f"target_app: cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -30,6 +30,7 @@ Every event exists on the default namespace and on ``/bench``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ UNAUTHORIZED = "unauthorized"
 
 # Bounds that keep one client from turning a tick request into unbounded work.
 MAX_TICK_RATE_HZ = 1000.0
+# A slower stream would hold its thread or greenlet for ages: a client that left
+# stops its stream within one interval, at most 1 / MIN_TICK_RATE_HZ seconds.
+MIN_TICK_RATE_HZ = 0.2
 MAX_TICK_COUNT = 100_000
 MAX_TICK_SIZE = 65_536
 MAX_ROOM_NAME = 128
@@ -119,10 +123,10 @@ def tick_plan(data: Any) -> TickPlan:
         rate = float(data.get("rate", 10.0))
         count = int(data.get("count", 10))
         size = int(data.get("size", 0))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ContractError(f"bad subscribe_ticks payload {data!r:.80}: {exc}") from None
-    if not rate > 0:
-        raise ContractError(f"tick rate must be > 0, got {rate}")
+    if not (math.isfinite(rate) and rate >= MIN_TICK_RATE_HZ):
+        raise ContractError(f"tick rate must be a number >= {MIN_TICK_RATE_HZ:g} Hz, got {rate}")
     return TickPlan(
         rate=min(rate, MAX_TICK_RATE_HZ),
         count=max(0, min(count, MAX_TICK_COUNT)),

@@ -40,9 +40,19 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """OSError unless ``host`` resolves and ``port`` is free on it."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 def _serve_threading(settings: TargetSettings) -> None:
     from .app import create_app
 
+    # Werkzeug reports a taken port or an unknown host itself, over several lines
+    # and with exit status 1: find out first, so the error is ours and one line.
+    _check_bindable(settings.host, settings.port)
     app = create_app(settings)
     socketio = app.extensions["socketio"]
     # Werkzeug, as socketio.run() runs it; a load test runs it without a TTY.

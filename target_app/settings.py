@@ -6,6 +6,7 @@ before it monkey-patches for eventlet or gevent.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
@@ -63,8 +64,8 @@ class TargetSettings:
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         for name in ("ping_interval", "ping_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name.replace('_', ' ')} must be > 0, got {getattr(self, name)}")
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name.replace('_', ' ')} must be a finite number > 0, got {getattr(self, name)}")
         for name in ("max_http_buffer_size", "max_connections", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")

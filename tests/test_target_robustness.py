@@ -99,3 +99,34 @@ def test_events_named_connect_or_disconnect_do_not_move_the_counts(target: Targe
         assert during["connected"] == 1 and during["connects_total"] - before["connects_total"] == 1
     after = wait_until_none_connected(target)
     assert after["connected"] == 0 and after["disconnects_total"] - before["disconnects_total"] == 1
+
+
+@pytest.mark.parametrize("payload", ['{"count":1e400}', '{"rate":1e-6,"count":2}', '{"rate":"fast"}'])
+def test_out_of_range_tick_requests_get_an_error_ack(target: TargetProcess, payload: str) -> None:
+    with RawPeer(target.url) as peer:
+        peer.ws.send(f'421["subscribe_ticks",{payload}]')
+        answer = peer.recv_packet()
+        assert answer.startswith('431[{"error":'), answer
+
+
+@pytest.mark.parametrize("mode, server", [("threading", "dev"), ("eventlet", "dev"), ("gevent", "dev"),
+                                          ("asgi", "uvicorn")])
+@pytest.mark.parametrize("where", ["port-in-use", "bad-host"])
+def test_a_port_in_use_or_a_bad_host_is_one_line(mode: str, server: str, where: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from core.paths import REPO_ROOT
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        host = "127.0.0.1" if where == "port-in-use" else "no-such-host.invalid"
+        done = subprocess.run([sys.executable, "-m", "target_app", "--async-mode", mode, "--server", server,
+                               "--host", host, "--port", str(port)], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr[-2000:]

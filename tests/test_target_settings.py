@@ -37,7 +37,8 @@ def test_asgi_mode_picks_uvicorn() -> None:
     (["--async-mode", "asgi", "--server", "gunicorn"], "runs under uvicorn"),
     (["--async-mode", "gevent", "--server", "uvicorn"], "not 'uvicorn'"),
     (["--port", "70000"], "port must be"),
-    (["--ping-interval", "0"], "ping interval must be > 0"),
+    (["--ping-interval", "0"], "ping interval must be a finite number > 0"),
+    (["--ping-interval", "inf"], "ping interval must be a finite number > 0"),
     (["--max-connections", "0"], "max connections must be >= 1"),
 ])
 def test_bad_settings_name_what_is_wrong(argv: list[str], message: str) -> None:
@@ -75,10 +76,13 @@ def test_auth_check() -> None:
 def test_tick_plan_is_clamped() -> None:
     plan = contract.tick_plan({"rate": 1e9, "count": 10**9, "size": 10**9})
     assert plan == contract.TickPlan(contract.MAX_TICK_RATE_HZ, contract.MAX_TICK_COUNT, contract.MAX_TICK_SIZE)
-    with pytest.raises(contract.ContractError, match="rate must be > 0"):
-        contract.tick_plan({"rate": 0})
+    for rate in (0, 1e-6, float("nan"), float("-inf")):
+        with pytest.raises(contract.ContractError, match="rate must be a number >= 0.2 Hz"):
+            contract.tick_plan({"rate": rate})
     with pytest.raises(contract.ContractError, match="bad subscribe_ticks payload"):
         contract.tick_plan({"rate": "fast"})
+    with pytest.raises(contract.ContractError, match="bad subscribe_ticks payload"):
+        contract.tick_plan({"count": 1e400})  # JSON's 1e400 is an infinite float
 
 
 def test_broadcast_target_and_room_names() -> None:
