@@ -14,6 +14,8 @@ import os
 import socket
 import sys
 
+from core import redact
+
 from .settings import TargetSettings
 
 # Deep enough for a burst of churning clients; the kernel caps it at somaxconn.
@@ -28,6 +30,8 @@ def serve(settings: TargetSettings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Debug logs hold every packet, the CONNECT auth payload too: keep its secrets out.
+    redact.install(*redact.PACKET_LOGGERS)
     if settings.server == "gunicorn":
         _exec_gunicorn(settings)
     elif settings.server == "uvicorn":

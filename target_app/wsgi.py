@@ -3,7 +3,11 @@
 Settings come from ``TARGET_*`` variables. gunicorn's eventlet and gevent
 workers monkey-patch before they import this module.
 """
+from core import redact
+
 from .app import create_app
 from .settings import settings_from_env
 
 app = create_app(settings_from_env())
+# gunicorn set up this worker's logging: keep secrets out of it as serve() does elsewhere.
+redact.install(*redact.PACKET_LOGGERS)

@@ -130,3 +130,20 @@ def test_a_port_in_use_or_a_bad_host_is_one_line(mode: str, server: str, where: 
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert "Traceback" not in done.stderr and len(lines) == 1, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode, server", [("threading", "dev"), ("eventlet", "dev"), ("gevent", "dev"),
+                                          ("asgi", "uvicorn"), ("gevent", "gunicorn")])
+def test_debug_logs_never_hold_the_auth_token(tmp_path: Path, mode: str, server: str) -> None:
+    from loadtests.client import Client
+    from target_app.process import start_target
+
+    secret = "s3cret-t0ken-for-the-log-test"
+    log = tmp_path / "target.log"
+    with start_target(mode, server, log_path=log, extra_args=["--log-level", "debug", "--auth-token", secret]) as t:
+        with Client(t.url, auth={"token": secret}, timeout=5) as client:
+            assert client.call("echo", {"token": secret, "x": 1}) == {"token": secret, "x": 1}
+        time.sleep(0.5)
+    text = log.read_text(errors="replace")
+    assert "[redacted]" in text, "the debug log shows the packets, redacted"
+    assert secret not in text
