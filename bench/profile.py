@@ -29,6 +29,7 @@ A profile can load the user's own app instead (docs/own-app.md)::
 """
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
@@ -137,6 +138,15 @@ class LoadShape:
     processes: int = 1
 
     def __post_init__(self) -> None:
+        for name, kind in (("users", int), ("payload_bytes", int), ("room_size", int), ("spawn_rate", float),
+                           ("duration_s", float), ("warmup_s", float), ("emit_rate", float)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+                raise ValueError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+            if kind is float and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not isinstance(self.open_model, bool):
+            raise ValueError(f"open_model must be true or false, got {self.open_model!r}")
         if self.users < 1:
             raise ValueError(f"users must be >= 1, got {self.users}")
         if not self.spawn_rate > 0:
@@ -331,10 +341,12 @@ def load_profile(name_or_path: str) -> Profile:
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        shipped = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml") if p.stem != "thresholds"))
         raise ProfileError(f"no profile {name_or_path!r} (no file {path}); shipped profiles: {shipped}")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return replace(parse_profile(data, str(path), base_dir=path.resolve().parent), source=path)

@@ -8,6 +8,7 @@ them over unchecked.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -20,6 +21,10 @@ ENV_RESULTS_DIR = "LOADTEST_RESULTS_DIR"
 ENV_AUTH_TOKEN = "LOADTEST_AUTH_TOKEN"
 #: "1" allows non-loopback targets, like --i-own-this-host (containers on a compose network)
 ENV_OWN_HOST = "LOADTEST_I_OWN_THIS_HOST"
+
+
+#: the largest payload a user builds (one string, shared by the users of a process)
+MAX_PAYLOAD_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,10 @@ class LoadSettings:
             if not ok:
                 raise ValueError(message)
 
-        need(self.payload_bytes >= 0, f"--payload-bytes must be >= 0, got {self.payload_bytes}")
+        need(0 <= self.payload_bytes <= MAX_PAYLOAD_BYTES,
+             f"--payload-bytes must be 0..{MAX_PAYLOAD_BYTES} (the server's message limit is lower still), "
+             f"got {self.payload_bytes}")
+        need(math.isfinite(self.emit_rate), f"--emit-rate must be a finite number, got {self.emit_rate}")
         need(self.emit_rate >= 0, f"--emit-rate must be >= 0 (0 = flat out), got {self.emit_rate}")
         need(self.room_size >= 1, f"--room-size must be >= 1, got {self.room_size}")
         need(

@@ -215,3 +215,30 @@ def test_a_cell_without_summary_fails_the_check(tmp_path: Path, capsys: pytest.C
     (run / "asgi-uvicorn--echo" / "run.json").write_text("{}")
     assert check.main([str(run)]) == 1
     assert "asgi-uvicorn--echo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'targets = ["gevent-dev"]\n[load]\nduration_s = inf\n[[scenarios]]\nname = "echo"\n',
+     "duration_s must be a finite number"),
+    (b'targets = ["gevent-dev"]\n[load]\nusers = "five"\n[[scenarios]]\nname = "echo"\n',
+     "users must be an integer"),
+    (b'targets = ["gevent-dev"]\n# \xff\xfe not UTF-8\n[[scenarios]]\nname = "echo"\n', "not UTF-8 text"),
+])
+def test_a_bad_profile_is_one_line_and_leaves_no_folder(tmp_path: Path, content: bytes, message: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import matrix
+
+    profile = tmp_path / "bad.toml"
+    profile.write_bytes(content)
+    assert matrix.main(["--profile", str(profile), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_shipped_profile_list_names_profiles_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import matrix
+
+    assert matrix.main(["--profile", "no-such-profile"]) == 2
+    err = capsys.readouterr().err
+    assert "shipped profiles: full, quick, scaleout" in err and "thresholds" not in err
