@@ -51,6 +51,8 @@ from loadtests.recorder import ResultsFolderError, check_results_folder
 from loadtests.safety import ALLOW_FLAG, require_loopback
 
 EXIT_FAILED_CELL, EXIT_USAGE = EXIT_FAILED, EXIT_BAD_INPUT
+#: lines of a failed cell's reason (a target's log tail) the progress output repeats
+MAX_REASON_LINES = 12
 DEFAULT_RESULTS = REPO_ROOT / "results"
 
 
@@ -88,8 +90,12 @@ class ProgressLine:
             self.stream.write("\r\x1b[K")
         figures = f"{result.requests:,} requests, {result.failures:,} failures" if result.requests is not None else ""
         status = result.status.upper() if result.status != "ok" else "ok"
-        tail = f": {result.reason.splitlines()[0]}" if result.reason else ""
+        lines = (result.reason or "").splitlines()
+        tail = f": {lines[0]}" if lines else ""
         print(f"{prefix}  {status} in {result.elapsed_s:.1f}s  {figures}{tail}", file=self.stream, flush=True)
+        # A target that did not start says why in its log's last lines: show them here too.
+        for line in lines[1:][-MAX_REASON_LINES:]:
+            print(f"    {line}", file=self.stream, flush=True)
         self._last_print = 0.0
 
 
@@ -195,7 +201,7 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         if args.targets:
             raise ProfileError("--targets and --target-cmd exclude each other: the reference targets, or your app")
         targets = command_targets(args.target_cmd, _split(args.modes), args.app_name, args.target_timeout)
-        profile = replace(profile, targets=targets, reference=targets[0].label)
+        profile = replace(profile, targets=targets, reference=None)  # ratios against the best-ranked mode
     scenarios = own_app_scenarios(args, profile)
     if scenarios is not None:
         profile = replace(profile, scenarios=scenarios)

@@ -63,7 +63,8 @@ class CommandTarget:
 
     @property
     def label(self) -> str:
-        return f"{self.mode}-{self.server}"
+        """``gevent-app`` with ``{mode}``; ``app`` for a command that runs in one way only."""
+        return self.server if self.mode == DEFAULT_MODE else f"{self.mode}-{self.server}"
 
     def argv(self, *, port: int, host: str = LOOPBACK) -> list[str]:
         """The command with its placeholders filled in, split into arguments."""
@@ -103,20 +104,25 @@ def wait_for_port(target: TargetProcess, timeout: float) -> None:
     while time.monotonic() < deadline:
         if not target.alive():
             raise TargetStartError(f"--target-cmd exited with code {target.process.returncode} before it opened "
-                                   f"port {target.port}. Log tail:\n{target.log_tail()}")
+                                   f"port {target.port}. {_log_tail(target)}")
         try:
             with socket.create_connection((target.host, target.port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
     raise TargetStartError(f"--target-cmd did not open port {target.port} within {timeout:.0f} s. "
-                           f"Log tail:\n{target.log_tail()}")
+                           f"{_log_tail(target)}")
 
 
-def launch_command(spec: CommandTarget, *, log_path: Path,
-                   cpu_affinity: Sequence[int] | None = None) -> TargetProcess:
-    """Start the user's server on a free loopback port and wait for the port; the caller stops it."""
-    port = free_port(LOOPBACK)
+def _log_tail(target: TargetProcess) -> str:
+    tail = target.log_tail().strip()
+    return f"Log tail:\n{tail}" if tail else f"Its log ({target.log_path}) is empty."
+
+
+def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequence[int] | None = None,
+                   port: int | None = None) -> TargetProcess:
+    """Start the user's server on ``port`` (default: a free loopback one) and wait for it; the caller stops it."""
+    port = port or free_port(LOOPBACK)
     argv = spec.argv(port=port)
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]

@@ -157,8 +157,8 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
     mode = server = None
     command = None
     if args.target_cmd:
-        if args.target_url or args.target or args.server or args.port or args.target_arg:
-            raise UsageError("--target-cmd starts your server; --target-url, --target, --server, --port and "
+        if args.target_url or args.target or args.server or args.target_arg:
+            raise UsageError("--target-cmd starts your server; --target-url, --target, --server and "
                              "--target-arg do not go with it")
         try:
             if "{mode}" in args.target_cmd and not args.mode:
@@ -353,7 +353,8 @@ class UiSessionRunner:
             assert plan.mode is not None and plan.server is not None  # resolve_plan sets both without --target-url
             try:
                 if plan.target_cmd is not None:
-                    self.target = launch_command(plan.target_cmd, log_path=plan.run_dir / SESSION_TARGET_LOG)
+                    self.target = launch_command(plan.target_cmd, log_path=plan.run_dir / SESSION_TARGET_LOG,
+                                                 port=plan.target_port)
                 else:
                     self.target = launch_target(plan.mode, plan.server, port=plan.target_port,
                                                 log_path=plan.run_dir / SESSION_TARGET_LOG,
@@ -391,7 +392,7 @@ class UiSessionRunner:
         with_workers = f" with {workers} worker processes" if workers else ""
         self.say(f"Locust web UI{with_workers}: {plan.web_url}/" + ("  (login required)" if plan.auth else ""))
         self.say(f"Socket.IO page (live figures, full report): {plan.web_url}/socketio/")
-        self.say(f"each test you start records into {plan.run_dir}/<mode>-<server>--<scenario>-<HHMMSS>/")
+        self.say(f"each test you start records into {plan.run_dir}/<mode>-<server>--<scenario>--<HHMMSS>/")
         self.say("Ctrl-C stops Locust, then the target")
         return self._watch()
 

@@ -58,6 +58,8 @@ class Harness:
     def __init__(self, environment: Environment, settings: LoadSettings) -> None:
         self.environment = environment
         self.settings = settings
+        #: the target given on the command line (--host), for a test started with an empty host field
+        self.started_host = environment.host
         self.recorder: Recorder | None = None
         self._flusher: gevent.Greenlet | None = None
         self._pairs_written_to: Path | None = None
@@ -265,10 +267,10 @@ class Harness:
         runner.send_message(_STOPPED)
 
     def on_test_start(self, environment: Environment, **_: Any) -> None:
-        # An empty host field in the web UI means the target Locust was started with.
-        started_with = getattr(environment.parsed_options, "host", None)
-        if not environment.host and started_with:
-            environment.host = started_with
+        # An empty host field in the web UI means the target Locust was started with
+        # (Locust's form overwrites parsed_options.host too: the value kept at init counts).
+        if not environment.host and self.started_host:
+            environment.host = self.started_host
         try:
             self.settings = LoadSettings.from_options(environment.parsed_options)
             if not isinstance(environment.runner, WorkerRunner):  # workers load what the master chose

@@ -22,6 +22,9 @@ from loadtests.options import LoadSettings
 if TYPE_CHECKING:
     from locust.env import Environment
 
+#: the reference users that read --room-size and --senders-per-room
+ROOM_SCENARIO_USERS = ("BroadcastUser", "RoomsUser")
+
 
 def owns_run_record(results_dir: str | None, *, web_ui: bool) -> bool:
     """True when this run has to write its own run.json: a results folder that no runner has set up."""
@@ -35,6 +38,7 @@ def plain_run_record(environment: Environment, settings: LoadSettings, *, starte
     host = environment.host or (settings.urls[0] if settings.urls else None)
     stats = probe_stats(host, timeout=2.0) if host else None
     run_time = getattr(options, "run_time", None)
+    rooms = any(cls.__name__ in ROOM_SCENARIO_USERS for cls in environment.user_classes)
     return RunRecord(
         run_id=folder.parent.name or folder.name, cell=folder.name, status=RUNNING,
         mode=str((stats or {}).get("async_mode") or "external"), server=str((stats or {}).get("server") or "external"),
@@ -42,8 +46,10 @@ def plain_run_record(environment: Environment, settings: LoadSettings, *, starte
         load=RecordedLoad(
             users=getattr(options, "num_users", None), spawn_rate=getattr(options, "spawn_rate", None),
             duration_s=float(run_time) if run_time else None, emit_rate=settings.emit_rate or None,
-            payload_bytes=settings.payload_bytes, room_size=settings.room_size,
-            senders_per_room=settings.senders_per_room, open_model=settings.open_model,
+            payload_bytes=settings.payload_bytes,
+            # The room options shape the reference room scenarios only.
+            room_size=settings.room_size if rooms else None,
+            senders_per_room=settings.senders_per_room if rooms else None, open_model=settings.open_model,
             namespace=settings.namespace, transport=settings.transport,
             processes=getattr(options, "processes", None) or 1,
         ),

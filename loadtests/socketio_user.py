@@ -374,6 +374,7 @@ class SocketIOUser(_Recording, User):
         if inflight is None:
             return None
         pending, name, t_ns, start_ns, expected = inflight
+        declaration = self.fanout.get(name)
         try:
             ack = pending.wait(timeout)
         except CallTimeout:
@@ -383,7 +384,10 @@ class SocketIOUser(_Recording, User):
         except SocketIOError as exc:
             self.record("ack", name, t_ns, _now_ns() - start_ns, exception=exc)
             return None
-        return self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns, expected)
+        answer = self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns, expected)
+        if declaration is not None and answer is not None:
+            LEDGER.expected[_ledger_key(declaration.push)] += promised(answer, expected)
+        return answer
 
     # --- waiting while reading ------------------------------------------
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,24 @@ def test_web_ui_on_the_app_offers_its_user_classes(tmp_path: Path) -> None:
             assert response.status == 200
         session = json.loads((tmp_path / "ui" / "ui-session.json").read_text())
         assert session["target_pid"] and "--async-mode gevent" in " ".join(session["target_command"])
+        # A test started with the host field cleared loads the app the UI started.
+        form = urllib.parse.urlencode({"user_count": 4, "spawn_rate": 10, "host": "",
+                                       "user_classes": "ChatUser"}).encode()
+        with urllib.request.urlopen(base + "/swarm", data=form, timeout=10) as response:
+            assert json.loads(response.read())["success"]
+        deadline = time.monotonic() + 40
+        live: dict = {}
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(base + "/socketio/api/live", timeout=5) as response:
+                live = json.loads(response.read())
+            events = (live.get("figures") or {}).get("events") or []
+            if any(e["name"] == "chat_message" and e["ok"] >= 10 for e in events):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"no chat_message acks from a test with an empty host: {live}")
+        assert live["cell"].startswith("gevent-app--chat--")
+        urllib.request.urlopen(base + "/stop", data=b"", timeout=10).close()
     finally:
         ui.send_signal(signal.SIGINT)
         try:
@@ -178,7 +197,7 @@ def test_a_target_command_that_does_not_serve_fails_its_cell(tmp_path: Path, com
     done = run_bench("--locustfile", str(LOCUSTFILE), "--target-cmd", command, "--target-timeout", "3",
                      "--duration", "2", "--warmup", "0", "--users", "2", "--run-id", "bad", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
-    record = json.loads((tmp_path / "bad" / "app-app--chat" / "run.json").read_text())
+    record = json.loads((tmp_path / "bad" / "app--chat" / "run.json").read_text())
     assert record["status"] == "failed" and reason in record["reason"]
     assert ("boom: no config" if "exited" in reason else "listening soon") in record["reason"]  # the log tail
 

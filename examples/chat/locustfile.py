@@ -22,12 +22,13 @@ class ChatUser(SocketIOUser):
         self.room = self.group_room("chat", size=5)
 
     def enter(self) -> bool:
-        """Connect and join the room (again after a lost connection)."""
+        """Connect and join the room (again after a lost connection); back off after a failure."""
         if self.connected:
             return True
         if self.connect(auth={"token": TOKEN}) and self.call("join_room", {"room": self.room}) is not None:
             self.joined(self.room)
             return True
+        self.pump(self.reconnect_backoff)  # a refused connect must not become a busy loop
         return False
 
     @task(10)
