@@ -13,7 +13,13 @@ Conventions (also in the README):
   on ``t_ns`` (the time an operation started); rates are counts in it divided
   by its length.
 - Time series cover the whole load, in one-second buckets counted from the
-  load start, so the warm-up shows on the plots.
+  load start, so the warm-up shows on the plots; a load longer than
+  ``MAX_TIME_BINS`` seconds gets wider buckets, so no timestamp can make a
+  series (or its memory) grow without bound.
+- A stall is a stretch of the steady window longer than
+  ``max(STALL_MIN_S, STALL_GAP_FACTOR x the median gap between completions)``
+  in which clients are connected but no ack or push completes (see
+  ``find_stalls``).
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from core.cells import CellName
 from core.run_record import RunRecord
 from core.schema import KINDS
 from reports.errors import ReportInputError
-from reports.read_cell import CellData
+from reports.read_cell import MAX_EPOCH_NS, CellData
 
 NS_PER_S = 1_000_000_000
 DEFAULT_WARMUP_S = 0.0
@@ -55,6 +61,25 @@ MAX_ERRORS = 50
 # planned end means the load stalled, not that Locust's timer ran early.
 STALL_GAP_S = 2.0
 STALL_GAP_SHARE = 0.1
+# Latencies are capped here when turned into completion times (t_ns + latency), so
+# that sum stays inside int64 whatever the input (10**15 us: 31 years).
+MAX_LATENCY_US = 1e15
+# At most this many buckets per time series: past MAX_TIME_BINS seconds of load the
+# buckets widen (whole seconds), so memory never depends on a timestamp's value.
+MAX_TIME_BINS = 20_000
+# A stall: clients connected, no ack or push completing for longer than
+# max(STALL_MIN_S, STALL_GAP_FACTOR x the median gap between completions).
+STALL_MIN_S = 1.0
+STALL_GAP_FACTOR = 20.0
+# Stalls listed one by one in summary.json and in problem lines; the rest are summed.
+MAX_STALLS = 50
+MAX_STALL_PROBLEMS = 10
+# "Memory not returned": RSS after the load exceeds RSS before it by more than
+# max(RSS_KEPT_MIN_BYTES, RSS_KEPT_SHARE x before).
+RSS_KEPT_MIN_BYTES = 10 * 2**20
+RSS_KEPT_SHARE = 0.2
+# Fewest server.csv rows in the steady window a least-squares RSS slope is fitted on.
+MIN_FIT_ROWS = 3
 # Percentile-curve grid: "nines" x gives percentile 100 * (1 - 10**-x).
 CURVE_NINES_STEP = 0.05
 CURVE_MAX_NINES = 5.0
@@ -112,6 +137,17 @@ class CellMetrics:
     locust_users: pd.DataFrame | None
     locust_check: list[dict[str, Any]] | None
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Why figures are incomplete or doubtful (stalls, Locust counts the recorder lacks); like
+    ``CellData.problems``, non-empty means partial."""
+    lost: list[str] = field(default_factory=list)
+    """Problems that mean samples are known to be lost (the summary status becomes ``failed``)."""
+    stalls: list[dict[str, float]] = field(default_factory=list)
+    """``start_s`` (from the load start) and ``length_s`` of each stall, the first ``MAX_STALLS``."""
+    stall_check: dict[str, Any] = field(default_factory=dict)
+    """How stalls were looked for: ``threshold_s``, ``median_gap_s``, ``count``, ``total_s``."""
+    bin_s: int = 1
+    """Width of the time series' buckets, seconds."""
 
 
 def latency_key(kind: str, name: str) -> str:
@@ -165,12 +201,20 @@ def load_bounds(samples: pd.DataFrame, run: RunRecord | None, notes: list[str]) 
     run = run or RunRecord()
     start = run.load_started_ns if run.load_started_ns is not None else first
     if run.load_ended_ns is not None:
+        gap = run.load_ended_ns - last
+        # Only where something answers all along: an idle run's last sample is its last connect.
+        answers = bool(samples["kind"].isin(("ack", "push")).any())
+        if answers and gap > max(STALL_GAP_S * NS_PER_S, STALL_GAP_SHARE * (run.load_ended_ns - start)):
+            notes.append(f"no samples in the last {gap / NS_PER_S:,.1f} s before run.json load_ended_ns: "
+                         "the load stalled or its samples were lost; the window runs to load_ended_ns")
         return start, run.load_ended_ns, "run.json load_ended_ns"
 
     planned, planned_source = None, ""
     duration = run.load.duration_s
     if duration is not None and duration > 0:
-        planned, planned_source = start + round(duration * NS_PER_S), "load start + load.duration_s"
+        # Clamped: an absurd duration must not push any time past int64.
+        planned = min(start + round(duration * NS_PER_S), MAX_EPOCH_NS)
+        planned_source = "load start + load.duration_s"
     ended = run.ended_ns
     if ended is not None and (planned is None or ended < planned):
         planned, planned_source = int(ended), "run.json ended_ns"
@@ -219,9 +263,12 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     duration = window.duration_s
     scenario = scenario_of(data.run, data.cell)
 
+    problems: list[str] = []
+    lost: list[str] = []
     latency = latency_table(steady, duration)
     concurrency_events = connection_events(samples)
     connections = connection_figures(steady, duration, concurrency_events, window, notes)
+    connections.update(server_concurrency(data.server, window))
     throughput = throughput_figures(steady, duration)
     errors, breakdown, error_ratio = error_figures(steady)
     fanout = fanout_figures(steady, latency, notes, FANOUT_PAIRS | data.fanout_pairs)
@@ -230,11 +277,22 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         server, server_timeline = server_figures(
             data.server, window, steady, peak_clients_from_samples(concurrency_events), notes
         )
+        server.update(memory_figures(data.server, window, samples, notes))
     loadgen, loadgen_timeline = (None, None)
     if data.loadgen is not None:
         loadgen, loadgen_timeline = loadgen_figures(data.loadgen, window, steady, notes)
     main_event = main_event_of(latency, scenario)
     primary = primary_figure(scenario, main_event, latency, connections, server)
+    stall_spans, stall_check = find_stalls(samples, concurrency_events, window)
+    stalls = [{"start_s": (a - window.load_start_ns) / NS_PER_S, "length_s": (b - a) / NS_PER_S}
+              for a, b in stall_spans]
+    problems.extend(stall_problems(stalls, stall_check))
+    locust_check = locust_cross_check(data)
+    problems.extend(locust_gap_problems(locust_check, lost))
+    bin_s = bin_seconds(window)
+    if bin_s > 1:
+        notes.append(f"the load spans {(window.end_ns - window.load_start_ns) / NS_PER_S:,.0f} s: time series use "
+                     f"{bin_s:,} s buckets (at most {MAX_TIME_BINS:,} buckets)")
     return CellMetrics(
         cell=data.cell,
         scenario=scenario,
@@ -259,8 +317,13 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         server_timeline=server_timeline,
         loadgen_timeline=loadgen_timeline,
         locust_users=_locust_users(data, window),
-        locust_check=locust_cross_check(data),
+        locust_check=locust_check,
         notes=notes,
+        problems=problems,
+        lost=lost,
+        stalls=stalls[:MAX_STALLS],
+        stall_check=stall_check,
+        bin_s=bin_s,
     )
 
 
@@ -329,16 +392,29 @@ def _is(frame: pd.DataFrame, kind: str) -> np.ndarray:
     return (frame["kind"] == kind).to_numpy()
 
 
+def bin_seconds(window: Window) -> int:
+    """Width of a time series' bucket: 1 s, or wider so the load fits in ``MAX_TIME_BINS`` buckets."""
+    span_s = math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S)
+    return max(1, math.ceil(span_s / MAX_TIME_BINS))
+
+
+def _bins(window: Window) -> tuple[int, int]:
+    """``(number of buckets, bucket width in ns)`` of the time series over the whole load."""
+    width = bin_seconds(window) * NS_PER_S
+    return max(1, math.ceil((window.end_ns - window.load_start_ns) / width)), width
+
+
 def _seconds(t_ns: np.ndarray, window: Window) -> np.ndarray:
-    return (t_ns - window.load_start_ns) // NS_PER_S
+    """The bucket of each time (0 = the first after the load start; negative before it)."""
+    return (t_ns - window.load_start_ns) // _bins(window)[1]
 
 
 def latency_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """Per-second p50 and p99 of each name's successful samples, over the whole run."""
+    """p50 and p99 of each name's successful samples per bucket (``second`` = its start), over the whole run."""
     good = samples.loc[(samples["kind"] != "error") & samples["ok"], ["t_ns", "kind", "name", "latency_us"]]
     if good.empty:
         return pd.DataFrame(columns=["key", "second", "p50_us", "p99_us"])
-    good = good.assign(second=_seconds(good["t_ns"].to_numpy(), window))
+    good = good.assign(second=_seconds(good["t_ns"].to_numpy(), window) * bin_seconds(window))
     q = good.groupby(["kind", "name", "second"], observed=True)["latency_us"].quantile([0.5, 0.99]).unstack()
     q.columns = ["p50_us", "p99_us"]
     q = q.reset_index()
@@ -357,17 +433,20 @@ class ConnectionEvents:
 
 
 def connection_events(samples: pd.DataFrame) -> ConnectionEvents:
-    """+1 when a connect completes, -1 when a disconnect completes, over the whole run.
+    """+1 when a connect completes, -1 when a disconnect completes or a connection is
+    found lost (an ``error`` sample named ``connection``: it died between operations,
+    the user will connect anew), over the whole run, as webui/live.py counts them.
 
     The whole run, not the steady window: clients connected during the
     warm-up are still connected in the steady state.
     """
     kind = samples["kind"]
     conn = samples.loc[(kind == "connect") & samples["ok"], ["t_ns", "latency_us"]]
-    disc = samples.loc[kind == "disconnect", ["t_ns", "latency_us"]]
+    disc = samples.loc[(kind == "disconnect") | ((kind == "error") & (samples["name"] == "connection")),
+                       ["t_ns", "latency_us"]]
 
     def done(frame: pd.DataFrame) -> np.ndarray:
-        lat = np.nan_to_num(frame["latency_us"].to_numpy(), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
+        lat = np.nan_to_num(frame["latency_us"].to_numpy(), nan=0.0, posinf=0.0, neginf=0.0).clip(0, MAX_LATENCY_US)
         return frame["t_ns"].to_numpy() + np.round(lat * 1000).astype(np.int64)
 
     times = np.concatenate([done(conn), done(disc)])
@@ -428,11 +507,12 @@ def _time_weighted_mean(events: ConnectionEvents, window: Window, carried: int) 
 
 
 def concurrency_timeline(events: ConnectionEvents, window: Window) -> pd.DataFrame:
-    """Connected clients at each second's end, and the peak within each second."""
-    n = max(1, math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S))
-    seconds = np.arange(n)
-    ends = window.load_start_ns + (seconds + 1) * NS_PER_S - 1
-    starts = window.load_start_ns + seconds * NS_PER_S - 1
+    """Connected clients at each bucket's end, and the peak within each bucket (``second`` = its start)."""
+    n, width = _bins(window)
+    buckets = np.arange(n)
+    seconds = buckets * (width // NS_PER_S)
+    ends = window.load_start_ns + (buckets + 1) * width - 1
+    starts = window.load_start_ns + buckets * width - 1
     if not len(events.times_ns):
         zeros = np.zeros(n, np.int64)
         return pd.DataFrame({"second": seconds, "connected": zeros, "peak": zeros})
@@ -441,8 +521,66 @@ def concurrency_timeline(events: ConnectionEvents, window: Window) -> pd.DataFra
     sec = _seconds(events.times_ns, window)
     in_range = (sec >= 0) & (sec < n)
     peaks = pd.Series(events.levels[in_range]).groupby(sec[in_range]).max()
-    peak = np.maximum(carried, peaks.reindex(seconds).fillna(-(2**62)).astype(np.int64).to_numpy())
+    peak = np.maximum(carried, peaks.reindex(buckets).fillna(-(2**62)).astype(np.int64).to_numpy())
     return pd.DataFrame({"second": seconds, "connected": at_end, "peak": peak})
+
+
+# --- stalls ------------------------------------------------------------------------------
+
+def find_stalls(samples: pd.DataFrame, events: ConnectionEvents,
+                window: Window) -> tuple[list[tuple[int, int]], dict[str, Any]]:
+    """Stretches of the steady window where clients are connected but nothing is answered.
+
+    A completion is a successful ack or push, at ``t_ns + latency``. The
+    threshold is ``max(STALL_MIN_S, STALL_GAP_FACTOR x the median gap between
+    consecutive completions in the steady window)``. Between consecutive
+    completions (the window's ends count as completions), each stretch with
+    at least one client connected (``connection_events``) longer than the
+    threshold is a stall. A run with no ack or push at all (idle) is not
+    checked. Returns ``[(start_ns, end_ns), ...]`` and how the check went.
+    """
+    done = np.sort(np.concatenate([_completions(samples, "ack"), _completions(samples, "push")]))
+    check: dict[str, Any] = {"checked": False, "threshold_s": None, "median_gap_s": None, "count": 0,
+                             "total_s": 0.0, "min_s": STALL_MIN_S, "gap_factor": STALL_GAP_FACTOR}
+    if not len(done):
+        check["reason"] = "no acks or pushes: nothing is expected to answer"
+        return [], check
+    inside = done[(done > window.start_ns) & (done < window.end_ns)]
+    gaps = np.diff(inside)
+    median_gap = float(np.median(gaps)) if len(gaps) else 0.0
+    threshold = max(STALL_MIN_S * NS_PER_S, STALL_GAP_FACTOR * median_gap)
+    check.update(checked=True, threshold_s=threshold / NS_PER_S, median_gap_s=median_gap / NS_PER_S)
+    points = np.concatenate([[window.start_ns], inside, [window.end_ns]])
+    long_gaps = np.flatnonzero(np.diff(points) > threshold)
+    stalls: list[tuple[int, int]] = []
+    for i in long_gaps:
+        a, b = int(points[i]), int(points[i + 1])
+        # The level just after a, then after each change inside (a, b).
+        lo = int(np.searchsorted(events.times_ns, a, side="right"))
+        hi = int(np.searchsorted(events.times_ns, b, side="left"))
+        edges = np.concatenate([[a], events.times_ns[lo:hi], [b]])
+        levels = np.concatenate([_level_at(events, a).reshape(1), events.levels[lo:hi]])
+        connected = levels > 0
+        # Runs of connected segments: [start edge, end edge).
+        change = np.diff(np.concatenate([[False], connected, [False]]).astype(np.int8))
+        for s_i, e_i in zip(np.flatnonzero(change == 1), np.flatnonzero(change == -1), strict=True):
+            start, end = int(edges[s_i]), int(edges[e_i])
+            if end - start > threshold:
+                stalls.append((start, end))
+    check["count"] = len(stalls)
+    check["total_s"] = sum(b - a for a, b in stalls) / NS_PER_S
+    return stalls, check
+
+
+def stall_problems(stalls: list[dict[str, float]], check: dict[str, Any]) -> list[str]:
+    """One problem line per stall (the first ``MAX_STALL_PROBLEMS``, then one line for the rest)."""
+    lines = [f"stall: no answer for {s['length_s']:,.1f} s from +{s['start_s']:,.1f} s "
+             f"(clients connected; threshold {check['threshold_s']:,.1f} s)" for s in stalls[:MAX_STALL_PROBLEMS]]
+    if check["count"] > MAX_STALL_PROBLEMS:
+        shown = sum(s["length_s"] for s in stalls[:MAX_STALL_PROBLEMS])
+        lines.append(f"stall: {check['count'] - MAX_STALL_PROBLEMS:,} more stalls, "
+                     f"{check['total_s'] - shown:,.1f} s in all")
+    return lines
 
 
 # --- throughput, errors, fan-out ---------------------------------------------------------
@@ -649,6 +787,77 @@ def loadgen_figures(
     return figures, timeline
 
 
+def server_concurrency(server: pd.DataFrame | None, window: Window) -> dict[str, Any]:
+    """Connected clients as the server counts them (server.csv ``connected``) in the steady window.
+
+    ``server_mean_concurrent`` is the mean of the rows in the window (the
+    sampler's rows are evenly spaced); both are None without the column.
+    """
+    out: dict[str, Any] = {"server_peak_concurrent": None, "server_mean_concurrent": None}
+    if server is None:
+        return out
+    t = server["t_ns"].to_numpy()
+    connected = server["connected"].to_numpy(dtype=np.float64)
+    inside = (t >= window.start_ns) & (t < window.end_ns) & np.isfinite(connected)
+    if inside.any():
+        out["server_peak_concurrent"] = int(connected[inside].max())
+        out["server_mean_concurrent"] = float(connected[inside].mean())
+    return out
+
+
+def _completions(samples: pd.DataFrame, kind: str) -> np.ndarray:
+    """Sorted completion times (``t_ns + latency``) of the successful samples of one kind."""
+    rows = samples.loc[_is(samples, kind) & samples["ok"].to_numpy(), ["t_ns", "latency_us"]]
+    lat = np.nan_to_num(rows["latency_us"].to_numpy(), nan=0.0, posinf=0.0, neginf=0.0).clip(0, MAX_LATENCY_US)
+    return np.sort(rows["t_ns"].to_numpy() + np.round(lat * 1000).astype(np.int64))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Least-squares slope of y against x, None when x does not vary."""
+    x = x.astype(np.float64)
+    dx = x - x.mean()
+    var = float((dx * dx).sum())
+    if len(x) < MIN_FIT_ROWS or var == 0:
+        return None
+    return float((dx * (y - y.mean())).sum() / var)
+
+
+def memory_figures(server: pd.DataFrame, window: Window, samples: pd.DataFrame,
+                   notes: list[str]) -> dict[str, Any]:
+    """RSS growth over the steady window per 1,000 connects and per 1,000 acks, and RSS
+    before the load vs after it.
+
+    Growth: the slope of a least-squares line of RSS against the cumulative count
+    of successful connects (acks) completed by each server.csv row of the steady
+    window, times 1,000. Each fit is against one count alone: where both grow,
+    each figure carries the other's cost too. Before: the last row before the load
+    start; after: the last row after the load end ("after the load, once clients
+    are gone"), None when the sampler stopped with the load.
+    """
+    t = server["t_ns"].to_numpy()
+    rss = server["rss_bytes"].to_numpy(dtype=np.float64)
+    inside = (t >= window.start_ns) & (t < window.end_ns)
+    out: dict[str, Any] = {}
+    for kind, key in (("connect", "rss_growth_bytes_per_1k_connects"), ("ack", "rss_growth_bytes_per_1k_acks")):
+        done = _completions(samples, kind)
+        cumulative = np.searchsorted(done, t[inside], side="right")
+        slope = _slope(cumulative, rss[inside])
+        out[key] = slope * 1000 if slope is not None else None
+    before = rss[t < window.load_start_ns]
+    after = rss[t >= window.end_ns]
+    out["rss_before_bytes"] = int(before[-1]) if len(before) else None
+    out["rss_after_bytes"] = int(after[-1]) if len(after) else None
+    out["rss_kept_bytes"] = None
+    if len(before) and len(after):
+        kept = float(after[-1] - before[-1])
+        out["rss_kept_bytes"] = int(kept)
+        if kept > max(RSS_KEPT_MIN_BYTES, RSS_KEPT_SHARE * before[-1]):
+            notes.append(f"memory not returned: RSS after the load is {kept / 2**20:,.1f} MiB above before it "
+                         f"({before[-1] / 2**20:,.1f} MiB before, {after[-1] / 2**20:,.1f} MiB after, "
+                         "once clients are gone)")
+    return out
+
+
 def _nanmax_int(values: pd.Series) -> int | None:
     arr = values.to_numpy(dtype=np.float64)
     return int(np.nanmax(arr)) if np.isfinite(arr).any() else None
@@ -661,12 +870,13 @@ def _float(value: Any) -> float | None:
 # --- time series ---------------------------------------------------------------------------
 
 def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """Per-second rates in one-second buckets (by ``t_ns``) over the whole load.
+    """Per-second rates in one-second buckets (by ``t_ns``) over the whole load
+    (wider buckets past ``MAX_TIME_BINS`` seconds; the index is each bucket's start, s).
 
     Each bucket's count is divided by the part of it the load covered, so the
     last, partial second shows its true rate instead of a dip.
     """
-    n = max(1, math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S))
+    n, width = _bins(window)
     sec = _seconds(samples["t_ns"].to_numpy(), window)
     keep = (sec >= 0) & (sec < n)
     sec = sec[keep]
@@ -687,8 +897,8 @@ def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
         "ack_failures": count(ack & ~ok),
         "pushes": count(kind("push") & ok),
         "failures": count(~ok),
-    }, index=pd.RangeIndex(n, name="second"))
-    covered = np.minimum(1.0, (window.end_ns - window.load_start_ns - np.arange(n) * NS_PER_S) / NS_PER_S)
+    }, index=pd.RangeIndex(0, n * (width // NS_PER_S), width // NS_PER_S, name="second"))
+    covered = np.minimum(width, window.end_ns - window.load_start_ns - np.arange(n) * width) / NS_PER_S
     return frame.div(covered, axis=0)
 
 
@@ -702,30 +912,67 @@ def _locust_users(data: CellData, window: Window) -> pd.DataFrame | None:
 def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:
     """Locust's request and failure counts beside the recorder's, per name, whole run.
 
-    Locust's Aggregated row is left out: it double-counts some users' calls
-    (see DESIGN.md).
+    The recorder's side counts every row read from the shards, before the
+    report dropped any (invalid, outside the run's span): what the recorder
+    wrote. ``gap`` = Locust's requests - the recorder's rows. Locust's
+    Aggregated row is left out: it double-counts some users' calls (see
+    DESIGN.md).
     """
     stats = data.locust_stats
     if stats is None:
         return None
-    samples = data.samples
-    ok = samples["ok"].to_numpy()
+    counts = data.read_counts
+    if counts is None:  # a CellData built by hand: count the samples kept
+        samples = data.samples
+        grouped = samples.groupby(["kind", "name"], observed=True)["ok"]
+        table = pd.DataFrame({"count": grouped.size(), "ok": grouped.sum()}).reset_index()
+        counts = pd.DataFrame({"kind": table["kind"].astype(str), "name": table["name"].astype(str),
+                               "count": table["count"], "failures": table["count"] - table["ok"]})
     rows: list[dict[str, Any]] = []
     for row in stats.itertuples(index=False):
         if row.name == "Aggregated":
             continue
-        mask = (samples["name"] == row.name).to_numpy()
+        mask = counts["name"] == row.name
         if row.type in KINDS:
-            mask = mask & _is(samples, row.type)
+            mask = mask & (counts["kind"] == row.type)
+        recorded = int(counts.loc[mask, "count"].sum())
+        requests = int(row.requests)
         rows.append({
             "type": row.type,
             "name": row.name,
-            "locust_requests": int(row.requests),
+            "locust_requests": requests,
             "locust_failures": int(row.failures) if not pd.isna(row.failures) else None,
-            "recorder_count": int(mask.sum()),
-            "recorder_failures": int((mask & ~ok).sum()),
+            "recorder_count": recorded,
+            "recorder_failures": int(counts.loc[mask, "failures"].sum()),
+            "gap": requests - recorded,
         })
     return rows
+
+
+def locust_gap_problems(rows: list[dict[str, Any]] | None, lost: list[str]) -> list[str]:
+    """A problem per row whose Locust request count differs from the recorder's.
+
+    Locust counting more than the recorder wrote means samples were lost
+    (also appended to ``lost``); the recorder holding more means Locust's
+    stats were written before the last requests (locust_stats.csv is
+    rewritten every second) or rows were duplicated: doubtful, not lost.
+    """
+    problems: list[str] = []
+    for row in rows or []:
+        gap = row["gap"]
+        label = f"{row['type']} {row['name']}".strip()
+        if gap > 0:
+            message = (f"Locust counted {row['locust_requests']:,} {label} requests but the recorder wrote "
+                       f"{row['recorder_count']:,}: {gap:,} samples lost")
+            lost.append(message)
+        elif gap < 0:
+            message = (f"the recorder wrote {row['recorder_count']:,} {label} samples but Locust counted "
+                       f"{row['locust_requests']:,} requests: {-gap:,} more than Locust (stale Locust stats, "
+                       "or duplicated rows)")
+        else:
+            continue
+        problems.append(message)
+    return problems
 
 
 # --- ranking figures -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ WIDTH_IN, HEIGHT_IN = 9.0, 3.4
 NINES_TICKS = (0, 1, 2, 3, 4, 5)
 NINES_LABELS = ("0%", "90%", "99%", "99.9%", "99.99%", "99.999%")
 WARMUP_STYLE = {"color": "0.85", "alpha": 0.6, "lw": 0}
+STALL_STYLE = {"color": "C3", "alpha": 0.18, "lw": 0}
 # At most this many names per latency plot, main event first; the tables list all.
 MAX_KEYS = 5
 MAX_KEYS_OVER_TIME = 3
@@ -66,18 +67,31 @@ def _from_zero(ax, *series) -> None:
     ax.set_ylim(0, top * 1.12 if top > 0 else 1.0)
 
 
+def _bucket_width(x) -> float:
+    """Width of evenly spaced buckets (1 s, wider for a long load), from their starts."""
+    x = np.asarray(x, dtype=float)
+    return float(x[1] - x[0]) if len(x) > 1 and x[1] > x[0] else 1.0
+
+
 def _step(ax, x, y, **kwargs) -> None:
     """Per-second buckets as steps, the last bucket drawn to its right edge too."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if len(x):
-        x, y = np.append(x, x[-1] + 1), np.append(y, y[-1])
+        x, y = np.append(x, x[-1] + _bucket_width(x)), np.append(y, y[-1])
     ax.step(x, y, where="post", **kwargs)
 
 
 def _warmup(ax, warmup_s: float) -> None:
     if warmup_s > 0:
         ax.axvspan(0, warmup_s, label="warm-up", **WARMUP_STYLE)
+
+
+def _stalls(ax, stalls: Sequence[dict]) -> None:
+    """Shade each stall (``start_s``, ``length_s`` from the load start)."""
+    for i, stall in enumerate(stalls):
+        ax.axvspan(stall["start_s"], stall["start_s"] + stall["length_s"], label="stall" if i == 0 else None,
+                   **STALL_STYLE)
 
 
 def _curves_plot(curves: Sequence[tuple[str, pd.DataFrame]], title: str, *, lw: float, legend_size: str,
@@ -135,8 +149,8 @@ def latency_over_time(timeline: pd.DataFrame, keys: Sequence[str], warmup_s: flo
     return _finish(fig, title, bool(shown))
 
 
-def throughput_over_time(rates: pd.DataFrame, warmup_s: float) -> Plot:
-    """Acks and pushes delivered per second, and failures."""
+def throughput_over_time(rates: pd.DataFrame, warmup_s: float, stalls: Sequence[dict] = ()) -> Plot:
+    """Acks and pushes delivered per second, and failures; stalls shaded."""
     title = "Event throughput over time"
     fig = _figure()
     ax = fig.add_subplot()
@@ -145,6 +159,7 @@ def throughput_over_time(rates: pd.DataFrame, warmup_s: float) -> Plot:
               if rates[col].any()]
     if series:
         _warmup(ax, warmup_s)
+        _stalls(ax, stalls)
         for col, label in series:
             _step(ax, rates.index, rates[col], label=label, lw=1.3)
         ax.set_xlabel("seconds since load start")
@@ -181,7 +196,8 @@ def connections_over_time(
     _from_zero(ax, rates["connects"].to_numpy(), rates["disconnects"].to_numpy(), rates["connect_failures"].to_numpy())
     ax.grid(True, alpha=0.3)
     right = ax.twinx()
-    right.plot(concurrency["second"] + 1, concurrency["connected"], color="k", lw=1.2, label="connected clients")
+    right.plot(concurrency["second"] + _bucket_width(concurrency["second"]), concurrency["connected"], color="k",
+               lw=1.2, label="connected clients")
     if locust_users is not None and not locust_users.empty:
         right.plot(locust_users["t_s"], locust_users["users"], color="0.5", lw=1.0, ls=":", label="Locust users")
     right.set_ylabel("clients")

@@ -134,7 +134,7 @@ def cell_plots(metrics: CellMetrics) -> dict[str, list[Plot]]:
         "connections": [
             plots.connections_over_time(metrics.rates, metrics.concurrency, metrics.locust_users, warmup),
         ],
-        "throughput": [plots.throughput_over_time(metrics.rates, warmup)],
+        "throughput": [plots.throughput_over_time(metrics.rates, warmup, metrics.stalls)],
         "server": [plots.server_over_time(metrics.server_timeline, warmup, metrics.loadgen_timeline)],
     }
 

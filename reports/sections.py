@@ -87,7 +87,11 @@ def _overview(section: Section, s: dict[str, Any]) -> Section:
     run = s["run"]
     window = s["window"]
     samples = s["samples"]
-    if s["partial"]:
+    if s.get("samples_lost"):
+        section.alert.append("FAILED: samples were lost before the report could read them; every figure lacks "
+                             "them. Problems:")
+        section.alert.extend(f"- {p}" for p in s["problems"])
+    elif s["partial"]:
         section.alert.append("PARTIAL REPORT: figures use only the valid part of the input. Problems:")
         section.alert.extend(f"- {p}" for p in s["problems"])
     identity = [
@@ -99,9 +103,17 @@ def _overview(section: Section, s: dict[str, Any]) -> Section:
                           f"({window['warmup_source']})"),
         ("samples", f"{fmt.count(samples['total'])} read, {fmt.count(samples['steady'])} in the steady window, "
                     f"from {samples['shards_read']} shard(s)"
-                    + (f"; {len(samples['shards_skipped'])} skipped" if samples["shards_skipped"] else "")),
+                    + (f"; {len(samples['shards_skipped'])} skipped" if samples["shards_skipped"] else "")
+                    + (f"; {fmt.count(samples['out_of_span'])} outside the run's span dropped"
+                       if samples.get("out_of_span") else "")),
         ("primary figure", fmt.primary(s.get("primary"))),
     ]
+    if samples.get("recorder_taken") is not None:
+        identity.insert(-1, ("recorder", f"{fmt.count(samples['recorder_taken'])} taken, "
+                                         f"{fmt.count(samples['recorder_written'])} written, "
+                                         f"{fmt.count(samples['recorder_pending'])} pending, "
+                                         f"{fmt.count(samples['recorder_dropped'])} dropped "
+                                         f"({samples['recorder_files']} recorder file(s))"))
     section.tables.append(Table(["", ""], [[k, v] for k, v in identity]))
     if s["notes"]:
         section.footer.append("Notes:")
@@ -146,9 +158,14 @@ def _connections(section: Section, s: dict[str, Any]) -> Section:
         [False] + [True] * 7,
     ))
     section.text.append(
-        f"Connected clients in the steady window (from the samples): peak {fmt.count(c['peak_concurrent'])}, "
-        f"time-weighted mean {fmt.number(c['mean_concurrent'])}."
+        f"Connected clients in the steady window (from the samples: connects minus disconnects and lost "
+        f"connections): peak {fmt.count(c['peak_concurrent'])}, time-weighted mean {fmt.number(c['mean_concurrent'])}."
     )
+    if c.get("server_peak_concurrent") is not None:
+        section.text.append(
+            f"As the server counts them (server.csv connected): peak {fmt.count(c['server_peak_concurrent'])}, "
+            f"mean {fmt.number(c['server_mean_concurrent'])}."
+        )
     errors = [
         [kind, err, fmt.count(n), fmt.ratio(n / c[f"{kind}_attempts"] if c[f"{kind}_attempts"] else None)]
         for kind in ("connect", "disconnect") for err, n in c[f"{kind}_errors"].items()
@@ -167,6 +184,29 @@ def _throughput(section: Section, s: dict[str, Any]) -> Section:
           fmt.rate(t["push_bytes_per_s"])]],
         [True] * 7,
     ))
+    check = s.get("stall_check") or {}
+    stalls = s.get("stalls") or []
+    if not check.get("checked"):
+        if check:
+            section.text.append(f"Stalls not looked for: {check.get('reason', 'no completions')}.")
+    elif stalls:
+        section.text.append(
+            f"Stalls: {check['count']} stretch(es), {fmt.seconds(check['total_s'], 1)} s in all, with clients "
+            f"connected and no ack or push completing for more than {fmt.seconds(check['threshold_s'], 1)} s "
+            f"({check['gap_factor']:g}x the median gap between completions, {fmt.ms(check['median_gap_s'] * 1e6)} ms, "
+            f"at least {check['min_s']:g} s); "
+            "shaded on the throughput plot of report.html."
+        )
+        section.tables.append(Table(
+            ["stall from (s since load start)", "length s"],
+            [[fmt.seconds(x["start_s"], 1), fmt.seconds(x["length_s"], 1)] for x in stalls[:20]],
+            [True, True],
+        ))
+    else:
+        section.text.append(
+            f"No stalls: acks and pushes never stopped for more than {fmt.seconds(check['threshold_s'], 1)} s "
+            "while clients were connected."
+        )
     return section
 
 
@@ -219,6 +259,21 @@ def _server(section: Section, s: dict[str, Any]) -> Section:
         "is part of every figure). RSS per client = (peak RSS - RSS at the first server sample) / peak "
         f"connected clients ({v['peak_clients_source']})."
     )
+    if "rss_before_bytes" in v:
+        section.tables.append(Table(
+            ["RSS before the load", "RSS after the load", "kept", "RSS growth / 1k connects",
+             "RSS growth / 1k acks"],
+            [[fmt.mib(v["rss_before_bytes"]), fmt.mib(v["rss_after_bytes"]), fmt.mib(v["rss_kept_bytes"]),
+              fmt.kib(v["rss_growth_bytes_per_1k_connects"]), fmt.kib(v["rss_growth_bytes_per_1k_acks"])]],
+            [True] * 5,
+        ))
+        section.footer.append(
+            "Memory over time: RSS before the load is the last server.csv row before the load started; after, "
+            "the last row after it ended, once clients are gone (n/a when the sampler stopped with the load). "
+            "Growth per 1k connects (acks) is the least-squares slope of RSS against the running count of "
+            "connects (acks) over the steady window; each is fitted alone, so where both grow each carries "
+            "the other's cost."
+        )
     return section
 
 
@@ -248,10 +303,11 @@ def _locust(section: Section, s: dict[str, Any]) -> Section:
         "its Aggregated row double-counts some calls and is left out."
     )
     section.tables.append(Table(
-        ["type", "name", "Locust requests", "recorder samples", "Locust failures", "recorder failures"],
+        ["type", "name", "Locust requests", "recorder samples", "gap", "Locust failures", "recorder failures"],
         [[r["type"], r["name"], fmt.count(r["locust_requests"]), fmt.count(r["recorder_count"]),
+          fmt.count(r.get("gap", r["locust_requests"] - r["recorder_count"])),
           fmt.count(r["locust_failures"]), fmt.count(r["recorder_failures"])] for r in rows],
-        [False, False, True, True, True, True],
+        [False, False, True, True, True, True, True],
     ))
     return section
 

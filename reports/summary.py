@@ -50,10 +50,22 @@ def run_fields(run: RunRecord | None) -> dict[str, Any]:
     return {key: record.get(key) for key in RUN_FIELDS}
 
 
-def status_of(run: RunRecord | None, partial: bool) -> str:
-    """``failed`` when the runner said so; ``partial`` when it said so or input was missing; else ``ok``."""
+def status_of(run: RunRecord | None, partial: bool, samples_lost: bool = False) -> str:
+    """The cell's status, first rule that applies:
+
+    1. ``failed`` when the runner said so (run.json status ``failed``), or when
+       samples are known to be lost: the recorders' accounting (``recorder-*.json``)
+       says samples never reached disk or its shards hold fewer rows than it
+       wrote, or Locust counted more requests of some name than the recorder
+       wrote (``CellData.lost``, ``CellMetrics.lost``). Figures computed without those samples
+       cannot be trusted, however few are missing;
+    2. ``partial`` when the runner said so (or never finished), or the report
+       has problems (input missing or invalid, rows out of the run's span,
+       stalls, ...);
+    3. ``ok``.
+    """
     run_status = run.status if run is not None else None
-    if run_status == "failed":
+    if run_status == "failed" or samples_lost:
         return "failed"
     return "partial" if partial or run_status not in (None, "ok") else "ok"
 
@@ -65,12 +77,16 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         key: {field: row[field] for field in LATENCY_FIELDS}
         for key, row in metrics.latency.iterrows()
     }
+    problems = [*data.problems, *metrics.problems]
+    lost = [*data.lost, *metrics.lost]
+    recorder = data.recorder
     summary: dict[str, Any] = {
         "schema": SUMMARY_SCHEMA,
         "cell": data.cell,
-        "status": status_of(data.run, data.partial),
-        "partial": data.partial,
-        "problems": list(data.problems),
+        "status": status_of(data.run, bool(problems), bool(lost)),
+        "partial": bool(problems),
+        "problems": problems,
+        "samples_lost": lost,
         "notes": [*data.notes, *metrics.notes],
         "scenario": metrics.scenario,
         "run": run_fields(data.run),
@@ -88,6 +104,16 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
             "steady": metrics.samples_steady,
             "shards_read": data.shards_read,
             "shards_skipped": list(data.shards_skipped),
+            "out_of_span": data.out_of_span,
+            "span_start_ns": data.span.start_ns if data.span else None,
+            "span_end_ns": data.span.end_ns if data.span else None,
+            "recorder_files": recorder.files if recorder else None,
+            "recorder_taken": recorder.taken if recorder else None,
+            "recorder_written": recorder.written if recorder else None,
+            "recorder_pending": recorder.pending if recorder else None,
+            "recorder_dropped": recorder.dropped if recorder else None,
+            "recorder_lost": recorder.lost if recorder else None,
+            "recorder_errors": list(recorder.errors) if recorder else [],
         },
         "main_event": metrics.main_event,
         "primary": metrics.primary,
@@ -97,6 +123,8 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "errors": metrics.errors,
         "errors_by_name": metrics.error_breakdown.to_dict("records"),
         "error_ratio": metrics.error_ratio,
+        "stalls": metrics.stalls,
+        "stall_check": metrics.stall_check,
         "fanout": metrics.fanout,
         "server": metrics.server,
         "loadgen": metrics.loadgen,

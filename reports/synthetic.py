@@ -105,6 +105,29 @@ def write_server_csv(
     return path
 
 
+def write_recorder_file(
+    cell_dir: Path, *, taken: int, written: int, pending: int = 0, dropped: int = 0,
+    errors: list[str] | None = None, tag: str = "w1", worker: str = "synthetic:1",
+) -> Path:
+    """Write a recording process's accounting (``recorder-<tag>.json``) as the recorder does."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    path = cell_dir / f"recorder-{tag}.json"
+    document = {"worker": worker, "taken": taken, "written": written, "pending": pending, "dropped": dropped,
+                "errors": list(errors or [])}
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def write_locust_stats_json(cell_dir: Path, rows: list[tuple[str, str, int, int]]) -> Path:
+    """Write Locust's --json-file: one entry per ``(method, name, requests, failures)``."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    path = cell_dir / "locust_stats.json"
+    entries = [{"method": method, "name": name, "num_requests": requests, "num_failures": failures}
+               for method, name, requests, failures in rows]
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return path
+
+
 def generate_cell(
     cell_dir: Path, *, n_samples: int = 1_000_000, duration_s: float = 60.0, warmup_s: float = 5.0,
     users: int = 200, shards: int = 8, seed: int = 1, mode: str = "gevent", server: str = "dev",

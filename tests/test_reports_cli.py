@@ -98,8 +98,9 @@ def test_partial_report_exits_0_with_a_warning(run_dir: Path) -> None:
     (cell / "server.csv").unlink()
     code, _, err = run(str(cell), "-q", "--no-html")
     assert code == 0
-    assert err.splitlines() == ["warning: gevent-dev--echo: partial report (1 problem(s), first: server.csv missing: "
-                                "no server CPU or memory figures)"]
+    (line,) = err.splitlines()
+    assert line.startswith("warning: gevent-dev--echo: partial report (1 problem(s), first: server.csv missing: "
+                           "no server CPU or memory figures")
     assert json.loads((cell / "summary.json").read_text())["partial"] is True
     assert "PARTIAL REPORT" in (cell / "report.md").read_text()
 
