@@ -6,6 +6,7 @@ process. The Locust runs themselves are subprocesses (test_locust_scenarios).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import pyarrow.parquet as pq
@@ -94,7 +95,11 @@ def test_recorder_writes_one_row_per_event_in_the_schema(tmp_path):
     shard = recorder.flush()
     assert recorder.flush() is None  # nothing buffered: no empty shard
     assert shard is not None and shard.match(SHARD_GLOB)
-    assert [p.name for p in (tmp_path / "cell").iterdir()] == [shard.name]  # no temp file left
+    # No temp file left: the shard and the recorder's accounting only.
+    accounting = f"recorder-{recorder.tag}.json"
+    assert sorted(p.name for p in (tmp_path / "cell").iterdir()) == sorted([shard.name, accounting])
+    assert json.loads((tmp_path / "cell" / f"recorder-{recorder.tag}.json").read_text()) == {
+        "worker": recorder.worker, "taken": 3, "written": 3, "pending": 0, "dropped": 0, "errors": []}
     table = pq.read_table(shard)
     assert table.schema.equals(SAMPLE_SCHEMA)
     rows = table.to_pylist()

@@ -241,4 +241,4 @@ def test_shipped_profile_list_names_profiles_only(capsys: pytest.CaptureFixture[
 
     assert matrix.main(["--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err
-    assert "shipped profiles: full, quick, scaleout" in err and "thresholds" not in err
+    assert "shipped profiles: full, quick, scaleout, soak" in err and "thresholds" not in err
