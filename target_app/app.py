@@ -126,6 +126,7 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
         def register(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
             def handler(data: Any = None) -> Any:
                 stats.event(event)
+                contract.spend_cpu(settings.handler_cost_us)
                 try:
                     return fn(data)
                 except contract.ContractError as exc:

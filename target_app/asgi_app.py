@@ -123,6 +123,7 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
         def register(fn: Handler) -> Handler:
             async def handler(sid: str, data: Any = None) -> Any:
                 stats.event(event)
+                contract.spend_cpu(settings.handler_cost_us)
                 try:
                     return await fn(sid, data)
                 except contract.ContractError as exc:

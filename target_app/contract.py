@@ -31,6 +31,7 @@ Every event exists on the default namespace and on ``/bench``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +137,19 @@ def tick_plan(data: Any) -> TickPlan:
 
 def tick_message(seq: int, t_ns: int, size: int) -> dict[str, Any]:
     return {"seq": seq, "t_ns": t_ns, "data": "x" * size}
+
+
+def spend_cpu(microseconds: float) -> None:
+    """Busy-wait ``microseconds`` of CPU on the perf clock (``--handler-cost-us``).
+
+    A loop, not a sleep: it costs CPU exactly as a slow handler does, and it
+    holds the event loop (eventlet, gevent, asyncio) as real handler code would.
+    """
+    if microseconds <= 0:
+        return
+    deadline = time.perf_counter_ns() + int(microseconds * 1000)
+    while time.perf_counter_ns() < deadline:
+        pass
 
 
 def error_ack(exc: Exception) -> dict[str, str]:

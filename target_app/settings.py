@@ -29,6 +29,10 @@ ENV_PREFIX = "TARGET_"
 MESSAGE_QUEUE_SCHEMES: tuple[str, ...] = ("redis", "rediss", "unix")
 
 
+#: the largest --handler-cost-us: a second of work per event is a stalled server, not a knob
+MAX_HANDLER_COST_US = 1_000_000.0
+
+
 @dataclass(frozen=True)
 class TargetSettings:
     """Everything that shapes a target process."""
@@ -51,6 +55,9 @@ class TargetSettings:
     threads: int = 100
     # TCP_NODELAY on WSGI connections, as uvicorn sets it (see nodelay.py).
     tcp_nodelay: bool = True
+    # Busy CPU work added to every handled contract event, in microseconds: a
+    # known regression for A/B checks, and "what if my handler cost X" for users.
+    handler_cost_us: float = 0.0
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -66,6 +73,9 @@ class TargetSettings:
         for name in ("ping_interval", "ping_timeout"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name.replace('_', ' ')} must be a finite number > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.handler_cost_us) and 0 <= self.handler_cost_us <= MAX_HANDLER_COST_US):
+            raise ValueError(f"handler cost must be 0..{MAX_HANDLER_COST_US:g} microseconds, "
+                             f"got {self.handler_cost_us}")
         for name in ("max_http_buffer_size", "max_connections", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
@@ -120,6 +130,7 @@ _CONVERTERS: dict[str, Any] = {
     "max_http_buffer_size": int,
     "max_connections": int,
     "threads": int,
+    "handler_cost_us": float,
     "cors_origins": _parse_origins,
 }
 
@@ -165,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tcp-nodelay", action=argparse.BooleanOptionalAction, default=None,
                         help="TCP_NODELAY on WSGI connections (default on, as uvicorn does); "
                              "--no-tcp-nodelay measures the servers' stock Nagle behaviour")
+    parser.add_argument("--handler-cost-us", type=float,
+                        help="busy CPU work added to every handled event, in microseconds (default 0): a known "
+                             "regression for A/B checks, or what a handler costing that much does to the server")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="default warning; debug also logs every request")
     return parser
 

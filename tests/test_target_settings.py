@@ -91,3 +91,20 @@ def test_broadcast_target_and_room_names() -> None:
     assert contract.broadcast_target("bare") == ("bare", None)
     with pytest.raises(contract.ContractError):
         contract.room_name({"room": "x" * (contract.MAX_ROOM_NAME + 1)})
+
+
+def test_handler_cost_is_busy_cpu_for_the_asked_time() -> None:
+    import time
+
+    for asked_us in (0.0, 200.0, 2000.0):
+        cpu0, wall0 = time.process_time_ns(), time.perf_counter_ns()
+        contract.spend_cpu(asked_us)
+        cpu_us, wall_us = (time.process_time_ns() - cpu0) / 1000, (time.perf_counter_ns() - wall0) / 1000
+        assert asked_us <= wall_us < asked_us + 2000
+        assert cpu_us >= 0.5 * asked_us  # CPU spent, not a sleep
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "2e6"])
+def test_handler_cost_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="handler cost must be 0..1e\\+06 microseconds"):
+        parse_settings(["--handler-cost-us", value], environ={})
