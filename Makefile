@@ -11,12 +11,13 @@ THRESHOLDS ?= profiles/thresholds.toml
 BASELINE ?= baselines/$(PROFILE).json
 TOLERANCE ?= 0.5
 
-.PHONY: help venv test lint bench check baseline capacity ui clean-results
+.PHONY: help venv test lint bench abtest check baseline capacity ui clean-results
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
 	@echo "make lint            ruff and mypy over the harness"
 	@echo "make bench           compare async modes on the '$(PROFILE)' profile (PROFILE=full for the long one)"
+	@echo "make abtest          same-runner A/B: BASE=<ref> (default merge base) vs the working tree, AB_ARGS=..."
 	@echo "make check RUN=DIR   check a run against $(THRESHOLDS) and $(BASELINE) (exit 1 on a failure)"
 	@echo "make baseline RUN=DIR  refresh $(BASELINE) from a run"
 	@echo "make capacity        max clients at SLO per async mode (echo scenario)"
@@ -42,6 +43,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench --profile $(PROFILE) $(if $(RUN_ID),--run-id $(RUN_ID))
+
+BASE ?=
+AB_ARGS ?=
+abtest: $(STAMP)
+	$(PY) -m bench.ab $(if $(BASE),--base $(BASE)) $(AB_ARGS)
 
 check: $(STAMP)
 	@test -n "$(RUN)" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }

@@ -55,6 +55,8 @@ class CommandTarget:
     message_queue: bool = False
     #: seconds the server has to open its port
     ready_timeout_s: float = READY_TIMEOUT_S
+    #: the folder the command runs in, first on its PYTHONPATH (an A/B side's checkout); None: here
+    cwd: Path | None = None
 
     def __post_init__(self) -> None:
         check_command(self.command)
@@ -127,10 +129,12 @@ def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequenc
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    if spec.cwd is not None:  # the checkout's own code, not the harness's
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(spec.cwd), os.environ.get("PYTHONPATH")]))
     with open(log_path, "ab") as log:
         try:
-            process = subprocess.Popen(dies_with_parent(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(dies_with_parent(argv), cwd=spec.cwd, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             raise TargetStartError(f"--target-cmd could not start {argv[0]!r}: {exc.strerror or exc}") from None
     target = TargetProcess(process=process, host=LOOPBACK, port=port, log_path=log_path, mode=spec.mode,

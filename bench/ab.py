@@ -1,0 +1,393 @@
+"""``python -m bench.ab``: is B slower than A? Two revisions (or two configurations), one machine, statistics.
+
+A benchmark baseline from another machine cannot judge a change: runners
+differ by more than the regressions worth catching. So both sides run here,
+in one job, interleaved A B B A ... (:func:`bench.abstats.interleaved_order`),
+target and load generator pinned to separate cores, a warm-up cut from each
+run; each metric is then the ratio of medians B/A with a bootstrap 95%
+confidence interval and a verdict (faster, slower, no change, too noisy).
+
+Sides:
+
+- two revisions of a git repository (the default): ``--base REF`` (default:
+  the merge base of HEAD and ``main``) is checked out in a worktree; ``--head
+  REF`` likewise, or by default the working tree as it is. Each side's server
+  runs from its own checkout; the load generator is this harness, the same
+  for both.
+- two configurations of one revision: ``--a-arg``/``--b-arg`` add server
+  flags to one side (``--b-arg=--handler-cost-us=20``), with no ``--base``.
+
+The server is the reference target (``--target gevent-dev``) or the user's
+own (``--target-cmd "python app.py --port {port}"``, run in each side's
+checkout, with ``--locustfile``/``--user``). Exit status: 0 no metric
+slower beyond ``--tolerance``, 1 a metric is slower (or a side could not
+run), 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.abstats import Better, Comparison, compare, interleaved_order, render_markdown
+from bench.cell import CellPlan, CellResult
+from bench.locustfile_check import LocustfileError, check_user_classes
+from bench.matrix import DEFAULT_RESULTS, ProgressLine
+from bench.own_app import CommandTarget, TargetCommandError
+from bench.profile import LoadShape, Scenario, TargetSpec
+from core.cells import CellName
+from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from core.files import write_json, write_text
+from core.runinfo import new_run_id
+from core.scenarios import SCENARIO_USERS
+from reports.build import build_cell_report
+from reports.errors import ReportInputError
+
+DEFAULT_REPEATS = 5
+DEFAULT_TOLERANCE = 0.05
+MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
+
+#: (summary path, which way is better, label); {main} is the scenario's main event
+ACK_METRICS: tuple[tuple[str, Better, str], ...] = (
+    ("server.cpu_s_per_1k_acks", "lower", "server CPU s per 1k acks"),
+    ("throughput.acks_per_s", "higher", "acks/s"),
+    ("latency.{main}.p50_us", "lower", "{main} p50"),
+    ("latency.{main}.p99_us", "lower", "{main} p99"),
+)
+CONNECT_METRICS: tuple[tuple[str, Better, str], ...] = (
+    ("server.cpu_s_per_1k_connects", "lower", "server CPU s per 1k connects"),
+    ("connections.connects_per_s", "higher", "connects/s"),
+    ("latency.connect.p50_us", "lower", "connect p50"),
+    ("latency.connect.p99_us", "lower", "connect p99"),
+)
+
+
+class AbInputError(ValueError):
+    """Arguments or a repository the A/B cannot use; the message says which."""
+
+
+@dataclass
+class Side:
+    """A or B: where its server's code comes from and how it is started."""
+
+    key: str  # "a" or "b"
+    label: str
+    source: Path
+    target: CommandTarget
+    #: the checkout is a worktree this run made (removed at the end)
+    worktree: bool = False
+    runs: list[CellResult] = field(default_factory=list)
+    failure: str | None = None
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise AbInputError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout.strip()
+
+
+def resolve_ref(repo: Path, ref: str) -> str:
+    """The commit ``ref`` names; AbInputError naming the ref otherwise."""
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except AbInputError:
+        raise AbInputError(f"--base/--head {ref!r}: no such commit in {repo}") from None
+
+
+def default_base(repo: Path) -> str:
+    """The merge base of HEAD and the main branch (HEAD's parent when HEAD is main)."""
+    for branch in MAIN_BRANCHES:
+        with contextlib.suppress(AbInputError):
+            base = git(repo, "merge-base", "HEAD", branch)
+            if base != git(repo, "rev-parse", "HEAD"):
+                return base
+    with contextlib.suppress(AbInputError):
+        return git(repo, "rev-parse", "HEAD~1")
+    raise AbInputError("no --base given and none found (no main branch to branch from, no parent commit)")
+
+
+def dirty(repo: Path) -> bool:
+    return bool(git(repo, "status", "--porcelain", "--untracked-files=no"))
+
+
+def target_command(args: argparse.Namespace, extra: Sequence[str]) -> tuple[str, str, str]:
+    """(command, mode, server) of a side: the user's ``--target-cmd``, else the reference target."""
+    if args.target_cmd:
+        command = " ".join([args.target_cmd, *map(shlex.quote, extra)])
+        return command, "app", args.app_name
+    spec = TargetSpec.parse(args.target)
+    command = shlex.join(["python", "-m", "target_app", "--async-mode", spec.mode, "--server", spec.server,
+                          "--host", "{host}", "--port", "{port}", *extra])
+    return command, spec.mode, spec.server
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sides = parser.add_argument_group("the two sides")
+    sides.add_argument("--repo", type=Path, default=Path.cwd(), help="the git repository (default: here)")
+    sides.add_argument("--base", metavar="REF", help="side A's revision (default: merge base with main)")
+    sides.add_argument("--head", metavar="REF", help="side B's revision (default: the working tree)")
+    sides.add_argument("--a-arg", action="append", default=[], metavar="ARG", help="a server flag for side A only")
+    sides.add_argument("--b-arg", action="append", default=[], metavar="ARG", help="a server flag for side B only")
+    sides.add_argument("--a-label", help="name of side A in the report (default: the revision or 'A')")
+    sides.add_argument("--b-label", help="name of side B in the report (default: the revision or 'B')")
+    server = parser.add_argument_group("the server and the load")
+    server.add_argument("--target", default="gevent-dev", help="reference target MODE-SERVER (default gevent-dev)")
+    server.add_argument("--target-cmd", metavar="COMMAND", help="your server's command, with {port} (see bench)")
+    server.add_argument("--app-name", default="app", help="the server part of cell names with --target-cmd")
+    server.add_argument("--locustfile", type=Path, help="your locustfile (default: the harness's scenarios)")
+    server.add_argument("--user", help="the user class to run (default: the scenario's, e.g. EchoUser)")
+    server.add_argument("--scenario", default="echo", choices=sorted(SCENARIO_USERS),
+                        help="reference scenario when no --user is given (default echo)")
+    server.add_argument("--users", type=int, default=20)
+    server.add_argument("--duration", type=float, default=8.0, help="seconds per run (default 8)")
+    server.add_argument("--warmup", type=float, default=2.0, help="seconds cut from each run's start (default 2)")
+    server.add_argument("--emit-rate", type=float, default=0.0, help="emits/s per user (0 = flat out)")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs per side (default 5)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="changes smaller than this ratio are 'no change' (default 0.05)")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root (default ./results)")
+    parser.add_argument("--run-id", help="run folder name (default: <date>-<time>-ab)")
+    parser.add_argument("--job-summary", type=Path, default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+                        help="Markdown file to append the verdict table to (default: $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin target and load generator to cores")
+    return parser
+
+
+@contextlib.contextmanager
+def sides_of(args: argparse.Namespace, run_dir: Path) -> Iterator[tuple[Side, Side]]:
+    """Check out what the two sides need; the worktrees made here are removed on the way out."""
+    repo = args.repo.resolve()
+    comparing_configs = (args.a_arg or args.b_arg) and not args.base and not args.head
+    made: list[Path] = []
+    try:
+        if comparing_configs:
+            a_src = b_src = repo
+            a_name, b_name = "A", "B"
+        else:
+            git(repo, "rev-parse", "--git-dir")
+            if args.head and dirty(repo):
+                raise AbInputError("the working tree has uncommitted changes that --head would not measure: "
+                                   "commit them, or leave out --head to measure the working tree as B")
+            base = resolve_ref(repo, args.base) if args.base else default_base(repo)
+            a_src = run_dir / "src-a"
+            git(repo, "worktree", "add", "--detach", str(a_src), base)
+            made.append(a_src)
+            a_name = args.base or f"base {base[:10]}"
+            if args.head:
+                head = resolve_ref(repo, args.head)
+                b_src = run_dir / "src-b"
+                git(repo, "worktree", "add", "--detach", str(b_src), head)
+                made.append(b_src)
+                b_name = args.head
+            else:
+                b_src, b_name = repo, "working tree"
+        sides = []
+        for key, src, name, extra in (("a", a_src, a_name, args.a_arg), ("b", b_src, b_name, args.b_arg)):
+            command, mode, server = target_command(args, extra)
+            try:
+                target = CommandTarget(command, mode=mode, server=server, cwd=src)
+            except TargetCommandError as exc:
+                raise AbInputError(str(exc)) from None
+            label = getattr(args, f"{key}_label") or name
+            sides.append(Side(key, label, src, target, worktree=src in made))
+        yield sides[0], sides[1]
+    finally:
+        for path in made:
+            with contextlib.suppress(AbInputError):
+                git(repo, "worktree", "remove", "--force", str(path))
+
+
+def scenario_of(args: argparse.Namespace) -> Scenario:
+    try:
+        load = LoadShape(users=args.users, spawn_rate=max(50.0, float(args.users)), duration_s=args.duration,
+                         warmup_s=args.warmup, emit_rate=args.emit_rate)
+    except ValueError as exc:
+        raise AbInputError(str(exc)) from None
+    if args.locustfile is None:
+        return Scenario.of_user(args.user, load) if args.user else Scenario(args.scenario, load)
+    locustfile = args.locustfile.resolve()
+    try:
+        users = check_user_classes(locustfile, [args.user] if args.user else [])
+    except LocustfileError as exc:
+        raise AbInputError(str(exc)) from None
+    if len(users) != 1:
+        raise AbInputError(f"--locustfile has {len(users)} user classes ({', '.join(users)}): pick one with --user")
+    return Scenario.of_user(users[0], load, locustfile)
+
+
+def metric_values(summary: dict[str, Any], scenario: str) -> dict[str, tuple[str, Better, float]]:
+    """label -> (path, better, value) of the metrics this run has."""
+    main = summary.get("main_event") or "echo"
+    table = CONNECT_METRICS if scenario == "churn" else ACK_METRICS
+    found = {}
+    for path, better, label in table:
+        path, label = path.format(main=main), label.format(main=main)
+        value: Any = summary
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and value > 0:
+            found[label] = (path, better, float(value))
+    return found
+
+
+def run_side_cell(side: Side, index: int, scenario: Scenario, run_dir: Path, progress: ProgressLine,
+                  pin: bool, interrupted: threading.Event) -> CellResult:
+    name = str(CellName(side.key, scenario.name, f"r{index:02d}"))
+    plan = CellPlan(run_id=run_dir.name, target=side.target, scenario=scenario, run_dir=run_dir, pin_cores=pin,
+                    name=name, extra_run_info={"ab_side": side.key, "ab_label": side.label})
+    return progress.run(plan, f"[{side.key.upper()} {index}] {name}", interrupted)
+
+
+@dataclass
+class Measured:
+    """Every run's value of each metric, per side, and which way each metric is better."""
+
+    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    better: dict[str, Better] = field(default_factory=dict)
+
+    def add(self, label: str, side: str, better: Better, value: float) -> None:
+        self.values.setdefault(label, {"a": [], "b": []})[side].append(value)
+        self.better[label] = better
+
+
+def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, repeats: int, pin: bool,
+           out: Any = None) -> Measured:
+    """Run the interleaved repeats and collect every metric of every run."""
+    progress = ProgressLine(out or sys.stdout)
+    interrupted = threading.Event()
+    measured = Measured()
+    counts = {"a": 0, "b": 0}
+    for letter in interleaved_order(repeats):
+        key = letter.lower()
+        side = a if key == "a" else b
+        if side.failure is not None:
+            continue  # it could not run: the other side's runs go on, and are kept
+        counts[key] += 1
+        result = run_side_cell(side, counts[key], scenario, run_dir, progress, pin, interrupted)
+        side.runs.append(result)
+        if result.status != "ok":
+            lines = [line.strip() for line in (result.reason or result.status).splitlines() if line.strip()]
+            side.failure = f"{side.label}: {' '.join(lines[:1] + lines[1:][-3:])}"  # the reason, its log's end
+            continue
+        try:
+            summary = build_cell_report(result.path, html=False).summary
+        except ReportInputError as exc:
+            side.failure = f"{side.label}: no report: {exc}"
+            continue
+        for label, (_, better, value) in metric_values(summary, scenario.name).items():
+            measured.add(label, key, better, value)
+    return measured
+
+
+def judge(measured: Measured, tolerance: float) -> list[Comparison]:
+    """A comparison for every metric with at least two runs on each side."""
+    return [compare(label, sides["a"], sides["b"], better=measured.better[label], tolerance=tolerance)
+            for label, sides in measured.values.items() if len(sides["a"]) >= 2 and len(sides["b"]) >= 2]
+
+
+def strip_plot(comparisons: Sequence[Comparison], a_label: str, b_label: str) -> str:
+    """A PNG (base64) with every run's value per metric, A beside B: the spread behind each ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, max(1, len(comparisons)), figsize=(3.2 * max(1, len(comparisons)), 3.2))
+    axes = axes if hasattr(axes, "__len__") else [axes]
+    for ax, c in zip(axes, comparisons, strict=False):
+        for x, vals, color in ((0, c.a_values, "C0"), (1, c.b_values, "C3")):
+            ax.scatter([x + 0.06 * (i - len(vals) / 2) / max(1, len(vals)) for i in range(len(vals))], vals,
+                       color=color, s=18)
+            ax.hlines(float(sorted(vals)[len(vals) // 2]), x - 0.2, x + 0.2, color=color)
+        ax.set_xticks([0, 1], [a_label[:14], b_label[:14]])
+        ax.set_title(f"{c.metric}\n{c.ratio:.2f}x, {c.verdict}", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Comparison], tolerance: float) -> str:
+    markdown = render_markdown(comparisons, a_label=a.label, b_label=b.label)
+    failures = [s.failure for s in (a, b) if s.failure]
+    if failures:
+        markdown += "\n" + "\n".join(f"- **could not run**: {f}" for f in failures) + "\n"
+    write_text(run_dir / "ab.md", markdown)
+    write_json(run_dir / "ab.json", {
+        "a": {"label": a.label, "source": str(a.source), "command": a.target.command,
+              "runs": [r.cell for r in a.runs], "failure": a.failure},
+        "b": {"label": b.label, "source": str(b.source), "command": b.target.command,
+              "runs": [r.cell for r in b.runs], "failure": b.failure},
+        "tolerance": tolerance,
+        "metrics": [{"metric": c.metric, "better": c.better, "a": list(c.a_values), "b": list(c.b_values),
+                     "ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high, "verdict": c.verdict}
+                    for c in comparisons],
+    })
+    if comparisons:
+        png = strip_plot(comparisons, a.label, b.label)
+        import html as html_lib
+
+        page = (f"<!doctype html><meta charset='utf-8'><title>A/B: {html_lib.escape(b.label)} vs "
+                f"{html_lib.escape(a.label)}</title><body style='font-family:sans-serif;max-width:1100px'>"
+                f"<h1>A/B: {html_lib.escape(b.label)} vs {html_lib.escape(a.label)}</h1>"
+                f"<pre>{html_lib.escape(markdown)}</pre><img alt='every run, per metric' "
+                f"src='data:image/png;base64,{png}'><p><a href='compare.html'>every run side by side, with the "
+                f"latency percentile curves overlaid</a></p></body>")
+        write_text(run_dir / "ab.html", page)
+    return markdown
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.repeats < 2 or not 0 <= args.tolerance < 1:
+        print("bench.ab: --repeats must be >= 2 and --tolerance in 0..1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    run_dir = args.results / (args.run_id or new_run_id("ab"))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        print(f"bench.ab: {run_dir} already holds results; choose another --run-id", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        scenario = scenario_of(args)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with sides_of(args, run_dir) as (a, b):
+            print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} runs each of {scenario.name} "
+                  f"({args.duration:g} s), interleaved; results in {run_dir}", flush=True)
+            measured = run_ab(a, b, scenario, run_dir, repeats=args.repeats, pin=not args.no_pin)
+            comparisons = judge(measured, args.tolerance)
+            markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance)
+    except AbInputError as exc:
+        print(f"bench.ab: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    subprocess.run([sys.executable, "-m", "reports", str(run_dir)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+    print("\n" + markdown)
+    if args.job_summary:
+        with contextlib.suppress(OSError), open(args.job_summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown)
+    for side in (a, b):
+        if side.failure:
+            print(f"bench.ab: side {side.key.upper()} could not run ({side.failure}); the other side's results "
+                  f"are kept in {run_dir}", file=sys.stderr)
+    if a.failure or b.failure or not comparisons:
+        return EXIT_FAILED
+    print(f"bench.ab: report {run_dir / 'ab.html'}")
+    return EXIT_FAILED if any(c.verdict == "slower" for c in comparisons) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Same-runner A/B of two revisions: a tiny git repository made here, one commit slower than the other."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import ab
+
+pytestmark = pytest.mark.slow
+
+APP = '''
+import argparse
+import time
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from flask import Flask  # noqa: E402
+from flask_socketio import SocketIO  # noqa: E402
+
+COST_US = {cost}
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+args = parser.parse_args()
+app = Flask(__name__)
+socketio = SocketIO(app, async_mode="gevent")
+
+
+@socketio.on("echo")
+def echo(data):
+    deadline = time.perf_counter_ns() + COST_US * 1000
+    while time.perf_counter_ns() < deadline:
+        pass
+    return data
+
+
+socketio.run(app, host="127.0.0.1", port=args.port)
+'''
+
+
+def commit(repo: Path, message: str, text: str) -> None:
+    (repo / "app.py").write_text(text)
+    subprocess.run(["git", "-C", str(repo), "add", "app.py"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message],
+                   check=True)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "app-repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    commit(repo, "fast echo", APP.format(cost=0))
+    commit(repo, "echo costs 600 us more", APP.format(cost=600))
+    return repo
+
+
+def run_ab(repo: Path, results: Path, *extra: str) -> int:
+    return ab.main(["--repo", str(repo), "--target-cmd", "python app.py --port {port}", "--repeats", "3",
+                    "--duration", "3", "--warmup", "1", "--users", "4", "--results", str(results),
+                    "--run-id", "ab", *extra])
+
+
+def test_a_slower_commit_is_judged_slower(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD")
+    out = capsys.readouterr().out
+    assert code == 1, out
+    verdicts = {m["metric"]: m for m in json.loads((tmp_path / "ab" / "ab.json").read_text())["metrics"]}
+    cpu = verdicts["server CPU s per 1k acks"]
+    assert cpu["verdict"] == "slower" and cpu["ratio"] > 1.5 and cpu["ci_low"] > 1.0, cpu
+    assert len(cpu["a"]) == len(cpu["b"]) == 3
+    assert "**slower**" in (tmp_path / "ab" / "ab.md").read_text()
+    assert (tmp_path / "ab" / "ab.html").is_file()
+    order = sorted(p.name for p in (tmp_path / "ab").iterdir() if (p / "run.json").is_file())
+    assert order == ["a--echo--r01", "a--echo--r02", "a--echo--r03", "b--echo--r01", "b--echo--r02",
+                     "b--echo--r03"]
+    worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
+    assert worktrees.count("\n") == 1, "the worktrees made for the run are removed"
+
+
+def test_an_unknown_ref_is_one_line(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_ab(repo, tmp_path, "--base", "no-such-branch") == 2
+    err = capsys.readouterr().err
+    assert "'no-such-branch': no such commit" in err and err.strip().count("\n") == 0
+
+
+def test_a_dirty_tree_is_refused_when_comparing_refs(repo: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "app.py").write_text((repo / "app.py").read_text() + "\n# uncommitted\n")
+    assert run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD") == 2
+    assert "uncommitted changes" in capsys.readouterr().err
+
+
+def test_a_revision_whose_server_does_not_start_keeps_the_other_sides_results(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commit(repo, "broken", "raise SystemExit('this revision cannot start')\n")
+    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD", "--repeats", "2")
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "side B could not run" in captured.err and "this revision cannot start" in captured.out + captured.err
+    kept = [p for p in (tmp_path / "ab").glob("a--echo--r*") if list(p.glob("samples-*.parquet"))]
+    assert len(kept) == 2, "side A ran all its repeats and its samples are kept"
