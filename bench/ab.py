@@ -345,7 +345,7 @@ def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Compari
         page = (f"<!doctype html><meta charset='utf-8'><title>A/B: {html_lib.escape(b.label)} vs "
                 f"{html_lib.escape(a.label)}</title><body style='font-family:sans-serif;max-width:1100px'>"
                 f"<h1>A/B: {html_lib.escape(b.label)} vs {html_lib.escape(a.label)}</h1>"
-                f"<pre>{html_lib.escape(markdown)}</pre><img alt='every run, per metric' "
+                f"<pre>{html_lib.escape(markdown)}</pre><img style='max-width:100%' alt='every run, per metric' "
                 f"src='data:image/png;base64,{png}'><p><a href='compare.html'>every run side by side, with the "
                 f"latency percentile curves overlaid</a></p></body>")
         write_text(run_dir / "ab.html", page)
