@@ -47,6 +47,7 @@ from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
 from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
+from core.stats_client import probe_stats
 from target_app.process import free_port
 
 # Beyond duration + stop timeout: Locust start-up, the recorder's last flush.
@@ -175,6 +176,19 @@ def read_final_figures(stats_json: Path) -> LiveFigures | None:
     except (OSError, ValueError, TypeError, KeyError):
         return None
     return LiveFigures(requests, failures, 0.0)
+
+
+def target_event_counts(urls: Sequence[str]) -> dict[str, int] | None:
+    """Contract events handled, summed over the targets' ``/stats``; None when one cannot say."""
+    totals: dict[str, int] = {}
+    for url in urls:
+        events = (probe_stats(url, timeout=3.0) or {}).get("events")
+        if not isinstance(events, dict):
+            return None
+        for name, count in events.items():
+            if isinstance(count, int) and name not in ("unknown", "handler_error"):
+                totals[str(name)] = totals.get(str(name), 0) + count
+    return totals
 
 
 def nothing_answered(stats_json: Path) -> str | None:
@@ -323,6 +337,10 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
         group.check()  # a death in the run's last moments still counts
         extra |= {"instances": group.describe(), "message_queue": group.describe_queue(),
                   "faults": [f.reason for f in group.faults]}
+        if group.instances and not isinstance(plan.target, CommandTarget):
+            # The events the targets this cell started handled (their /stats): the reports hold the
+            # recorder's samples against them. A server started before the cell counted more than this run.
+            extra["target_events"] = target_event_counts(group.urls)
         group.stop()
         group.merge_logs(cell_dir)
     live = read_final_figures(cell_dir / "locust_stats.json") or read_live_figures(cell_dir / "locust_stats.csv")

@@ -51,6 +51,9 @@ except ImportError:  # pragma: no cover - gevent is a dependency
 MIN_FREE_BYTES = 64 * 2**20
 #: errors kept in the accounting file
 MAX_ERRORS_KEPT = 5
+#: below this much free space a flush says so (once in a while), before writes start to fail
+LOW_FREE_BYTES = 16 * 2**20
+LOW_FREE_WARN_EVERY_S = 30.0
 
 
 class ResultsFolderError(OSError):
@@ -106,6 +109,7 @@ class Recorder:
         self.dropped = 0
         #: the last write errors, newest last
         self.errors: list[str] = []
+        self._low_space_warned = 0.0
         self.worker = worker_id()
         self.tag = shard_tag()
         #: rows handed to on_request so far
@@ -204,6 +208,7 @@ class Recorder:
             rows, self._pending = self._pending + rows, []
             if not rows:
                 return None
+            self._check_free_space()
             try:
                 final = self._write_shard(rows)
             except OSError as exc:
@@ -227,6 +232,18 @@ class Recorder:
             pq.write_table(table, temp)
         self._seq += 1
         return final
+
+    def _check_free_space(self) -> None:
+        """Say so, once in a while, when the results folder is nearly full: a lost shard should not surprise."""
+        try:
+            free = shutil.disk_usage(self.results_dir).free
+        except OSError:
+            return
+        now = time.monotonic()
+        if free < LOW_FREE_BYTES and now - self._low_space_warned >= LOW_FREE_WARN_EVERY_S:
+            self._low_space_warned = now
+            logger.error("recorder: results folder %s has only %.1f MiB free: shards will fail to be written soon",
+                         self.results_dir, free / 2**20)
 
     def _keep(self, rows: list[tuple], why: str) -> None:
         """Hold ``rows`` for a retry, up to the bound; count and log what does not fit."""

@@ -289,6 +289,7 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     problems.extend(stall_problems(stalls, stall_check))
     locust_check = locust_cross_check(data)
     problems.extend(locust_gap_problems(locust_check, lost))
+    problems.extend(target_gap_problems(data, samples, lost))
     bin_s = bin_seconds(window)
     if bin_s > 1:
         notes.append(f"the load spans {(window.end_ns - window.load_start_ns) / NS_PER_S:,.0f} s: time series use "
@@ -947,6 +948,35 @@ def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:
             "gap": requests - recorded,
         })
     return rows
+
+
+def target_gap_problems(data: CellData, samples: pd.DataFrame, lost: list[str]) -> list[str]:
+    """The target's own count of each event (run.json ``target_events``, from its ``/stats``) against the samples.
+
+    Every call ends as a sample (answered, failed or unanswered at the stop),
+    so a target that handled more calls of an event than there are samples of
+    it means samples were lost; more answered acks than the target handled
+    means the counts cannot be trusted.
+    """
+    counts = (data.run.extra.get("target_events") if data.run is not None else None) or {}
+    if not isinstance(counts, dict):
+        return []
+    acks = samples[samples["kind"] == "ack"]
+    problems: list[str] = []
+    for event, handled in sorted(counts.items()):
+        if not isinstance(handled, int):
+            continue
+        mine = acks[acks["name"] == event]
+        total, answered = len(mine), int(mine["ok"].sum())
+        if handled > total:
+            message = (f"the target handled {handled:,} {event} calls but the recorder has {total:,} samples of "
+                       f"them: {handled - total:,} samples lost")
+            lost.append(message)
+            problems.append(message)
+        elif answered > handled:
+            problems.append(f"the recorder has {answered:,} answered {event} acks but the target counted only "
+                            f"{handled:,} {event} calls")
+    return problems
 
 
 def locust_gap_problems(rows: list[dict[str, Any]] | None, lost: list[str]) -> list[str]:

@@ -351,3 +351,20 @@ def test_status_rule() -> None:
     assert status_of(RunRecord(status="ok"), False, samples_lost=True) == "failed"
     assert status_of(RunRecord(status="partial"), False) == "partial"
     assert status_of(RunRecord(status="failed"), False) == "failed"
+
+
+def test_the_target_handling_more_calls_than_samples_fails_the_cell(tmp_path: Path) -> None:
+    frames = _frames()
+    acks = len(frames[1])
+    cell = _cell(tmp_path / "cell", frames, target_events={"echo": acks + 11})
+    _, _, summary = analyze_cell(cell)
+    assert summary["status"] == "failed"
+    assert (f"the target handled {acks + 11:,} echo calls but the recorder has {acks:,} samples of them: "
+            "11 samples lost") in summary["problems"]
+
+
+def test_target_counts_that_match_the_samples_are_quiet(tmp_path: Path) -> None:
+    frames = _frames()
+    cell = _cell(tmp_path / "cell", frames, target_events={"echo": len(frames[1])})
+    _, _, summary = analyze_cell(cell)
+    assert not any("target" in p for p in summary["problems"]), summary["problems"]
