@@ -315,8 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render_text(outcomes))
     markdown = render_markdown(outcomes, args.run_dir)
     if args.job_summary:
-        with open(args.job_summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown)
+        try:
+            with open(args.job_summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown)
+        except OSError as exc:  # bad input, not a failed check: exit 2
+            print(f"check: --job-summary {args.job_summary}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     else:
         write_text(args.run_dir / "check.md", markdown)
     return EXIT_PASS if all(o.passed for o in outcomes) else EXIT_FAIL

@@ -345,6 +345,16 @@ class Harness:
 _installed = False
 
 
+def check_locust_counts(options: Any) -> None:
+    """ValueError for Locust's own numbers it would take and fail on later with a traceback (``-u -5``)."""
+    users = getattr(options, "num_users", None)
+    if users is not None and users < 0:
+        raise ValueError(f"-u/--users must be >= 0, got {users}")
+    rate = getattr(options, "spawn_rate", None)
+    if rate is not None and not rate > 0:
+        raise ValueError(f"-r/--spawn-rate must be > 0, got {rate}")
+
+
 def install() -> None:
     """Register the harness with Locust (its options and its ``init`` hook), once per process.
 
@@ -372,6 +382,7 @@ def on_init(environment: Environment, **_: Any) -> None:
     try:
         settings = LoadSettings.from_options(environment.parsed_options)
         check_host(environment.host, settings)
+        check_locust_counts(environment.parsed_options)
     except ValueError as exc:
         sys.stderr.write(f"locust: error: {exc}\n")
         sys.exit(2)

@@ -14,8 +14,8 @@ class UnsafeTargetError(ValueError):
 
 def is_loopback_host(host: str) -> bool:
     """True when every address ``host`` resolves to is loopback (127.0.0.0/8, ::1)."""
-    host = host.strip("[]")
-    if host == "localhost":
+    host = host.strip("[]").rstrip(".")  # "localhost." is the same name, fully qualified
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -242,3 +242,9 @@ def test_shipped_profile_list_names_profiles_only(capsys: pytest.CaptureFixture[
     assert matrix.main(["--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err
     assert "shipped profiles: full, quick, scaleout, soak" in err and "thresholds" not in err
+
+
+def test_an_unwritable_job_summary_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"))
+    assert check.main([str(run), "--job-summary", str(tmp_path / "no-such-folder" / "summary.md")]) == 2
+    assert "--job-summary" in capsys.readouterr().err

@@ -162,3 +162,20 @@ def test_runner_loads_an_already_running_target(tmp_path: Path) -> None:
         assert target.stats()["events"]["echo"] > 0
         server_csv = (tmp_path / "r" / "external--echo" / "server.csv").read_text()
         assert server_csv.count("\n") > 1, "a loopback server found by its /stats pid is sampled"
+
+
+def test_a_fully_qualified_localhost_is_loopback() -> None:
+    from loadtests.safety import is_loopback_host, require_loopback
+
+    for host in ("localhost.", "LOCALHOST", "127.0.0.1", "[::1]"):
+        assert is_loopback_host(host), host
+    require_loopback("http://localhost.:5000")
+
+
+def test_negative_users_are_one_line_from_the_locustfile() -> None:
+    argv = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "-u", "-5", "-t", "1s",
+            "--host", "http://127.0.0.1:9", "EchoUser"]
+    proc = subprocess.run(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "-u/--users must be >= 0, got -5" in proc.stderr
+    assert "Traceback" not in proc.stderr
