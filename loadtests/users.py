@@ -82,6 +82,7 @@ class IdleUser(SocketIOUser):
         if self.ensure_connected():
             self.pump(self.hold_slice)
 
+
 class _RoomUser(SocketIOUser):
     """A member of a room of ``--room-size`` users grouped by user number.
 
