@@ -15,6 +15,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, le
 from . import contract
 from .message_queue import unavailable
 from .nodelay import NoDelayMiddleware
+from .packets import BoundedPacket
 from .settings import TargetSettings
 from .stats import ServerStats
 from .ticks import TickSubscriptions
@@ -53,6 +54,8 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
         client_manager=queue,
         logger=settings.log_level == "debug",
         engineio_logger=settings.log_level == "debug",
+        # A bound on announced binary attachments: one client cannot grow the server's memory.
+        serializer=BoundedPacket,
     )
     if settings.tcp_nodelay:
         # Outermost, around the Socket.IO middleware SocketIO() installed.

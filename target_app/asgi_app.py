@@ -15,6 +15,7 @@ import socketio
 
 from . import contract
 from .message_queue import unavailable
+from .packets import BoundedPacket
 from .settings import TargetSettings
 from .stats import ServerStats
 from .ticks import TickSubscriptions
@@ -43,6 +44,7 @@ def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
         client_manager=client_manager,
         logger=settings.log_level == "debug",
         engineio_logger=settings.log_level == "debug",
+        serializer=BoundedPacket,  # a bound on announced binary attachments (target_app/packets.py)
     )
     stats = ServerStats(async_mode="asgi", server=settings.server)
     for namespace in contract.NAMESPACES:
