@@ -150,7 +150,7 @@ def test_debug_logs_never_hold_the_auth_token(tmp_path: Path, mode: str, server:
 
 
 def test_an_attachment_count_lie_cannot_grow_the_servers_memory(target: TargetProcess) -> None:
-    """A packet announcing a billion attachments, then 60 frames of 900 KB: refused, memory bounded."""
+    """A packet announcing a billion attachments, then 150 frames of 900 KB (135 MB): refused, memory bounded."""
     import psutil
 
     rss_before = psutil.Process(target.pid).memory_info().rss
@@ -159,11 +159,11 @@ def test_an_attachment_count_lie_cannot_grow_the_servers_memory(target: TargetPr
         with contextlib.suppress(OSError, websocket.WebSocketException):
             bad.ws.send('451000000-1["echo",{"_placeholder":true,"num":0}]')
             frame = b"\x04" + b"x" * 900_000
-            for _ in range(60):
+            for _ in range(150):
                 bad.ws.send_binary(frame)
         assert_good_client_served(target)
         time.sleep(0.5)
         grown = psutil.Process(target.pid).memory_info().rss - rss_before
-        assert grown < 30 * 2**20, f"RSS grew by {grown / 2**20:.0f} MiB while the client is still connected"
+        assert grown < 60 * 2**20, f"RSS grew by {grown / 2**20:.0f} MiB while the client is still connected"
     finally:
         bad.close()
