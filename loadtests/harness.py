@@ -279,7 +279,8 @@ class Harness:
         except ValueError as exc:
             logger.error("bad load test option: %s; stopping", exc)
             if environment.runner is not None:
-                gevent.spawn(environment.runner.quit)
+                # The web UI lives on (the user fixes the form); a headless run ends.
+                gevent.spawn(environment.runner.stop if environment.web_ui is not None else environment.runner.quit)
             return
         LEDGER.reset()
         ROSTER.reset()

@@ -151,3 +151,15 @@ def test_a_timed_test_does_not_end_the_web_ui_and_its_figures_stay_final(
     later = _live(base)
     assert later["cell"] == done["cell"] and later["running"] is False
     assert [e["per_s"] for e in later["figures"]["events"] if e["name"] == "echo"] == rate, "final figures hold"
+
+
+def test_a_host_outside_loopback_is_refused_before_swarming(web_ui: tuple[str, TargetProcess, Path]) -> None:
+    base, target, results = web_ui
+    status, body = _request(base + "/swarm", {"host": "http://192.0.2.7:5000", "user_count": 2, "spawn_rate": 10,
+                                              "user_classes": "EchoUser"})
+    answer = json.loads(body)
+    assert status == 400 and answer["success"] is False and "refusing to load 192.0.2.7" in answer["message"]
+    time.sleep(1.0)
+    assert _reachable(base), "the web UI is still there"
+    assert _live(base)["cell"] is None, "no test started"
+    assert not (results.exists() and any(p.name == "load.json" for p in results.rglob("load.json")))

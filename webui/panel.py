@@ -41,7 +41,8 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from core.stats_client import probe_stats
-from loadtests.env_state import harness_of
+from loadtests.env_state import harness_of, settings_of
+from loadtests.safety import UnsafeTargetError, require_loopback
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -437,7 +438,7 @@ class SocketIOPanel:
 
     def _extend_locust_ui(self, web_ui: WebUI) -> None:
         """Tabs in Locust's UI (fed through its /stats/requests poll) and links to the page."""
-        from flask import request
+        from flask import jsonify, request
 
         app = web_ui.app
         assert app is not None  # WebUI creates its Flask app in __init__
@@ -458,6 +459,20 @@ class SocketIOPanel:
         web_ui.template_args["extended_csv_files"] = [
             {"href": "./socketio/", "title": "Socket.IO live page: charts and the full report"}]
         web_ui.template_args.pop("extended_stats", None)
+
+        @app.before_request
+        def refuse_a_host_we_may_not_load() -> Any:
+            """A form host outside loopback is refused before Locust answers "Swarming started"."""
+            if request.method != "POST" or not request.path.endswith("/swarm"):
+                return None
+            host = (request.form.get("host") or "").strip()
+            settings = settings_of(self.environment)
+            try:
+                if host:
+                    require_loopback(host, allow_remote=bool(settings and settings.i_own_this_host))
+            except UnsafeTargetError as exc:
+                return jsonify({"success": False, "message": str(exc), "host": host}), 400
+            return None
 
         @app.after_request
         def add_socketio_stats(response: Any) -> Any:
