@@ -16,6 +16,7 @@ import sys
 
 from core import redact
 
+from . import quiet_errors
 from .settings import TargetSettings
 
 # Deep enough for a burst of churning clients; the kernel caps it at somaxconn.
@@ -32,6 +33,7 @@ def serve(settings: TargetSettings) -> None:
     )
     # Debug logs hold every packet, the CONNECT auth payload too: keep its secrets out.
     redact.install(*redact.PACKET_LOGGERS)
+    quiet_errors.install()
     if settings.server == "gunicorn":
         _exec_gunicorn(settings)
     elif settings.server == "uvicorn":

@@ -5,9 +5,11 @@ workers monkey-patch before they import this module.
 """
 from core import redact
 
+from . import quiet_errors
 from .app import create_app
 from .settings import settings_from_env
 
 app = create_app(settings_from_env())
 # gunicorn set up this worker's logging: keep secrets out of it as serve() does elsewhere.
 redact.install(*redact.PACKET_LOGGERS)
+quiet_errors.install()
