@@ -34,8 +34,7 @@ from typing import Sequence, TextIO
 from bench.cell import CellPlan, CellResult, LiveFigures, run_cell
 from bench.locustfile_check import LocustfileError, check_user_classes
 from bench.own_app import READY_TIMEOUT_S, check_target_pid
-from bench.profile import Profile, ProfileError, Scenario, command_targets, load_profile
-from bench.target_group import ExternalTarget
+from bench.profile import ExternalTarget, Profile, ProfileError, Scenario, command_targets, load_profile
 from core.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,

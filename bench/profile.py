@@ -34,18 +34,13 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
-
-from core.run_record import RecordedLoad
-from core.scenarios import SCENARIO_USERS
-from target_app.settings import SERVERS_BY_MODE
-
-if TYPE_CHECKING:
-    from bench.target_group import ExternalTarget  # imports this module
+from typing import Any, Union
 
 from bench.own_app import READY_TIMEOUT_S, CommandTarget, TargetCommandError
 from core.paths import PROFILES_DIR
-from core.scenarios import scenario_of_classes
+from core.run_record import RecordedLoad
+from core.scenarios import SCENARIO_USERS, scenario_of_classes
+from target_app.settings import SERVERS_BY_MODE
 
 #: what a profile's cells load: targets the runner starts, the user's command, or servers already running
 Target = Union["TargetSpec", CommandTarget, "ExternalTarget"]
@@ -118,6 +113,26 @@ class TargetSpec:
                 raise ValueError(f"target {entry['target']!r}: instances must be an integer, got {instances!r}")
             return replace(spec, instances=instances, message_queue=True)
         raise ValueError(f"a target must be a string such as \"gevent-dev\" or a table, got {entry!r}")
+
+
+@dataclass(frozen=True)
+class ExternalTarget:
+    """Servers the user runs (``--target-url``); mode and server are read from ``/stats`` when it has them."""
+
+    urls: tuple[str, ...]
+    mode: str = "external"
+    server: str = "external"
+    message_queue: bool = False
+    #: process trees to sample (``--target-pid``), besides those found from ``/stats``
+    pids: tuple[int, ...] = ()
+
+    @property
+    def instances(self) -> int:
+        return len(self.urls)
+
+    @property
+    def label(self) -> str:
+        return "external" if len(self.urls) == 1 else f"external-x{len(self.urls)}"
 
 
 @dataclass(frozen=True)

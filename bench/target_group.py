@@ -26,33 +26,13 @@ from urllib.parse import urlsplit
 import psutil
 
 from bench.own_app import CommandTarget, launch_command
-from bench.profile import TargetSpec
+from bench.profile import ExternalTarget, TargetSpec
 from bench.redis_server import RedisServer, RedisStartError, RedisUnavailable, launch_redis
 from core.files import atomic_open
 from core.stats_client import probe_stats
 from target_app.process import TargetProcess, TargetStartError, launch_target
 
 __all__ = ["ExternalTarget", "TargetGroup", "TargetStartError", "launch_group", "external_group"]
-
-
-@dataclass(frozen=True)
-class ExternalTarget:
-    """Servers the user runs (``--target-url``); mode and server are read from ``/stats`` when it has them."""
-
-    urls: tuple[str, ...]
-    mode: str = "external"
-    server: str = "external"
-    message_queue: bool = False
-    #: process trees to sample (``--target-pid``), besides those found from ``/stats``
-    pids: tuple[int, ...] = ()
-
-    @property
-    def instances(self) -> int:
-        return len(self.urls)
-
-    @property
-    def label(self) -> str:
-        return "external" if len(self.urls) == 1 else f"external-x{len(self.urls)}"
 
 
 @dataclass

@@ -33,7 +33,7 @@ from core.sampler import TreeSampler, stats_connected
 from loadtests.env_state import set_harness, set_settings
 from loadtests.fail_fast import FailFast
 from loadtests.fanout import pairs_of
-from loadtests.instances import ROSTER
+from loadtests.instances import ROSTER, USER_TARGETS
 from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
 from loadtests.pacing import LEDGER
 from loadtests.plain_run import owns_run_record, plain_run_record
@@ -315,7 +315,6 @@ class Harness:
         Written only with several instances; join it to the samples on
         (``worker``, ``user``). Written under a temporary name, then renamed.
         """
-        from loadtests.socketio_user import USER_TARGETS  # imports the users: only once a run exists
 
         if self.recorder is None or len(self.settings.urls) < 2 or not USER_TARGETS:
             return

@@ -21,6 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+#: user number -> the target URL it loads, in this process (written to targets-<worker>.json)
+USER_TARGETS: dict[int, str] = {}
+
 #: where ``expected`` (deliveries a send should cause) comes from
 EXPECTED_FROM: tuple[str, ...] = ("auto", "acks", "roster")
 

@@ -44,7 +44,7 @@ from loadtests.client import Client, PendingAck
 from loadtests.env_state import set_settings, settings_of
 from loadtests.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
 from loadtests.fanout import FanOut, check_declarations, sent_ns_of
-from loadtests.instances import ROSTER, TargetChoice, on_instance, pick_target
+from loadtests.instances import ROSTER, USER_TARGETS, TargetChoice, on_instance, pick_target
 from loadtests.options import LoadSettings
 from loadtests.pacing import LEDGER, Pacer
 from loadtests.recorder import shard_tag
@@ -55,8 +55,6 @@ _user_ids = itertools.count()
 _class_indexes: defaultdict[str, itertools.count] = defaultdict(itertools.count)
 _now_ns = time.perf_counter_ns
 _wall_ns = time.time_ns
-#: user number -> the target URL it loads, for the harness's per-process map
-USER_TARGETS: dict[int, str] = {}
 
 
 def settings_for(environment: Environment) -> LoadSettings:

@@ -18,7 +18,6 @@ from loadtests.errors import SocketIOError
 from loadtests.instances import ROSTER
 from loadtests.pacing import LEDGER, Pacer
 from loadtests.socketio_user import (
-    USER_TARGETS,
     SocketIOUser,
     _class_indexes,
     _now_ns,
@@ -30,7 +29,7 @@ from loadtests.socketio_user import (
     settings_for,
 )
 
-__all__ = ["ChurnUser", "EchoUser", "IdleUser", "BroadcastUser", "RoomsUser", "ReferenceUser", "USER_TARGETS"]
+__all__ = ["ChurnUser", "EchoUser", "IdleUser", "BroadcastUser", "RoomsUser", "ReferenceUser"]
 
 # --- scenarios ----------------------------------------------------------
 
