@@ -234,7 +234,9 @@ def steady_window(samples: pd.DataFrame, run: RunRecord | None, warmup_s: float,
                   where: str | Path = "samples", notes: list[str] | None = None) -> Window:
     """The steady window: ``[load start + warm-up, load end)`` (see ``load_bounds``)."""
     load_start, end, end_source = load_bounds(samples, run, notes if notes is not None else [])
-    start = load_start + round(warmup_s * NS_PER_S)
+    # Compared in seconds first: a warm-up of 1e300 s must be an error, not an overflow.
+    too_long = warmup_s >= (end - load_start) / NS_PER_S
+    start = end if too_long else load_start + round(warmup_s * NS_PER_S)
     if start >= end:
         raise ReportInputError(
             where,

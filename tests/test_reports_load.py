@@ -213,6 +213,9 @@ def test_warmup_longer_than_the_run(tmp_path: Path) -> None:
         compute_metrics(load_cell(cell), warmup_s=30)
     with pytest.raises(ReportInputError, match="--warmup: must be a number of seconds >= 0"):
         compute_metrics(load_cell(cell), warmup_s=-1)
+    # Absurdly long (run.json load.warmup_s = 1e300): the same one-line error, not an overflow.
+    with pytest.raises(ReportInputError, match=r"a warm-up of 1e\+300 s \(--warmup\) leaves no steady window"):
+        compute_metrics(load_cell(cell), warmup_s=1e300)
 
 
 def test_valid_folder_has_no_problems(tmp_path: Path) -> None:
