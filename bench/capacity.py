@@ -19,8 +19,9 @@ from typing import Any, Sequence
 
 from bench.cell import CellPlan
 from bench.check import lookup
-from bench.matrix import DEFAULT_RESULTS, ProgressLine
-from bench.profile import SCENARIO_USERS, LoadShape, Scenario, TargetSpec
+from bench.locustfile_check import LocustfileError, check_user_classes
+from bench.matrix import DEFAULT_RESULTS, ProgressLine, split_list
+from bench.profile import SCENARIO_USERS, LoadShape, Scenario, Target, TargetSpec, command_targets
 from core.cells import CellName, capacity_variant
 from core.files import write_json, write_text
 from core.runinfo import new_run_id
@@ -73,7 +74,7 @@ def next_users(users: int, factor: float, increment: int) -> int:
     return max(users + 1, int(users * factor) + increment)
 
 
-def search(target: TargetSpec, scenario: Scenario, run_dir: Path, *, start: int, factor: float, increment: int,
+def search(target: Target, scenario: Scenario, run_dir: Path, *, start: int, factor: float, increment: int,
            max_users: int, max_steps: int, time_budget_s: float, slo_p99_ms: float, max_error_ratio: float,
            target_args: Sequence[str] = (), pin: bool = True, interrupted: threading.Event | None = None,
            out=sys.stdout) -> list[StepVerdict]:
@@ -151,40 +152,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id")
     parser.add_argument("--target-arg", action="append", default=[], metavar="ARG")
     parser.add_argument("--no-pin", action="store_true")
+    own = parser.add_argument_group("your own app (docs/own-app.md)")
+    own.add_argument("--locustfile", type=Path, help="search with a user class of this locustfile")
+    own.add_argument("--user", help="the user class (default: the locustfile's only one)")
+    own.add_argument("--target-cmd", metavar="COMMAND", help="start your server per step: a command with {port}")
+    own.add_argument("--modes", metavar="MODE[,MODE]", help="one search per mode, with --target-cmd's {mode}")
+    own.add_argument("--app-name", default="app", help="the server part of the cells' names")
     return parser
+
+
+def own_scenario(args: argparse.Namespace, load: LoadShape) -> Scenario:
+    """The scenario searched: the reference one, or a user class of --locustfile (checked with Locust)."""
+    if args.locustfile is None:
+        return Scenario.of_user(args.user, load) if args.user else Scenario(args.scenario, load)
+    locustfile = args.locustfile.resolve()
+    try:
+        users = check_user_classes(locustfile, [args.user] if args.user else [])
+    except LocustfileError as exc:
+        raise ValueError(str(exc)) from None
+    if len(users) != 1:
+        raise ValueError(f"--locustfile has {len(users)} user classes ({', '.join(users)}): pick one with --user")
+    return Scenario.of_user(users[0], load, locustfile)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        targets = [TargetSpec.parse(t.strip()) for t in args.targets.split(",") if t.strip()]
+        targets: list[Target] = (
+            list(command_targets(args.target_cmd, split_list(args.modes), args.app_name)) if args.target_cmd
+            else [TargetSpec.parse(t.strip()) for t in args.targets.split(",") if t.strip()])
         load = LoadShape(users=args.start, spawn_rate=max(50.0, args.start), duration_s=args.step_duration,
                          warmup_s=args.warmup, emit_rate=args.emit_rate, payload_bytes=args.payload_bytes)
         if args.start < 1 or args.factor < 1 or args.increment < 0 or args.max_steps < 1:
             raise ValueError("--start and --max-steps must be >= 1, --factor >= 1, --increment >= 0")
         if args.factor == 1 and args.increment == 0:
             raise ValueError("--factor 1 with --increment 0 would never grow")
-    except ValueError as exc:
+        scenario = own_scenario(args, load)
+    except ValueError as exc:  # ProfileError and LocustfileError are ValueErrors
         print(f"capacity: {exc}", file=sys.stderr)
         return 2
-    scenario = Scenario(args.scenario, load)
-    run_dir = args.results / (args.run_id or new_run_id(f"capacity-{args.scenario}"))
+    run_dir = args.results / (args.run_id or new_run_id(f"capacity-{scenario.name}"))
     run_dir.mkdir(parents=True, exist_ok=True)
     interrupted = threading.Event()
     results: dict[str, list[StepVerdict]] = {}
     started = time.monotonic()
     for target in targets:
         budget = args.time_budget - (time.monotonic() - started)
-        print(f"capacity: {target.label}, {args.scenario}, from {args.start} users", flush=True)
+        print(f"capacity: {target.label}, {scenario.name}, from {args.start} users", flush=True)
         results[target.label] = search(
             target, scenario, run_dir, start=args.start, factor=args.factor, increment=args.increment,
             max_users=args.max_users, max_steps=args.max_steps, time_budget_s=budget,
             slo_p99_ms=args.slo_p99_ms, max_error_ratio=args.max_error_ratio,
             target_args=args.target_arg, pin=not args.no_pin, interrupted=interrupted)
-    markdown = render_markdown(results, args.scenario, args.slo_p99_ms, args.max_error_ratio)
+    markdown = render_markdown(results, scenario.name, args.slo_p99_ms, args.max_error_ratio)
     write_text(run_dir / "capacity.md", markdown)
     write_json(run_dir / "capacity.json", {
-        "scenario": args.scenario, "slo_p99_ms": args.slo_p99_ms, "max_error_ratio": args.max_error_ratio,
+        "scenario": scenario.name, "slo_p99_ms": args.slo_p99_ms, "max_error_ratio": args.max_error_ratio,
         "targets": {t: {"max_users_at_slo": (best.users if (best := capacity_of(s)) else None),
                         "steps": [asdict(v) for v in s]} for t, s in results.items()},
     })

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(text: str | None) -> list[str] | None:
+def split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
@@ -173,7 +173,7 @@ def own_app_scenarios(args: argparse.Namespace, profile: Profile) -> tuple[Scena
         raise ProfileError("--scenarios picks the profile's scenarios; with --locustfile/--user, --user picks classes")
     locustfile = args.locustfile.resolve() if args.locustfile else HARNESS_LOCUSTFILE
     try:
-        users = check_user_classes(locustfile, _split(args.user) or [])
+        users = check_user_classes(locustfile, split_list(args.user) or [])
     except LocustfileError as exc:
         raise ProfileError(str(exc)) from None
     own = args.locustfile.resolve() if args.locustfile else None
@@ -183,7 +183,7 @@ def own_app_scenarios(args: argparse.Namespace, profile: Profile) -> tuple[Scena
 def resolve_profile(args: argparse.Namespace) -> Profile:
     profile = load_profile(args.profile)
     try:
-        profile = profile.with_overrides(targets=_split(args.targets), scenarios=_split(args.scenarios),
+        profile = profile.with_overrides(targets=split_list(args.targets), scenarios=split_list(args.scenarios),
                                          users=args.users, duration_s=args.duration_s, warmup_s=args.warmup_s,
                                          emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
                                          processes=args.processes)
@@ -199,7 +199,7 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     if args.target_cmd:
         if args.targets:
             raise ProfileError("--targets and --target-cmd exclude each other: the reference targets, or your app")
-        targets = command_targets(args.target_cmd, _split(args.modes), args.app_name, args.target_timeout)
+        targets = command_targets(args.target_cmd, split_list(args.modes), args.app_name, args.target_timeout)
         profile = replace(profile, targets=targets, reference=None)  # ratios against the best-ranked mode
     scenarios = own_app_scenarios(args, profile)
     if scenarios is not None:

@@ -220,3 +220,19 @@ def test_a_server_that_answers_no_call_is_a_failed_cell(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     record = json.loads((tmp_path / "silent" / "gevent-app--silent" / "run.json").read_text())
     assert record["status"] == "failed" and "answered none of the run's acked calls" in record["reason"]
+
+
+def test_capacity_search_on_the_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import capacity
+
+    code = capacity.main(["--locustfile", str(LOCUSTFILE), "--target-cmd", TARGET_CMD, "--modes", "gevent",
+                          "--start", "5", "--max-steps", "1", "--step-duration", "3", "--warmup", "1",
+                          "--slo-p99-ms", "500", "--results", str(tmp_path), "--run-id", "cap"])
+    assert code == 0, capsys.readouterr().out[-3000:]
+    result = json.loads((tmp_path / "cap" / "capacity.json").read_text())
+    assert result["scenario"] == "chat"
+    steps = result["targets"]["gevent-app"]["steps"]
+    assert len(steps) == 1 and steps[0]["users"] == 5
+    assert (tmp_path / "cap" / "gevent-app--chat--u00005" / "summary.json").is_file()
+    assert capacity.main(["--locustfile", str(LOCUSTFILE), "--user", "Nobody", "--results", str(tmp_path)]) == 2
+    assert "(it has: ChatUser)" in capsys.readouterr().err
