@@ -41,7 +41,7 @@ from typing import Any
 
 from bench.abstats import Better, Comparison, compare, interleaved_order, render_markdown
 from bench.cell import CellPlan, CellResult
-from bench.locustfile_check import LocustfileError, check_user_classes
+from bench.locustfile_check import LocustfileError, single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
 from bench.own_app import CommandTarget, TargetCommandError
 from bench.profile import LoadShape, Scenario, TargetSpec
@@ -216,16 +216,10 @@ def scenario_of(args: argparse.Namespace) -> Scenario:
                          warmup_s=args.warmup, emit_rate=args.emit_rate)
     except ValueError as exc:
         raise AbInputError(str(exc)) from None
-    if args.locustfile is None:
-        return Scenario.of_user(args.user, load) if args.user else Scenario(args.scenario, load)
-    locustfile = args.locustfile.resolve()
     try:
-        users = check_user_classes(locustfile, [args.user] if args.user else [])
+        return single_user_scenario(args.locustfile, args.user, args.scenario, load)
     except LocustfileError as exc:
         raise AbInputError(str(exc)) from None
-    if len(users) != 1:
-        raise AbInputError(f"--locustfile has {len(users)} user classes ({', '.join(users)}): pick one with --user")
-    return Scenario.of_user(users[0], load, locustfile)
 
 
 def metric_values(summary: dict[str, Any], scenario: str) -> dict[str, tuple[str, Better, float]]:

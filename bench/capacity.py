@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from bench.cell import CellPlan
 from bench.check import lookup
-from bench.locustfile_check import LocustfileError, check_user_classes
+from bench.locustfile_check import single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine, split_list
 from bench.profile import SCENARIO_USERS, LoadShape, Scenario, Target, TargetSpec, command_targets
 from core.cells import CellName, capacity_variant
@@ -161,20 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def own_scenario(args: argparse.Namespace, load: LoadShape) -> Scenario:
-    """The scenario searched: the reference one, or a user class of --locustfile (checked with Locust)."""
-    if args.locustfile is None:
-        return Scenario.of_user(args.user, load) if args.user else Scenario(args.scenario, load)
-    locustfile = args.locustfile.resolve()
-    try:
-        users = check_user_classes(locustfile, [args.user] if args.user else [])
-    except LocustfileError as exc:
-        raise ValueError(str(exc)) from None
-    if len(users) != 1:
-        raise ValueError(f"--locustfile has {len(users)} user classes ({', '.join(users)}): pick one with --user")
-    return Scenario.of_user(users[0], load, locustfile)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -187,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--start and --max-steps must be >= 1, --factor >= 1, --increment >= 0")
         if args.factor == 1 and args.increment == 0:
             raise ValueError("--factor 1 with --increment 0 would never grow")
-        scenario = own_scenario(args, load)
+        scenario = single_user_scenario(args.locustfile, args.user, args.scenario, load)
     except ValueError as exc:  # ProfileError and LocustfileError are ValueErrors
         print(f"capacity: {exc}", file=sys.stderr)
         return 2

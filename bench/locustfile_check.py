@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.profile import LoadShape, Scenario
 from core.paths import REPO_ROOT
 
 LIST_TIMEOUT_S = 90.0
@@ -53,3 +54,18 @@ def check_user_classes(locustfile: Path, wanted: Sequence[str]) -> list[str]:
         raise LocustfileError(f"--user {missing[0]}: {locustfile} has no such user class "
                               f"(it has: {', '.join(found)})")
     return list(wanted) or found
+
+
+def single_user_scenario(locustfile: Path | None, user: str | None, reference: str, load: LoadShape) -> Scenario:
+    """The one scenario a command runs: ``--user`` of ``--locustfile`` (checked with Locust), or the reference one.
+
+    A locustfile with several classes needs ``--user``; LocustfileError otherwise.
+    """
+    if locustfile is None:
+        return Scenario.of_user(user, load) if user else Scenario(reference, load)
+    locustfile = locustfile.resolve()
+    users = check_user_classes(locustfile, [user] if user else [])
+    if len(users) != 1:
+        raise LocustfileError(f"--locustfile has {len(users)} user classes ({', '.join(users)}): "
+                              "pick one with --user")
+    return Scenario.of_user(users[0], load, locustfile)

@@ -93,10 +93,29 @@ class AckError(Exception):
 class _Recording:
     """How a user records samples: shared by the lean users and ``ReferenceUser``."""
 
-    #: set by the user's ``__init__``
-    target: TargetChoice
+    #: set by :meth:`_join_run`
+    settings: LoadSettings
     user_id: int
+    index: int
+    target: TargetChoice
+    payload: str
+    pacer: Pacer
     _fire: Callable[..., Any]
+
+    def _join_run(self, environment: Environment) -> None:
+        """What every recording user is given: the run's settings, its numbers, its target, payload and pacer."""
+        #: the run's parameters
+        self.settings = settings_for(environment)
+        #: unique within this process (the ``user`` column)
+        self.user_id = next(_user_ids)
+        #: position among the users of this class in this process (room grouping)
+        self.index = next(_class_indexes[type(self).__name__])
+        #: the instance this user loads (``--target-urls`` round robin, else ``--host``)
+        self.target = choose_target(self)
+        self.payload = payload_of(self.settings.payload_bytes)
+        # Spread paced users over the interval instead of firing in lockstep.
+        self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, (self.index * 0.618034) % 1.0)
+        self._fire = environment.events.request.fire
 
     def record(
         self,
@@ -166,20 +185,8 @@ class SocketIOUser(_Recording, User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        #: the run's parameters
-        self.settings = settings_for(environment)
-        #: unique within this process (the ``user`` column)
-        self.user_id = next(_user_ids)
-        #: position among the users of this class in this process (room grouping)
-        self.index = next(_class_indexes[type(self).__name__])
-        #: the instance this user loads (``--target-urls`` round robin, else ``--host``)
-        self.target = choose_target(self)
+        self._join_run(environment)
         self.client: Client | None = None
-        self.payload = payload_of(self.settings.payload_bytes)
-        # Spread paced users over the interval instead of firing in lockstep.
-        phase = (self.index * 0.618034) % 1.0
-        self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, phase)
-        self._fire = environment.events.request.fire
         #: the call being waited for: (pending, event, t_ns, start_perf_ns, expected)
         self._inflight: tuple[PendingAck, str, int, int, int | None] | None = None
         #: handlers registered with :meth:`on_push`, applied to every new connection

@@ -16,17 +16,12 @@ from locust.env import Environment
 from loadtests.client import Client
 from loadtests.errors import SocketIOError
 from loadtests.instances import ROSTER
-from loadtests.pacing import LEDGER, Pacer
+from loadtests.pacing import LEDGER
 from loadtests.socketio_user import (
     SocketIOUser,
-    _class_indexes,
     _now_ns,
     _Recording,
-    _user_ids,
     _wall_ns,
-    choose_target,
-    payload_of,
-    settings_for,
 )
 
 __all__ = ["ChurnUser", "EchoUser", "IdleUser", "BroadcastUser", "RoomsUser", "ReferenceUser"]
@@ -243,13 +238,7 @@ if _LocustSocketIOUser is not None:
 
         def __init__(self, environment: Environment) -> None:
             super().__init__(environment)
-            self.settings = settings_for(environment)
-            self.user_id = next(_user_ids)
-            self.index = next(_class_indexes[type(self).__name__])
-            self.target = choose_target(self)
-            self.payload = payload_of(self.settings.payload_bytes)
-            self.pacer = Pacer(self.settings.emit_rate, self.settings.open_model, (self.index * 0.618034) % 1.0)
-            self._fire = environment.events.request.fire
+            self._join_run(environment)
             # The stock client logs every emit; call() emits, so each call
             # would count twice. Use python-socketio's plain emit instead.
             # An instance-level override of a method: mypy forbids assigning to methods.
