@@ -13,12 +13,14 @@ from flask import Flask, jsonify, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
 
 from . import contract
+from .bad_requests import AnswerBadRequests
 from .message_queue import unavailable
 from .nodelay import NoDelayMiddleware
 from .packets import BoundedPacket
 from .settings import TargetSettings
 from .stats import ServerStats
 from .ticks import TickSubscriptions
+from .websocket_end import WebsocketEndsItsConnection
 
 log = logging.getLogger("target_app")
 
@@ -61,6 +63,10 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
         # Outermost, around the Socket.IO middleware SocketIO() installed.
         # Flask documents wrapping wsgi_app like this, but types it as a method.
         app.wsgi_app = NoDelayMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    # Flask documents wrapping wsgi_app like this, but types it as a method.
+    app.wsgi_app = AnswerBadRequests(app.wsgi_app, settings.async_mode)  # type: ignore[method-assign]
+    if settings.server == "dev" and settings.async_mode in ("threading", "gevent"):
+        app.wsgi_app = WebsocketEndsItsConnection(app.wsgi_app)  # type: ignore[method-assign]
     stats = ServerStats(async_mode=settings.async_mode, server=settings.server)
     app.extensions["target_stats"] = stats
 

@@ -34,6 +34,7 @@ def serve(settings: TargetSettings) -> None:
     # Debug logs hold every packet, the CONNECT auth payload too: keep its secrets out.
     redact.install(*redact.PACKET_LOGGERS)
     quiet_errors.install()
+    quiet_errors.install_task_hooks(settings.async_mode)
     if settings.server == "gunicorn":
         _exec_gunicorn(settings)
     elif settings.server == "uvicorn":

@@ -9,7 +9,9 @@ from . import quiet_errors
 from .app import create_app
 from .settings import settings_from_env
 
-app = create_app(settings_from_env())
+_settings = settings_from_env()
+app = create_app(_settings)
 # gunicorn set up this worker's logging: keep secrets out of it as serve() does elsewhere.
 redact.install(*redact.PACKET_LOGGERS)
 quiet_errors.install()
+quiet_errors.install_task_hooks(_settings.async_mode)

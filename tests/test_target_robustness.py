@@ -207,3 +207,93 @@ def test_a_malformed_frame_is_one_warning_line(target: TargetProcess) -> None:
         text = handle.read().decode(errors="replace")
     assert "bad input from a client" in text
     assert "Traceback" not in text, text[-2000:]
+
+
+def _tree_fds(pid: int) -> int:
+    root = psutil.Process(pid)
+    return sum(p.num_fds() for p in [root] + root.children(recursive=True))
+
+
+def test_a_websocket_holds_one_file_descriptor(target: TargetProcess) -> None:
+    """At 10,000 clients a second descriptor each would meet the process's limit at half the clients."""
+    peers = [RawPeer(target.url)]  # warm: the first connection may open lasting descriptors
+    time.sleep(0.2)
+    before = _tree_fds(target.pid)
+    try:
+        peers += [RawPeer(target.url) for _ in range(40)]
+        time.sleep(0.3)
+        per_client = (_tree_fds(target.pid) - before) / 40
+    finally:
+        for peer in peers:
+            peer.close()
+    assert 0.9 <= per_client <= 1.1, f"{per_client:.2f} descriptors per websocket client"
+
+
+def _read_until_closed(sock: object, timeout: float = 3.0) -> bytes:
+    sock.settimeout(timeout)  # type: ignore[attr-defined]
+    data = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):  # type: ignore[attr-defined]
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize("after_close", [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"])
+def test_no_http_response_follows_a_websocket_close(target: TargetProcess, after_close: bytes) -> None:
+    """Bytes after the close frame are not a next HTTP request: the server must not answer them."""
+    peer = RawPeer(target.url)
+    try:
+        peer.ws.sock.sendall(bytes([0x88, 0x80, 0, 0, 0, 0]))  # a masked close frame, no payload
+        time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            peer.ws.sock.sendall(after_close)
+        received = _read_until_closed(peer.ws.sock)
+    finally:
+        peer.close()
+    assert b"HTTP/" not in received, received[:200]
+
+
+@pytest.mark.parametrize("frame", [b"\x81\x05hello",  # unmasked: a protocol error
+                                   b"\x81\x84\x00\x00\x00\x00" + b"4\xff\xfe2"])  # not UTF-8
+def test_a_broken_websocket_gets_a_close_frame_never_an_http_error(target: TargetProcess, frame: bytes) -> None:
+    assert target.log_path is not None
+    start = target.log_path.stat().st_size
+    peer = RawPeer(target.url)
+    try:
+        peer.ws.sock.sendall(frame)
+        received = _read_until_closed(peer.ws.sock)
+    finally:
+        peer.close()
+    assert b"HTTP/" not in received, received[:200]
+    assert_good_client_served(target)
+    time.sleep(0.3)
+    with open(target.log_path, "rb") as handle:
+        handle.seek(start)
+        text = handle.read().decode(errors="replace")
+    assert "Traceback" not in text, text[-2000:]
+
+
+def test_a_bad_long_polling_body_is_not_a_server_error(target: TargetProcess) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    assert target.log_path is not None
+    start = target.log_path.stat().st_size
+    with urllib.request.urlopen(f"{target.url}/socket.io/?EIO=4&transport=polling", timeout=5) as response:
+        sid = json.loads(response.read().decode()[1:])["sid"]
+    for body in ["\u1234not a packet", "4" + "[" * 5000, "\x1e\x1e9", "451000000-[]"]:
+        request = urllib.request.Request(f"{target.url}/socket.io/?EIO=4&transport=polling&sid={sid}",
+                                         data=body.encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                status = response.status
+        except urllib.error.HTTPError as refused:
+            status = refused.code
+        assert status < 500, f"{body[:20]!r} answered {status}"
+    assert_good_client_served(target)
+    time.sleep(0.3)
+    with open(target.log_path, "rb") as handle:
+        handle.seek(start)
+        text = handle.read().decode(errors="replace")
+    assert "Traceback" not in text, text[-2000:]
