@@ -6,6 +6,8 @@ event above ``--slo-p99-ms``, errors above ``--max-error-ratio``, or fewer
 users connected than asked. The highest step that held is the answer: "max
 clients at SLO", with the throughput (acks/s, connects/s) it held.
 Bounded by ``--max-steps``, ``--max-users`` and ``--time-budget``.
+``--gc default,freeze,off`` searches each target once per garbage-collector
+setting of the reference target (cells ``gevent-dev--echo--gc-off-u00020``).
 """
 from __future__ import annotations
 
@@ -21,12 +23,22 @@ from bench.cell import CellPlan
 from bench.check import lookup
 from bench.locustfile_check import single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine, split_list
-from bench.profile import SCENARIO_USERS, LoadShape, Scenario, Target, TargetSpec, command_targets
+from bench.profile import (
+    SCENARIO_USERS,
+    LoadShape,
+    ProfileError,
+    Scenario,
+    Target,
+    TargetSpec,
+    command_targets,
+    gc_settings,
+)
 from core.cells import CellName, capacity_variant
 from core.files import write_json, write_text
 from core.runinfo import new_run_id
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
+from target_app.gc_setting import GcSetting
 
 # Scenarios whose users hold one connection each for the whole step.
 PERSISTENT = {"echo", "broadcast", "rooms", "idle", "reference"}
@@ -64,10 +76,25 @@ def judge(summary: dict[str, Any], users: int, scenario: str, slo_p99_ms: float,
         reasons.append(f"errors {errors:.2%} > {max_error_ratio:.2%}")
     if scenario in PERSISTENT and isinstance(peak, int) and peak < users:
         reasons.append(f"only {peak} of {users} users connected")
+    reasons += target_limits_hit(summary.get("errors") or {})
     return StepVerdict(users=users, held=not reasons, why="; ".join(reasons) or "held", p99_ms=p99_ms,
                        error_ratio=errors, acks_per_s=lookup(summary, "throughput.acks_per_s"),
                        connects_per_s=lookup(summary, "connections.connects_per_s"),
                        peak_connected=peak, cell=cell)
+
+
+#: what the reference target's refusals say when it is full (target_app/admission.py)
+TARGET_LIMITS = ("descriptor limit", "connection limit")
+
+
+def target_limits_hit(errors: dict[str, int]) -> list[str]:
+    """"target at its descriptor limit (N refused)", for each limit the step's errors name."""
+    found = []
+    for limit in TARGET_LIMITS:
+        refused = sum(count for text, count in errors.items() if limit in text.lower())
+        if refused:
+            found.append(f"target at its {limit} ({refused} refused)")
+    return found
 
 
 def next_users(users: int, factor: float, increment: int) -> int:
@@ -77,7 +104,7 @@ def next_users(users: int, factor: float, increment: int) -> int:
 def search(target: Target, scenario: Scenario, run_dir: Path, *, start: int, factor: float, increment: int,
            max_users: int, max_steps: int, time_budget_s: float, slo_p99_ms: float, max_error_ratio: float,
            target_args: Sequence[str] = (), pin: bool = True, interrupted: threading.Event | None = None,
-           out=sys.stdout) -> list[StepVerdict]:
+           out=sys.stdout, gc: str = "default") -> list[StepVerdict]:
     steps: list[StepVerdict] = []
     progress = ProgressLine(out)
     deadline = time.monotonic() + time_budget_s
@@ -88,10 +115,11 @@ def search(target: Target, scenario: Scenario, run_dir: Path, *, start: int, fac
             break
         step = replace(scenario,
                        load=replace(scenario.load, users=users, spawn_rate=max(scenario.load.spawn_rate, users)))
-        plan_cell = str(CellName(target.label, scenario.name, capacity_variant(users)))
+        variant = "-".join(filter(None, [GcSetting.parse(gc).variant, capacity_variant(users)]))
+        plan_cell = str(CellName(target.label, scenario.name, variant))
         plan = CellPlan(run_id=run_dir.name, target=target, scenario=step, run_dir=run_dir,
                         target_args=target_args, pin_cores=pin, name=plan_cell,
-                        extra_run_info={"capacity_step_users": users})
+                        extra_run_info={"capacity_step_users": users}, gc=gc)
         result = progress.run(plan, f"[step {len(steps) + 1}] {plan_cell}", interrupted)
         try:
             summary = build_cell_report(result.path, html=False).summary
@@ -151,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     parser.add_argument("--run-id")
     parser.add_argument("--target-arg", action="append", default=[], metavar="ARG")
+    parser.add_argument("--gc", default="default", metavar="SETTING[,SETTING]",
+                        help="search each target once per garbage-collector setting "
+                             "(default, freeze, off, thresholds:A,B,C)")
     parser.add_argument("--no-pin", action="store_true")
     own = parser.add_argument_group("your own app (docs/own-app.md)")
     own.add_argument("--locustfile", type=Path, help="search with a user class of this locustfile")
@@ -174,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.factor == 1 and args.increment == 0:
             raise ValueError("--factor 1 with --increment 0 would never grow")
         scenario = single_user_scenario(args.locustfile, args.user, args.scenario, load)
+        gcs = gc_settings(split_list(args.gc) or [], "--gc")
+        if gcs != ("default",) and args.target_cmd:
+            raise ProfileError("--gc applies to the reference targets, not to --target-cmd (your app sets its own)")
     except ValueError as exc:  # ProfileError and LocustfileError are ValueErrors
         print(f"capacity: {exc}", file=sys.stderr)
         return 2
@@ -183,13 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, list[StepVerdict]] = {}
     started = time.monotonic()
     for target in targets:
-        budget = args.time_budget - (time.monotonic() - started)
-        print(f"capacity: {target.label}, {scenario.name}, from {args.start} users", flush=True)
-        results[target.label] = search(
-            target, scenario, run_dir, start=args.start, factor=args.factor, increment=args.increment,
-            max_users=args.max_users, max_steps=args.max_steps, time_budget_s=budget,
-            slo_p99_ms=args.slo_p99_ms, max_error_ratio=args.max_error_ratio,
-            target_args=args.target_arg, pin=not args.no_pin, interrupted=interrupted)
+        for gc in gcs:
+            label = " ".join(filter(None, [target.label, GcSetting.parse(gc).variant]))
+            budget = args.time_budget - (time.monotonic() - started)
+            print(f"capacity: {label}, {scenario.name}, from {args.start} users", flush=True)
+            results[label] = search(
+                target, scenario, run_dir, start=args.start, factor=args.factor, increment=args.increment,
+                max_users=args.max_users, max_steps=args.max_steps, time_budget_s=budget,
+                slo_p99_ms=args.slo_p99_ms, max_error_ratio=args.max_error_ratio,
+                target_args=args.target_arg, pin=not args.no_pin, interrupted=interrupted, gc=gc)
     markdown = render_markdown(results, scenario.name, args.slo_p99_ms, args.max_error_ratio)
     write_text(run_dir / "capacity.md", markdown)
     write_json(run_dir / "capacity.json", {

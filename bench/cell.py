@@ -48,6 +48,7 @@ from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
 from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
 from core.stats_client import probe_stats
+from target_app.gc_setting import GcSetting
 from target_app.process import free_port
 
 # Beyond duration + stop timeout: Locust start-up, the recorder's last flush.
@@ -94,10 +95,12 @@ class CellPlan:
     name: str | None = None
     #: the user owns the (non-loopback) hosts of an external target
     i_own_this_host: bool = False
+    #: the reference target's ``--gc`` setting; any other names the cell's variant (``--gc-freeze``)
+    gc: str = "default"
 
     @property
     def cell(self) -> str:
-        return self.name or str(CellName(self.target.label, self.scenario.name))
+        return self.name or str(CellName(self.target.label, self.scenario.name, GcSetting.parse(self.gc).variant))
 
     @property
     def cell_dir(self) -> Path:
@@ -264,7 +267,8 @@ def _start_group(plan: CellPlan, cores: list[int] | None) -> TargetGroup:
         return external_group(plan.target.urls, extra_pids=plan.target.pids)
     if isinstance(plan.target, CommandTarget):
         return command_group(plan.target, plan.cell_dir, cpu_affinity=cores)
-    return launch_group(plan.target, plan.cell_dir, extra_args=plan.target_args, cpu_affinity=cores)
+    gc_args = [] if plan.gc == "default" else ["--gc", plan.gc]
+    return launch_group(plan.target, plan.cell_dir, extra_args=[*plan.target_args, *gc_args], cpu_affinity=cores)
 
 
 def _fault_reason(group: TargetGroup) -> str:
@@ -286,6 +290,8 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
     t0 = time.monotonic()
     command: list[str] = []
     extra: dict[str, Any] = {"pinned_cores": {"target": target_cores, "loadgen": loadgen_cores}}
+    if not isinstance(plan.target, (ExternalTarget, CommandTarget)):
+        extra["gc"] = str(GcSetting.parse(plan.gc))  # the reference target's collector setting
 
     def finish(status: str, reason: str | None, target_url: str | None = None,
                live: LiveFigures | None = None) -> CellResult:

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, dest="warmup_s", help="override the warm-up cut (s)")
     parser.add_argument("--emit-rate", type=float, dest="emit_rate", help="override emits/s per user (0 = flat out)")
     parser.add_argument("--payload-bytes", type=int, dest="payload_bytes", help="override the payload size")
+    parser.add_argument("--gc", metavar="SETTING[,SETTING]",
+                        help="run each cell once per garbage-collector setting of the reference target "
+                             "(default, freeze, off, thresholds:A,B,C), replacing the profile's gc list")
     parser.add_argument("--processes", type=int, help="Locust worker processes per cell (the 'processes' load key); "
                         "their samples are merged into one report")
     parser.add_argument("--target-url", action="append", default=[], metavar="URL",
@@ -184,7 +187,8 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     profile = load_profile(args.profile)
     try:
         profile = profile.with_overrides(targets=split_list(args.targets), scenarios=split_list(args.scenarios),
-                                         users=args.users, duration_s=args.duration_s, warmup_s=args.warmup_s,
+                                         gc=split_list(args.gc), users=args.users, duration_s=args.duration_s,
+                                         warmup_s=args.warmup_s,
                                          emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
                                          processes=args.processes)
     except ValueError as exc:
@@ -193,6 +197,9 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         raise ProfileError("--target-pid samples a server you started: give its --target-url too")
     if (args.modes or args.app_name != "app") and not args.target_cmd:
         raise ProfileError("--modes and --app-name go with --target-cmd (the command that starts your app)")
+    if profile.gc != ("default",) and (args.target_url or args.target_cmd):
+        raise ProfileError("GC settings (--gc, the profile's gc list) apply to the targets the runner starts, "
+                           "not to --target-url or --target-cmd servers")
     external = external_target(args)
     if external is not None:
         profile = replace(profile, targets=(external,), reference=None)
@@ -234,15 +241,15 @@ def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args
                out: TextIO = sys.stdout, interrupted: threading.Event | None = None,
                i_own_this_host: bool = False) -> list[CellResult]:
     interrupted = interrupted or threading.Event()
-    cells = profile.cells()
+    cells = profile.cell_runs()
     progress = ProgressLine(out)
     results: list[CellResult] = []
-    for index, (target, scenario) in enumerate(cells, 1):
+    for index, (target, scenario, gc) in enumerate(cells, 1):
         if interrupted.is_set():
             break
         plan = CellPlan(run_id=run_dir.name, target=target, scenario=scenario, run_dir=run_dir,
                         target_args=target_args, pin_cores=pin, i_own_this_host=i_own_this_host,
-                        extra_run_info={"profile": profile.name})
+                        extra_run_info={"profile": profile.name}, gc=gc)
         results.append(progress.run(plan, f"[{index}/{len(cells)}] {plan.cell}", interrupted))
         write_json(run_dir / "run-index.json", {
             "run_id": run_dir.name, "profile": profile.name, "reference": profile.reference,
@@ -294,9 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    cells = profile.cells()
+    cells = profile.cell_runs()
+    gc_part = f" x {len(profile.gc)} GC settings" if len(profile.gc) > 1 else ""
     print(f"bench: profile {profile.name!r}: {len(cells)} cells "
-          f"({len(profile.targets)} targets x {len(profile.scenarios)} scenarios), "
+          f"({len(profile.targets)} targets x {len(profile.scenarios)} scenarios{gc_part}), "
           f"about {profile.estimated_seconds() / 60:.1f} min; results in {run_dir}", flush=True)
     try:
         results = run_matrix(profile, run_dir, pin=not args.no_pin, target_args=args.target_arg,

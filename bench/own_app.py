@@ -7,7 +7,8 @@ process tree sampled into ``server.csv``, stopped at the cell's end. The
 command is split like a shell would split it (no shell runs it) and its
 placeholders are filled in: ``{port}``, ``{host}`` (127.0.0.1) and
 ``{mode}`` (the cell's async mode); a leading ``python`` is the harness's
-own interpreter. It is ready once its port accepts a
+own interpreter. ``SIO_GC_LOG`` names the cell's ``gc.csv``, where
+``core.gc_pauses.record_gc_pauses()`` in the app writes its GC pauses. It is ready once its port accepts a
 connection; a command that exits first, or never opens its port, fails the
 cell with the last lines of its log.
 
@@ -30,6 +31,7 @@ from pathlib import Path
 import psutil
 
 from core.children import dies_with_parent
+from core.gc_pauses import GC_LOG_ENV
 from target_app.process import LOOPBACK, TargetProcess, TargetStartError, free_port
 
 #: the placeholders a --target-cmd may use
@@ -122,13 +124,18 @@ def _log_tail(target: TargetProcess) -> str:
 
 
 def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequence[int] | None = None,
-                   port: int | None = None) -> TargetProcess:
-    """Start the user's server on ``port`` (default: a free loopback one) and wait for it; the caller stops it."""
+                   port: int | None = None, gc_log: Path | None = None) -> TargetProcess:
+    """Start the user's server on ``port`` (default: a free loopback one) and wait for it; the caller stops it.
+
+    ``gc_log`` goes to the app as ``$SIO_GC_LOG`` (``record_gc_pauses()`` writes there).
+    """
     port = port or free_port(LOOPBACK)
     argv = spec.argv(port=port)
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    if gc_log is not None:
+        env[GC_LOG_ENV] = str(gc_log.resolve())  # the app may run in another folder
     if spec.cwd is not None:  # the checkout's own code, not the harness's
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(spec.cwd), os.environ.get("PYTHONPATH")]))
     with open(log_path, "ab") as log:

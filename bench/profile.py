@@ -19,6 +19,11 @@ instances = 3}``) is three gevent instances sharing a private Redis message
 queue; ``-x1`` is one instance behind the queue (what Redis alone costs).
 The ``processes`` load key runs Locust with that many worker processes.
 
+``gc = ["default", "freeze", "off"]`` runs every (target, scenario) pair once
+per garbage-collector setting of the reference target (``--gc``), each in
+its own cell named with the variant (``gevent-dev--echo--gc-freeze``; the
+default keeps the plain name).
+
 A profile can load the user's own app instead (docs/own-app.md)::
 
     locustfile = "examples/chat/locustfile.py"   # relative to the profile
@@ -40,6 +45,7 @@ from bench.own_app import READY_TIMEOUT_S, CommandTarget, TargetCommandError
 from core.paths import PROFILES_DIR
 from core.run_record import RecordedLoad
 from core.scenarios import SCENARIO_USERS, scenario_of_classes
+from target_app.gc_setting import GcSetting
 from target_app.settings import SERVERS_BY_MODE
 
 #: what a profile's cells load: targets the runner starts, the user's command, or servers already running
@@ -218,18 +224,26 @@ class Profile:
     source: Path | None = None
     #: the ``[load]`` table: the load of scenarios made from ``--user``
     base_load: LoadShape = LoadShape()
+    #: the reference target's ``--gc`` settings; every (target, scenario) pair runs once per setting
+    gc: tuple[str, ...] = ("default",)
 
     def cells(self) -> list[tuple[Target, Scenario]]:
         """Every (target, scenario) pair, scenario-major so each scenario's cells run back to back."""
         return [(t, s) for s in self.scenarios for t in self.targets]
 
+    def cell_runs(self) -> list[tuple[Target, Scenario, str]]:
+        """Every (target, scenario, gc setting) the runner runs: each pair's GC settings back to back."""
+        return [(t, s, g) for t, s in self.cells() for g in self.gc]
+
     def estimated_seconds(self, overhead_s: float = 4.0) -> float:
-        return sum(s.load.duration_s + overhead_s for _, s in self.cells())
+        return sum(s.load.duration_s + overhead_s for _, s, _ in self.cell_runs())
 
     def with_overrides(self, *, targets: list[str] | None = None, scenarios: list[str] | None = None,
-                       **load: Any) -> Profile:
-        """A copy narrowed to some targets/scenarios and with load values replaced."""
+                       gc: list[str] | None = None, **load: Any) -> Profile:
+        """A copy narrowed to some targets/scenarios, with other GC settings, and with load values replaced."""
         profile = self
+        if gc:
+            profile = replace(profile, gc=gc_settings(gc, "--gc"))
         if targets:
             profile = replace(profile, targets=tuple(TargetSpec.parse(t) for t in targets))
         if scenarios:
@@ -249,6 +263,19 @@ class Profile:
 
 
 _LOAD_KEYS = {f.name for f in fields(LoadShape)}
+
+
+def gc_settings(values: Any, where: str) -> tuple[str, ...]:
+    """A profile's ``gc`` list (or ``--gc``), checked: each a ``--gc`` setting, none twice."""
+    if not (isinstance(values, list) and values and all(isinstance(v, str) for v in values)):
+        raise ProfileError(f"{where}: gc must be a list of settings such as [\"default\", \"freeze\", \"off\"]")
+    try:
+        settings = tuple(str(GcSetting.parse(v)) for v in values)
+    except ValueError as exc:
+        raise ProfileError(f"{where}: {exc}") from None
+    if len(set(settings)) != len(settings):
+        raise ProfileError(f"{where}: gc lists a setting twice: {', '.join(settings)}")
+    return settings
 
 
 def _load_shape(values: dict[str, Any], where: str) -> LoadShape:
@@ -298,7 +325,7 @@ def _own_app_targets(data: dict[str, Any], source: str) -> tuple[CommandTarget, 
 
 def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Path | None = None) -> Profile:
     known = {"name", "description", "reference", "targets", "load", "scenarios", "locustfile", "target_cmd",
-             "modes", "app_name"}
+             "modes", "app_name", "gc"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -313,6 +340,10 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Pat
     if not targets:
         raise ProfileError(f"{source}: 'targets' must list at least one target such as \"gevent-dev\" "
                            "(or target_cmd start your own app)")
+    gc = gc_settings(data["gc"], source) if "gc" in data else ("default",)
+    if gc != ("default",) and "target_cmd" in data:
+        raise ProfileError(f"{source}: gc settings are the reference target's --gc; your own app sets its own "
+                           "collector (leave gc out with target_cmd)")
     locustfile = None
     if "locustfile" in data:
         if not isinstance(data["locustfile"], str) or not data["locustfile"]:
@@ -347,6 +378,7 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Pat
         scenarios=tuple(scenarios),
         reference=data.get("reference"),
         base_load=base_shape,
+        gc=gc,
     )
 
 

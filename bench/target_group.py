@@ -1,10 +1,11 @@
 """The system under test of one cell: target instances, their message queue, or a server already running.
 
-- One instance (``gevent-dev``): one target process, its log ``target.log``.
+- One instance (``gevent-dev``): one target process, its log ``target.log``,
+  its garbage-collector pauses ``gc.csv`` (``--gc-log``).
 - Several (``gevent-dev-x3``), or one behind the queue (``-x1``): a private
   ``redis-server`` on a free loopback port, then N targets started with
   ``--message-queue redis://127.0.0.1:PORT/0``; logs ``target-1.log``...,
-  ``redis.log``, and at the end one ``target.log`` with every instance's log
+  ``redis.log``, ``gc-1.csv``..., and at the end one ``target.log`` with every instance's log
   under a header (the report scans that file).
 - External (``--target-url``): servers the user started; never stopped here.
 
@@ -29,6 +30,7 @@ from bench.own_app import CommandTarget, launch_command
 from bench.profile import ExternalTarget, TargetSpec
 from bench.redis_server import RedisServer, RedisStartError, RedisUnavailable, launch_redis
 from core.files import atomic_open
+from core.gc_pauses import GC_CSV
 from core.stats_client import probe_stats
 from target_app.process import TargetProcess, TargetStartError, launch_target
 
@@ -158,8 +160,10 @@ def launch_group(spec: TargetSpec, cell_dir: Path, *, extra_args: Sequence[str] 
         several = spec.message_queue
         for index in range(spec.instances):
             log = cell_dir / (f"target-{index + 1}.log" if several else "target.log")
+            gc_log = cell_dir / (f"gc-{index + 1}.csv" if several else GC_CSV)
             try:
-                group.instances.append(launch_target(spec.mode, spec.server, log_path=log, extra_args=args,
+                group.instances.append(launch_target(spec.mode, spec.server, log_path=log,
+                                                     extra_args=[*args, "--gc-log", str(gc_log.resolve())],
                                                      cpu_affinity=cpu_affinity))
             except TargetStartError as exc:
                 if spec.instances == 1:
@@ -181,7 +185,8 @@ def _is_local(url: str) -> bool:
 def command_group(spec: CommandTarget, cell_dir: Path, *,
                   cpu_affinity: Sequence[int] | None = None) -> TargetGroup:
     """The user's own server, started from ``--target-cmd``; TargetStartError with its log tail."""
-    target = launch_command(spec, log_path=cell_dir / "target.log", cpu_affinity=cpu_affinity)
+    target = launch_command(spec, log_path=cell_dir / "target.log", cpu_affinity=cpu_affinity,
+                            gc_log=cell_dir / GC_CSV)
     return TargetGroup(spec, instances=[target])
 
 

@@ -549,7 +549,7 @@ class Client:
                     f"server closed the connection during the websocket handshake to {self.url}"
                 ) from None
         head, rest = split
-        frames.check_handshake_response(head, key, self.url)
+        frames.check_handshake_response(head, key, self.url, rest)
         phase[0] = "Engine.IO open"
         messages = self._parser.feed(rest)
         while True:

@@ -72,14 +72,20 @@ def split_response_head(buffer: bytes) -> tuple[bytes, bytes] | None:
     return buffer[:end], buffer[end + 4 :]
 
 
-def check_handshake_response(head: bytes, key: str, url: str) -> None:
-    """Raise unless ``head`` is a ``101`` upgrade answering ``key``."""
+def check_handshake_response(head: bytes, key: str, url: str, body: bytes = b"") -> None:
+    """Raise unless ``head`` is a ``101`` upgrade answering ``key``.
+
+    A refusal's message carries the first line of the body that came with the
+    head: the reference target names its limit there ("connection limit").
+    """
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0].split(" ", 2)
     if len(status) < 2 or not status[0].startswith("HTTP/"):
         raise ProtocolError(f"websocket handshake to {url}: not an HTTP response: {lines[0][:80]!r}")
     if status[1] != "101":
-        raise ConnectError(f"websocket handshake to {url} failed: {' '.join(status[1:])[:120]}")
+        said = body.decode("utf-8", "replace").strip().splitlines()[:1]
+        detail = f": {said[0][:120]}" if said else ""
+        raise ConnectError(f"websocket handshake to {url} failed: {' '.join(status[1:])[:120]}{detail}")
     fields: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")

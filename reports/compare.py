@@ -36,6 +36,10 @@ FIGURES: dict[str, tuple[str, ...]] = {
     "cpu_s_per_1k_connects": ("server", "cpu_s_per_1k_connects"),
     "peak_rss_bytes": ("server", "peak_rss_bytes"),
     "rss_per_client_bytes": ("server", "rss_per_client_bytes"),
+    # The target's GC pauses (reports.gc_pauses): absent without gc.csv.
+    "gc_pauses": ("gc", "pauses"),
+    "gc_max_ms": ("gc", "max_ms"),
+    "gc_tail_share": ("gc", "above_p99_overlap_share"),
 }
 # Figures that get a "vs reference" ratio column.
 RATIO_FIGURES: tuple[str, ...] = (

@@ -35,6 +35,7 @@ from core.cells import CellName
 from core.run_record import RunRecord
 from core.schema import KINDS
 from reports.errors import ReportInputError
+from reports.gc_pauses import GcView, gc_view
 from reports.read_cell import MAX_EPOCH_NS, CellData
 
 NS_PER_S = 1_000_000_000
@@ -148,6 +149,8 @@ class CellMetrics:
     """How stalls were looked for: ``threshold_s``, ``median_gap_s``, ``count``, ``total_s``."""
     bin_s: int = 1
     """Width of the time series' buckets, seconds."""
+    gc: GcView | None = None
+    """The target's GC pauses (gc.csv) against the main event's latency (reports.gc_pauses)."""
 
 
 def latency_key(kind: str, name: str) -> str:
@@ -327,6 +330,7 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         stalls=stalls[:MAX_STALLS],
         stall_check=stall_check,
         bin_s=bin_s,
+        gc=gc_view(data.path, samples, window, latency, main_event, data.run, notes),
     )
 
 

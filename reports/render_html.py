@@ -11,6 +11,7 @@ from typing import Any
 
 from reports import plots
 from reports.compare import Comparison, ScenarioComparison
+from reports.gc_plot import gc_timeline
 from reports.metrics import CellMetrics
 from reports.plots import Plot
 from reports.sections import Section, Table, cell_sections, compare_sections
@@ -134,6 +135,7 @@ def cell_plots(metrics: CellMetrics) -> dict[str, list[Plot]]:
         "connections": [
             plots.connections_over_time(metrics.rates, metrics.concurrency, metrics.locust_users, warmup),
         ],
+        "gc": [gc_timeline(metrics.gc)] if metrics.gc is not None else [],
         "throughput": [plots.throughput_over_time(metrics.rates, warmup, metrics.stalls)],
         "server": [plots.server_over_time(metrics.server_timeline, warmup, metrics.loadgen_timeline)],
     }

@@ -11,11 +11,13 @@ from typing import Any
 
 from reports import fmt
 from reports.compare import Comparison
+from reports.gc_pauses import section_parts as gc_section_parts
 
 # Order and titles of a cell report's sections; every one is always present.
 CELL_SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Overview"),
     ("latency", "Latency"),
+    ("gc", "GC pauses"),
     ("connections", "Connections"),
     ("throughput", "Event throughput"),
     ("fanout", "Fan-out"),
@@ -53,7 +55,7 @@ class Section:
 def cell_sections(summary: dict[str, Any]) -> list[Section]:
     """Every section of a cell report, in order."""
     builders = {
-        "overview": _overview, "latency": _latency, "connections": _connections,
+        "overview": _overview, "latency": _latency, "gc": _gc, "connections": _connections,
         "throughput": _throughput, "fanout": _fanout, "server": _server,
         "errors": _errors, "locust": _locust, "logs": _logs,
     }
@@ -139,6 +141,13 @@ def _latency(section: Section, s: dict[str, Any]) -> Section:
         ))
     else:
         section.text.append("No timed samples in the steady window.")
+    return section
+
+
+def _gc(section: Section, s: dict[str, Any]) -> Section:
+    text, tables = gc_section_parts(s.get("gc"), (s.get("run") or {}).get("gc"))
+    section.text.extend(text)
+    section.tables.extend(Table(columns, rows, numeric) for columns, rows, numeric in tables)
     return section
 
 
@@ -342,6 +351,9 @@ _COMPARE_COLUMNS: tuple[tuple[str, str, Any, bool], ...] = (
     ("p50_us", "p50 ms", fmt.ms, False),
     ("p99_us", "p99 ms", fmt.ms, True),
     ("p999_us", "p99.9 ms", fmt.ms, False),
+    ("gc_pauses", "GC pauses", fmt.count, False),
+    ("gc_max_ms", "GC max ms", fmt.number, False),
+    ("gc_tail_share", ">p99 in GC", fmt.ratio, False),
     ("error_ratio", "errors", fmt.ratio, False),
     ("loss_ratio", "loss", fmt.ratio, False),
     ("cpu_s_per_1k_acks", "CPU s/1k acks", lambda v: fmt.seconds(v, 4), True),

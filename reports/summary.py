@@ -22,6 +22,7 @@ SUMMARY_FILE = "summary.json"
 RUN_FIELDS: tuple[str, ...] = (
     "run_id", "mode", "server", "scenario", "status", "reason", "load", "command", "target_url",
     "versions", "machine", "started_at", "ended_at", "started_ns", "ended_ns", "load_started_ns", "load_ended_ns",
+    "gc",
 )
 LATENCY_FIELDS: tuple[str, ...] = (
     "kind", "name", "count", "ok", "failed", "per_s", "mean_us",
@@ -129,6 +130,7 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "server": metrics.server,
         "loadgen": metrics.loadgen,
         "locust": metrics.locust_check,
+        "gc": metrics.gc.summary if metrics.gc is not None else None,
         "logs": {
             log.name: {
                 "bytes": log.bytes, "lines": log.lines, "error_lines": log.error_lines,

@@ -12,7 +12,8 @@ from typing import Any, Callable
 from flask import Flask, jsonify, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
 
-from . import contract
+from . import contract, inbox_bound
+from .admission import Admission, AdmitWSGI
 from .bad_requests import AnswerBadRequests
 from .message_queue import unavailable
 from .nodelay import NoDelayMiddleware
@@ -38,6 +39,7 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
     if settings.async_mode == "asgi":
         raise ValueError("the asgi baseline is built by target_app.asgi_app.create_asgi_app")
     app = Flask("target_app")
+    inbox_bound.install(settings.async_mode)  # before the first websocket: a bound on bytes queued per client
     queue = None
     if settings.message_queue:
         from .message_queue import RedisQueue
@@ -68,6 +70,10 @@ def create_app(settings: TargetSettings | None = None) -> Flask:
     if settings.server == "dev" and settings.async_mode in ("threading", "gevent"):
         app.wsgi_app = WebsocketEndsItsConnection(app.wsgi_app)  # type: ignore[method-assign]
     stats = ServerStats(async_mode=settings.async_mode, server=settings.server)
+    stats.admission = Admission(settings.max_connections)
+    # Outermost: a refused client costs the least, and never reaches the Socket.IO server.
+    app.wsgi_app = AdmitWSGI(app.wsgi_app, stats.admission,  # type: ignore[method-assign]
+                             lambda: socketio.server.eio.sockets)
     app.extensions["target_stats"] = stats
 
     @app.get("/healthz")

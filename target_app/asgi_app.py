@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable
 import socketio
 
 from . import contract
+from .admission import Admission, AdmitASGI
 from .message_queue import unavailable
 from .packets import BoundedPacket
 from .settings import TargetSettings
@@ -28,7 +29,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[str, Any], Awaitable[Any]]
 
 
-def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
+def create_asgi_app(settings: TargetSettings | None = None) -> AdmitASGI:
     settings = settings or TargetSettings(async_mode="asgi", server="uvicorn")
     client_manager = None
     if settings.message_queue:
@@ -49,8 +50,10 @@ def create_asgi_app(settings: TargetSettings | None = None) -> socketio.ASGIApp:
     stats = ServerStats(async_mode="asgi", server=settings.server)
     for namespace in contract.NAMESPACES:
         _register_namespace(sio, namespace, stats, settings)
-    app = socketio.ASGIApp(sio, other_asgi_app=_http_app(stats, sio, client_manager))
-    app.target_stats = stats
+    stats.admission = Admission(settings.max_connections)
+    app = AdmitASGI(socketio.ASGIApp(sio, other_asgi_app=_http_app(stats, sio, client_manager)),
+                    stats.admission, lambda: sio.eio.sockets)
+    app.target_stats = stats  # type: ignore[attr-defined]
     return app
 
 

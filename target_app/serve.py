@@ -17,6 +17,8 @@ import sys
 from core import redact
 
 from . import quiet_errors
+from .admission import CONTROL_HEADROOM
+from .gc_setting import configure_gc
 from .settings import TargetSettings
 
 # Deep enough for a burst of churning clients; the kernel caps it at somaxconn.
@@ -61,6 +63,7 @@ def _serve_threading(settings: TargetSettings) -> None:
     # and with exit status 1: find out first, so the error is ours and one line.
     _check_bindable(settings.host, settings.port)
     app = create_app(settings)
+    configure_gc(settings.gc, settings.gc_log)  # once the app is built: --gc freeze keeps it out of collections
     socketio = app.extensions["socketio"]
     # Werkzeug, as socketio.run() runs it; a load test runs it without a TTY.
     socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
@@ -74,10 +77,11 @@ def _serve_eventlet(settings: TargetSettings) -> None:
     from .app import create_app
 
     app = create_app(settings)
+    configure_gc(settings.gc, settings.gc_log)  # once the app is built: --gc freeze keeps it out of collections
     listener = eventlet.listen((settings.host, settings.port), family=_family(settings.host),
                                backlog=LISTEN_BACKLOG)
     # max_size: eventlet caps simultaneous connections at 1024 by default.
-    eventlet.wsgi.server(listener, app, max_size=settings.max_connections,
+    eventlet.wsgi.server(listener, app, max_size=settings.max_connections + CONTROL_HEADROOM,
                          log_output=settings.log_level == "debug")
 
 
@@ -88,9 +92,10 @@ def _serve_gevent(settings: TargetSettings) -> None:
     from .app import create_app
 
     app = create_app(settings)
+    configure_gc(settings.gc, settings.gc_log)  # once the app is built: --gc freeze keeps it out of collections
     server = pywsgi.WSGIServer(
         (settings.host, settings.port), app,
-        spawn=Pool(settings.max_connections),
+        spawn=Pool(settings.max_connections + CONTROL_HEADROOM),
         backlog=LISTEN_BACKLOG,
         # The access log costs CPU per request; errors still go to stderr.
         log="default" if settings.log_level == "debug" else None,
@@ -103,10 +108,12 @@ def _serve_uvicorn(settings: TargetSettings) -> None:
 
     from .asgi_app import create_asgi_app
 
+    app = create_asgi_app(settings)
+    configure_gc(settings.gc, settings.gc_log)
     uvicorn.run(
-        create_asgi_app(settings), host=settings.host, port=settings.port,
+        app, host=settings.host, port=settings.port,
         ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=2, backlog=LISTEN_BACKLOG,
-        limit_concurrency=settings.max_connections,
+        limit_concurrency=settings.max_connections + CONTROL_HEADROOM,
         log_level=settings.log_level, access_log=settings.log_level == "debug",
     )
 
@@ -126,7 +133,7 @@ def gunicorn_argv(settings: TargetSettings) -> list[str]:
     if settings.async_mode == "threading":
         argv += ["--threads", str(settings.threads)]
     else:
-        argv += ["--worker-connections", str(settings.max_connections)]
+        argv += ["--worker-connections", str(settings.max_connections + CONTROL_HEADROOM)]
     if settings.log_level == "debug":
         argv += ["--access-logfile", "-"]
     return argv + ["target_app.wsgi:app"]

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from .gc_setting import GC_HELP, GcSetting
+
 ASYNC_MODES: tuple[str, ...] = ("threading", "eventlet", "gevent", "asgi")
 SERVERS: tuple[str, ...] = ("dev", "gunicorn", "uvicorn")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
@@ -59,6 +61,9 @@ class TargetSettings:
     # known regression for A/B checks, and "what if my handler cost X" for users.
     handler_cost_us: float = 0.0
     log_level: str = "warning"
+    # How the cyclic garbage collector runs (gc_setting.py), and where its pauses are written.
+    gc: str = "default"
+    gc_log: str | None = None
 
     def __post_init__(self) -> None:
         if self.async_mode not in ASYNC_MODES:
@@ -79,6 +84,9 @@ class TargetSettings:
         for name in ("max_http_buffer_size", "max_connections", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+        GcSetting.parse(self.gc)
+        if self.gc_log is not None and not os.path.isdir(os.path.dirname(os.path.abspath(self.gc_log))):
+            raise ValueError(f"gc log {self.gc_log!r}: its folder does not exist")
         if self.message_queue is not None and urlsplit(self.message_queue).scheme not in MESSAGE_QUEUE_SCHEMES:
             raise ValueError(f"message queue must be a redis://host:port/db URL (or rediss://, unix://), "
                              f"got {self.message_queue!r}")
@@ -180,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="busy CPU work added to every handled event, in microseconds (default 0): a known "
                              "regression for A/B checks, or what a handler costing that much does to the server")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="default warning; debug also logs every request")
+    parser.add_argument("--gc", metavar="SETTING",
+                        help=f"the cyclic garbage collector: {GC_HELP} (default: default). freeze runs "
+                             "gc.freeze() once the app is built, off runs gc.disable()")
+    parser.add_argument("--gc-log", metavar="PATH",
+                        help="write every garbage-collector pause (start, duration, generation) to this CSV")
     return parser
 
 

@@ -27,6 +27,8 @@ class ServerStats:
         self.connects_total = 0
         self.disconnects_total = 0
         self.rejected_total = 0
+        #: the admission's limit and refusals, in /stats once the app has one
+        self.admission: Any = None
 
     def is_connected(self, namespace: str, sid: str) -> bool:
         """True once ``sid`` has connected to ``namespace`` (and not disconnected since)."""
@@ -76,4 +78,5 @@ class ServerStats:
             "disconnects_total": disconnects,
             "rejected_total": rejected,
             "events": events,
+            **({"admission": self.admission.snapshot()} if self.admission is not None else {}),
         }

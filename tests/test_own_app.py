@@ -112,6 +112,7 @@ def test_bench_matrix_over_the_apps_async_modes(tmp_path: Path, capsys: pytest.C
         summary = json.loads((cell / "summary.json").read_text())
         assert summary["server"]["cpu_s"] > 0 and summary["server"]["peak_rss_bytes"] > 0
         assert summary["fanout"]["by_event"]["chat_message"]["lost"] == 0
+        assert summary["gc"]["files"] == ["gc.csv"]  # the app's record_gc_pauses() wrote where $SIO_GC_LOG said
     assert "threading-app--chat" in out and "gevent-app--chat" in out
 
 

@@ -126,3 +126,16 @@ def test_capacity_search_finds_a_tiny_thread_pool_knee(tmp_path: Path, capsys: p
     assert "only 4 of 6 users connected" in result["steps"][-1]["why"]
     assert "| threading-gunicorn | 4 |" in (tmp_path / "cap" / "capacity.md").read_text()
     assert leftover_children() == []
+
+
+def test_capacity_search_names_the_targets_connection_limit(tmp_path: Path) -> None:
+    # The target admits 6 sessions: the step of 8 users is refused by name.
+    code = capacity.main(["--targets", "gevent-dev", "--target-arg=--max-connections=6", "--scenario", "echo",
+                          "--start", "4", "--factor", "1", "--increment", "4", "--max-steps", "3",
+                          "--step-duration", "3", "--warmup", "0.5", "--slo-p99-ms", "500",
+                          "--results", str(tmp_path), "--run-id", "cap"])
+    assert code == 0
+    result = json.loads((tmp_path / "cap" / "capacity.json").read_text())["targets"]["gevent-dev"]
+    assert result["max_users_at_slo"] == 4
+    assert "target at its connection limit" in result["steps"][-1]["why"], result["steps"][-1]
+    assert leftover_children() == []

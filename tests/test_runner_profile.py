@@ -45,7 +45,7 @@ def test_bad_profiles_say_what_is_wrong(data: dict, message: str) -> None:
 
 
 def test_unknown_profile_lists_the_shipped_ones() -> None:
-    with pytest.raises(ProfileError, match="shipped profiles: full, quick"):
+    with pytest.raises(ProfileError, match="shipped profiles: full, gc, quick"):
         load_profile("nope")
 
 
@@ -173,6 +173,14 @@ def test_capacity_judge() -> None:
     assert [next_users(2, 1, 2), next_users(10, 2, 0), next_users(1, 1.2, 0)] == [4, 20, 2]
 
 
+def test_capacity_names_the_limit_the_target_refused_at() -> None:
+    full = summary("gevent-dev--idle", p99_us=1_000)
+    full["errors"] = {"websocket handshake to http://127.0.0.1:1 failed: 503 descriptor limit": 7, "timeout": 1}
+    verdict = judge(full, 10, "idle", 50, 0.5, "c")
+    assert not verdict.held and "target at its descriptor limit (7 refused)" in verdict.why
+    assert "connection limit" not in verdict.why
+
+
 # --- the check refuses what it does not understand ------------------------------------------------
 
 @pytest.mark.parametrize("text, message", [
@@ -241,7 +249,7 @@ def test_shipped_profile_list_names_profiles_only(capsys: pytest.CaptureFixture[
 
     assert matrix.main(["--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err
-    assert "shipped profiles: full, quick, scaleout, soak" in err and "thresholds" not in err
+    assert "shipped profiles: full, gc, quick, scaleout, soak" in err and "thresholds" not in err
 
 
 def test_an_unwritable_job_summary_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 from reports.sections import CELL_SECTIONS
 
 PNG_PREFIX = "data:image/png;base64,"
-REPORT_PLOTS = 5  # percentile curves, latency over time, connections, throughput, server
+REPORT_PLOTS = 6  # percentile curves, latency over time, GC timeline, connections, throughput, server
 
 
 class TagCollector(HTMLParser):
