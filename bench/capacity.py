@@ -83,6 +83,9 @@ def judge(summary: dict[str, Any], users: int, scenario: str, slo_p99_ms: float,
                        peak_connected=peak, cell=cell)
 
 
+#: emits/s per user of a capacity search unless told otherwise: paced clients
+PACED_EMIT_RATE = 2.0
+
 #: what the reference target's refusals say when it is full (target_app/admission.py)
 TARGET_LIMITS = ("descriptor limit", "connection limit")
 
@@ -171,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--step-duration", type=float, default=8.0, help="seconds per step")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds cut from each step's start")
-    parser.add_argument("--emit-rate", type=float, default=0.0, help="emits/s per user (0 = flat out)")
+    # Paced by default: "max clients" means clients at a realistic pace; flat-out
+    # users (0) measure the server's throughput, and cap at a few dozen clients.
+    parser.add_argument("--emit-rate", type=float, default=PACED_EMIT_RATE,
+                        help=f"emits/s per user (default {PACED_EMIT_RATE:g}; 0 = flat out, a throughput search)")
     parser.add_argument("--payload-bytes", type=int, default=64)
     parser.add_argument("--slo-p99-ms", type=float, default=50.0)
     parser.add_argument("--max-error-ratio", type=float, default=0.01)

@@ -1,8 +1,10 @@
 """Load-generator benchmark: the lean client against Locust's ``SocketIOUser``.
 
-One gevent target serves every measurement; each measurement is a fresh
-load-generator process running Locust users programmatically, pinned to a
-different core than the target. Per client it measures:
+One gevent target serves every measurement (the floor phase adds the
+calibration server, and ``--idle-target`` gives the idle phase its own);
+each measurement is a fresh load-generator process running Locust users
+programmatically, pinned to a different core than the servers. Per client
+it measures:
 
 - echo:  client CPU microseconds per acknowledged echo, and acks per second
          (acks counted by the target's ``/stats``, CPU by the load generator's
@@ -11,7 +13,16 @@ different core than the target. Per client it measures:
          latency medians timed separately;
 - idle:  load-generator RSS per idle connection while holding
          ``--idle-connections`` connections (RSS growth over the process's
-         RSS before the users started).
+         RSS before the users started), and its CPU over a steady window
+         of ``--idle-window`` seconds once every connection is up (cores,
+         and microseconds per connection-second, from ``process_time``),
+         the target pinging every ``--idle-ping-interval`` seconds;
+- floor: the lean EchoUser paced (``--floor-users`` x ``--floor-rate``
+         echoes per second) against the calibration server
+         (``target_app.calibration``: Engine.IO/Socket.IO with no
+         Flask-SocketIO) and against the target, same rate: ack latency
+         p50/p99/p99.9 of each, the calibration's being the load generator's
+         own floor.
 
 Clients run interleaved and repeated (lean, locust, lean, locust, ...); the
 table shows medians over the repeats and the ratios of medians.
@@ -28,7 +39,9 @@ run); Locust's stock user fires its own events (two per call).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -42,9 +55,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = ("lean", "locust")
-PHASES = ("echo", "churn", "idle")
+PHASES = ("echo", "churn", "idle", "floor")
+#: the servers the floor phase measures: the calibration server, then the target
+FLOOR_SERVERS = ("calibration", "target")
 TARGET_CPU_RATIO = 3.0
-TARGET_IDLE_KB = 30.0
+TARGET_IDLE_KB = 15.0
+#: 10,000 idle connections in at most 0.05 of a core: 5 us per connection-second
+TARGET_IDLE_US_PER_CONN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +73,17 @@ class Plan:
     window_s: float
     idle_connections: int
     payload_bytes: int
+    idle_window_s: float = 10.0
+    #: the target's ping interval: a window as long holds one ping per idle connection
+    idle_ping_s: float = 10.0
+    floor_users: int = 20
+    floor_rate: float = 50.0
 
 
-FULL = Plan(repeats=3, users=50, churn_users=20, warmup_s=3.0, window_s=10.0, idle_connections=2000,
+FULL = Plan(repeats=3, users=50, churn_users=20, warmup_s=3.0, window_s=10.0, idle_connections=10_000,
             payload_bytes=64)
 QUICK = Plan(repeats=1, users=20, churn_users=10, warmup_s=1.0, window_s=3.0, idle_connections=500,
-             payload_bytes=64)
+             payload_bytes=64, idle_window_s=3.0, idle_ping_s=3.0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,11 +95,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, help="measured seconds per echo/churn run")
     parser.add_argument("--warmup", type=float, help="unmeasured seconds before each window")
     parser.add_argument("--idle-connections", type=int, help="connections held in the idle phase")
-    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle")
+    parser.add_argument("--idle-window", type=float, help="seconds of steady state the idle CPU is measured over")
+    parser.add_argument("--idle-ping-interval", type=float,
+                        help="the targets' --ping-interval (default 10 s: the idle window holds one ping per "
+                             "connection, 2.5x Engine.IO's default rate)")
+    parser.add_argument("--idle-target", default="gevent-dev", metavar="MODE-SERVER",
+                        help="the target of the idle phase (default: gevent-dev, the one every phase shares; "
+                             "asgi-uvicorn holds 10,000 connections in one descriptor each)")
+    parser.add_argument("--floor-users", type=int, help="paced echo users of the floor phase (default 20)")
+    parser.add_argument("--floor-rate", type=float, help="echoes per second per floor user (default 50)")
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of lean,locust")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle,floor")
     parser.add_argument("--json", type=Path, help="also write the raw measurements and medians here")
     parser.add_argument("--check", action="store_true",
-                        help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack and "
-                             f"< {TARGET_IDLE_KB:g} KB per idle connection")
+                        help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack, "
+                             f"<= {TARGET_IDLE_KB:g} KB and <= {TARGET_IDLE_US_PER_CONN_S:g} us of CPU per "
+                             "idle connection-second")
     # Internal: one measurement in a child process.
     parser.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
@@ -93,10 +126,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         window_s=args.window or base.window_s,
         idle_connections=args.idle_connections or base.idle_connections,
         payload_bytes=args.payload_bytes,
+        idle_window_s=args.idle_window or base.idle_window_s,
+        idle_ping_s=args.idle_ping_interval or base.idle_ping_s,
+        floor_users=args.floor_users or base.floor_users,
+        floor_rate=args.floor_rate or base.floor_rate,
     )
     args.phase_list = [p.strip() for p in args.phases.split(",") if p.strip()]
     if bad := set(args.phase_list) - set(PHASES):
         parser.error(f"unknown phase(s) {', '.join(sorted(bad))}; choose from {', '.join(PHASES)}")
+    args.client_list = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if bad := set(args.client_list) - set(CLIENTS):
+        parser.error(f"unknown client(s) {', '.join(sorted(bad))}; choose from {', '.join(CLIENTS)}")
     return args
 
 
@@ -163,9 +203,11 @@ def child_main(args: argparse.Namespace) -> int:
         ("echo", "lean"): EchoUser, ("churn", "lean"): ChurnUser, ("idle", "lean"): IdleUser,
         ("echo", "locust"): StockEcho, ("churn", "locust"): StockChurn, ("idle", "locust"): StockIdle,
     }
+    classes[("floor", "lean")] = EchoUser
     user_class = classes[(args.child, args.client)]
     record_dir = tempfile.mkdtemp(prefix="bench-loadgen-")
-    settings = LoadSettings(payload_bytes=plan.payload_bytes, results_dir=record_dir, call_timeout=10)
+    settings = LoadSettings(payload_bytes=plan.payload_bytes, results_dir=record_dir, call_timeout=10,
+                            emit_rate=plan.floor_rate if args.child == "floor" else 0.0)
     env = Environment(user_classes=[user_class], host=args.url, parsed_options=argparse.Namespace(**vars(settings)),
                       stop_timeout=0)
     if args.client == "lean":
@@ -180,6 +222,8 @@ def child_main(args: argparse.Namespace) -> int:
         gevent.spawn(flush_periodically)
 
     timings: dict[str, list[float]] = {"connect": [], "disconnect": []}
+    if args.child == "floor":
+        timings["echo"] = []
     failures = [0]
     window_open = [False]
 
@@ -202,16 +246,42 @@ def child_main(args: argparse.Namespace) -> int:
     if args.child == "idle":
         n = plan.idle_connections
         rss_base = process.memory_info().rss
-        runner.start(n, spawn_rate=min(n, 250))
-        deadline = time.monotonic() + 180
+        runner.start(n, spawn_rate=min(n, 500))
+        deadline = time.monotonic() + 120
         while target_stats()["connected"] < n and time.monotonic() < deadline:
             gevent.sleep(0.5)
         gevent.sleep(2.0)  # let greenlets settle into their idle waits
         gc.collect()
         held = target_stats()["connected"]
         rss_held = process.memory_info().rss
+        # CPU over a steady window: every connection up, nothing but pings.
+        clients = [g.args[0].client for g in runner.user_greenlets] if args.client == "lean" else []
+        wakes_before = sum(c.wakes for c in clients if c is not None)
+        cpu_before, t_before = time.process_time(), time.monotonic()
+        gevent.sleep(plan.idle_window_s)
+        cpu_after, t_after = time.process_time(), time.monotonic()
+        elapsed = t_after - t_before
+        cpu = cpu_after - cpu_before
         result.update(held=held, rss_base=rss_base, rss_held=rss_held,
-                      rss_per_conn_kb=(rss_held - rss_base) / max(held, 1) / 1024)
+                      rss_per_conn_kb=(rss_held - rss_base) / max(held, 1) / 1024,
+                      idle_window_s=elapsed, idle_cpu_s=cpu, idle_cores=cpu / elapsed,
+                      cpu_us_per_conn_s=cpu / (max(held, 1) * elapsed) * 1e6)
+        if clients:
+            wakes = sum(c.wakes for c in clients if c is not None) - wakes_before
+            result["wakes_per_conn_min"] = wakes / max(held, 1) / elapsed * 60
+    elif args.child == "floor":
+        runner.start(plan.floor_users, spawn_rate=plan.floor_users)
+        gevent.sleep(plan.warmup_s)
+        before, t_before = target_stats(), time.monotonic()
+        window_open[0] = True
+        gevent.sleep(plan.window_s)
+        window_open[0] = False
+        after, elapsed = target_stats(), time.monotonic() - t_before
+        latencies = sorted(timings["echo"])
+        result.update(window_s=elapsed, acks=len(latencies), acks_per_s=len(latencies) / elapsed,
+                      server_acks=after["events"].get("echo", 0) - before["events"].get("echo", 0),
+                      p50_ms=_quantile(latencies, 0.5), p99_ms=_quantile(latencies, 0.99),
+                      p999_ms=_quantile(latencies, 0.999))
     else:
         users = plan.users if args.child == "echo" else plan.churn_users
         runner.start(users, spawn_rate=users)
@@ -245,6 +315,13 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _quantile(ordered: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted values (nearest rank), None when there are none."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
 # --- parent: orchestration ----------------------------------------------
 
 
@@ -253,11 +330,13 @@ def run_child(args: argparse.Namespace, phase: str, client: str, url: str, cores
     argv = [sys.executable, "-m", "benchmarks.loadgen", "--child", phase, "--client", client, "--url", url,
             "--repeats", "1", "--users", str(plan.users), "--churn-users", str(plan.churn_users),
             "--window", str(plan.window_s), "--warmup", str(plan.warmup_s),
-            "--idle-connections", str(plan.idle_connections), "--payload-bytes", str(plan.payload_bytes)]
+            "--idle-connections", str(plan.idle_connections), "--payload-bytes", str(plan.payload_bytes),
+            "--idle-window", str(plan.idle_window_s), "--floor-users", str(plan.floor_users),
+            "--floor-rate", str(plan.floor_rate)]
     if cores:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cores))] + argv
     env = os.environ | {"PYTHONPATH": str(REPO)}
-    timeout = plan.warmup_s + plan.window_s + (240 if phase == "idle" else 60)
+    timeout = plan.warmup_s + plan.window_s + (180 + plan.idle_window_s if phase == "idle" else 60)
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -283,6 +362,8 @@ METRICS = (
     ("churn", "disconnect_ms_p50", "disconnect p50 (ms, timed separately)", "lower"),
     ("churn", "cpu_us_per_cycle", "client CPU per churn cycle (us)", "lower"),
     ("idle", "rss_per_conn_kb", "RSS per idle connection (KB)", "lower"),
+    ("idle", "idle_cores", "CPU while holding them (cores)", "lower"),
+    ("idle", "cpu_us_per_conn_s", "CPU per idle connection-second (us)", "lower"),
 )
 
 
@@ -306,10 +387,33 @@ def summarize(measurements: list[dict], phases: list[str]) -> list[dict]:
     return rows
 
 
+def summarize_floor(measurements: list[dict]) -> list[dict]:
+    """Per server of the floor phase: median p50/p99/p99.9 and acks/s over the repeats."""
+    rows = []
+    for server in dict.fromkeys(m["server"] for m in measurements if m["phase"] == "floor"):
+        runs = [m for m in measurements if m["phase"] == "floor" and m["server"] == server]
+        row: dict[str, Any] = {"server": server, "n": len(runs)}
+        for key in ("p50_ms", "p99_ms", "p999_ms", "acks_per_s"):
+            row[key] = _median([m[key] for m in runs if m.get(key) is not None])
+        rows.append(row)
+    return rows
+
+
+def format_floor(rows: list[dict]) -> str:
+    lines = [f"{'server':14} {'p50':>9} {'p99':>9} {'p99.9':>9} {'acks/s':>9}", "-" * 54]
+    for row in rows:
+        cells = [("n/a" if row[k] is None else f"{row[k]:.3f}") for k in ("p50_ms", "p99_ms", "p999_ms")]
+        rate = "n/a" if row["acks_per_s"] is None else f"{row['acks_per_s']:,.0f}"
+        lines.append(f"{row['server']:14} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9} {rate:>9}")
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict]) -> str:
     def fmt(value: float | None) -> str:
         if value is None:
             return "n/a"
+        if abs(value) < 1:
+            return f"{value:.3f}"
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
     lines = [f"{'metric':42} {'lean':>12} {'locust':>12} {'lean better by':>15}", "-" * 84]
@@ -326,13 +430,18 @@ def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
         out.append((f"lean client >= {TARGET_CPU_RATIO:g}x cheaper per ack than Locust's SocketIOUser "
                     f"({row['lean_advantage']:.2f}x)", row["lean_advantage"] >= TARGET_CPU_RATIO))
     if (row := by_key.get("rss_per_conn_kb")) and row["lean"] is not None:
-        out.append((f"lean client < {TARGET_IDLE_KB:g} KB per idle connection ({row['lean']:.1f} KB)",
-                    row["lean"] < TARGET_IDLE_KB))
+        out.append((f"lean client <= {TARGET_IDLE_KB:g} KB per idle connection ({row['lean']:.1f} KB)",
+                    row["lean"] <= TARGET_IDLE_KB))
+    if (row := by_key.get("cpu_us_per_conn_s")) and row["lean"] is not None:
+        out.append((f"lean client <= {TARGET_IDLE_US_PER_CONN_S:g} us of CPU per idle connection-second, i.e. "
+                    f"10,000 connections in <= {TARGET_IDLE_US_PER_CONN_S * 0.01:.2f} core "
+                    f"({row['lean']:.2f} us: {row['lean'] * 0.01:.3f} core)", row["lean"] <= TARGET_IDLE_US_PER_CONN_S))
     return out
 
 
 def parent_main(args: argparse.Namespace) -> int:
     from bench.cell import core_split
+    from target_app.calibration import launch_calibration
     from target_app.process import launch_target
 
     plan: Plan = args.plan
@@ -343,28 +452,57 @@ def parent_main(args: argparse.Namespace) -> int:
     else:
         print("pinning: unavailable (fewer than 2 cores or no taskset); figures will be noisier")
     log_dir = Path(tempfile.mkdtemp(prefix="bench-loadgen-target-"))
-    target = launch_target("gevent", "dev", log_path=log_dir / "target.log", cpu_affinity=target_cores,
-                           extra_args=["--log-level", "warning"])
+    # Room for every idle connection and the /stats requests beside them.
+    target_args = ["--log-level", "warning", "--max-connections", str(max(10_000, plan.idle_connections + 1_000)),
+                   "--ping-interval", f"{plan.idle_ping_s:g}"]
     measurements: list[dict] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        target = launch_target("gevent", "dev", log_path=log_dir / "target.log", cpu_affinity=target_cores,
+                               extra_args=target_args)
+        stack.callback(target.stop)
+        idle_target = target
+        if "idle" in args.phase_list and args.idle_target != "gevent-dev":
+            mode, _, server = args.idle_target.partition("-")
+            idle_target = launch_target(mode, server, log_path=log_dir / "idle-target.log",
+                                        cpu_affinity=target_cores, extra_args=target_args)
+            stack.callback(idle_target.stop)
+        calibration = None
+        if "floor" in args.phase_list:
+            calibration = launch_calibration(log_path=log_dir / "calibration.log", cpu_affinity=target_cores,
+                                             extra_args=["--ping-interval", f"{plan.idle_ping_s:g}"])
+            stack.callback(calibration.stop)
+
+        def measure(repeat: int, phase: str, client: str, server: Any, label: str) -> None:
+            wait_target_idle(server)
+            started = time.monotonic()
+            result = run_child(args, phase, client, server.url, loadgen_cores)
+            result.update(repeat=repeat, server=label)
+            measurements.append(result)
+            shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()
+                     if k not in ("phase", "client", "repeat", "server")}
+            print(f"  [{repeat + 1}/{plan.repeats}] {phase:5} {client if phase != 'floor' else label:11} "
+                  f"{time.monotonic() - started:5.1f} s {json.dumps(shown)}", flush=True)
+
         for repeat in range(plan.repeats):
             for phase in args.phase_list:
-                for client in CLIENTS:  # interleaved: A B A B ...
-                    wait_target_idle(target)
-                    started = time.monotonic()
-                    result = run_child(args, phase, client, target.url, loadgen_cores)
-                    result["repeat"] = repeat
-                    measurements.append(result)
-                    shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items()
-                             if k not in ("phase", "client", "repeat")}
-                    print(f"  [{repeat + 1}/{plan.repeats}] {phase:5} {client:6} {time.monotonic() - started:5.1f} s "
-                          f"{json.dumps(shown)}", flush=True)
-    finally:
-        target.stop()
+                if phase == "floor":
+                    for label in FLOOR_SERVERS:  # interleaved: calibration, target, calibration, ...
+                        measure(repeat, phase, "lean", calibration if label == "calibration" else target,
+                                "calibration" if label == "calibration" else "gevent-dev")
+                    continue
+                for client in args.client_list:  # interleaved: A B A B ...
+                    server = idle_target if phase == "idle" else target
+                    measure(repeat, phase, client, server, f"{server.mode}-{server.server}")
     rows = summarize(measurements, args.phase_list)
-    print()
-    print(f"medians over {plan.repeats} repeat(s); ratios are of medians")
-    print(format_table(rows))
+    if rows:
+        print()
+        print(f"medians over {plan.repeats} repeat(s); ratios are of medians")
+        print(format_table(rows))
+    if "floor" in args.phase_list:
+        print()
+        print(f"latency floor: lean EchoUser, {plan.floor_users} users x {plan.floor_rate:g} echoes/s, "
+              f"ack latency (ms), medians over {plan.repeats} repeat(s)")
+        print(format_floor(summarize_floor(measurements)))
     checks = verdicts(rows)
     print()
     for text, ok in checks:
@@ -373,8 +511,8 @@ def parent_main(args: argparse.Namespace) -> int:
         print("(--quick: short windows and few connections; a smoke check, not a measurement)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"plan": vars(plan), "measurements": measurements, "summary": rows},
-                                        indent=2))
+        args.json.write_text(json.dumps({"plan": vars(plan), "measurements": measurements, "summary": rows,
+                                         "floor": summarize_floor(measurements)}, indent=2))
     failures = sum(m.get("failures", 0) for m in measurements)
     if failures:
         print(f"note: {failures} failed requests across measurements")

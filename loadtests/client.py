@@ -142,7 +142,7 @@ class Client:
         "url", "namespace", "auth", "timeout", "connect_timeout", "close_timeout",
         "_host", "_port", "_host_header", "_target", "_headers", "_max_message_bytes",
         "sid", "eio_sid", "ping_interval", "ping_timeout", "bytes_sent", "bytes_received",
-        "message_bytes", "pings", "close_reason", "closed_cleanly",
+        "message_bytes", "pings", "wakes", "close_reason", "closed_cleanly",
         "_state", "_sock", "_hub", "_read_watcher", "_write_watcher", "_parser", "_write_lock",
         "_reader", "_broken", "_close_sent", "_last_rx", "_drained", "_handlers", "_catch_all",
         "_pending", "_next_id", "_partial",
@@ -200,6 +200,9 @@ class Client:
         self.message_bytes = 0
         #: pings the server sent and this client answered
         self.pings = 0
+        #: times a wait on this connection resumed (the socket became readable,
+        #: or a wait timed out): what holding it costs between messages
+        self.wakes = 0
         #: why the connection ended, once it has
         self.close_reason: SocketIOError | None = None
         #: True when close() saw the server's half of the closing handshake
@@ -234,6 +237,11 @@ class Client:
     @property
     def connected(self) -> bool:
         return self._state == CONNECTED
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the last bytes arrived from the server."""
+        return time.monotonic() - self._last_rx
 
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler(*args)`` for a server event; usable as a decorator.
@@ -444,11 +452,13 @@ class Client:
         sock = self._sock
         if wait_first:
             self._hub.wait(self._read_watcher)
+            self.wakes += 1
         while True:
             try:
                 chunk = sock.recv(_RECV_BYTES)
             except BlockingIOError:
                 self._hub.wait(self._read_watcher)
+                self.wakes += 1
                 continue
             except InterruptedError:
                 continue
@@ -487,6 +497,7 @@ class Client:
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
+            self.wakes += 1
             if time.monotonic() - self._last_rx > self.ping_interval + self.ping_timeout:
                 error = ConnectionClosed(
                     f"no data from the server for {self.ping_interval + self.ping_timeout:g} s (missed pings)"

@@ -37,7 +37,8 @@ from typing import Any
 import gevent
 from locust import User, constant
 from locust.env import Environment
-from locust.exception import LocustError
+from locust.exception import LocustError, StopUser
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from loadtests import harness
 from loadtests.client import Client, PendingAck
@@ -411,6 +412,38 @@ class SocketIOUser(_Recording, User):
     def pump(self, seconds: float) -> None:
         """Read the connection (answer pings, record pushes) for ``seconds``."""
         self.wait_until(_now_ns() + int(seconds * 1e9))
+
+    def idle(self, seconds: float | None = None) -> None:
+        """Sleep on the connection for ``seconds`` (None: until it ends or the user stops).
+
+        The greenlet blocks on the socket and wakes only when a frame arrives:
+        a ping to answer, a push to record. Its one timer is re-armed at each
+        ping and fires only when the server has been silent for ping interval
+        + ping timeout (Engine.IO's rule for a dead connection: an ``error``
+        sample), so an idle connection costs no CPU between the server's
+        pings. Like Locust's ``wait_time``, the wait lets a stop end the user
+        at once (``on_stop`` still disconnects and records); :meth:`pump`
+        instead finishes its time first. A lost connection ends the wait.
+        """
+        deadline = None if seconds is None else _now_ns() + int(seconds * 1e9)
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self._state = LOCUST_STATE_WAITING
+        while (client := self.client) is not None and client.connected:
+            # A hair past the silence limit, so the timer's end is the verdict.
+            timeout = max(client.ping_interval + client.ping_timeout - client.silent_for, 0.0) + 0.01
+            if deadline is not None:
+                if (remaining := (deadline - _now_ns()) / 1e9) <= 0:
+                    break
+                timeout = min(timeout, remaining)
+            pings = client.pings
+            try:
+                client.wait_for(lambda: client.pings != pings, timeout)  # noqa: B023 (called in this loop only)
+            except SocketIOError as exc:
+                self.connection_lost(exc)
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        self._state = LOCUST_STATE_RUNNING
 
     def pace(self) -> int | None:
         """Wait (reading) for this user's next ``--emit-rate`` slot; its perf time, None when unpaced."""

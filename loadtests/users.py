@@ -64,9 +64,15 @@ class EchoUser(SocketIOUser):
         self.call("echo", self.payload, t_ns=t_ns, start_ns=start_ns)
 
 class IdleUser(SocketIOUser):
-    """Hold a connection open doing nothing but answering pings (capacity, memory)."""
+    """Hold a connection open doing nothing but answering pings (capacity, memory).
 
-    hold_slice: float = 1.0
+    The user sleeps on its socket (:meth:`SocketIOUser.idle`): it wakes to
+    answer the server's pings and at the stop, so thousands of idle users
+    cost next to no CPU.
+    """
+
+    #: longest single wait in seconds; None: until the connection ends or the user stops
+    hold_slice: float | None = None
 
     def on_start(self) -> None:
         self.ensure_connected()
@@ -74,7 +80,7 @@ class IdleUser(SocketIOUser):
     @task
     def hold(self) -> None:
         if self.ensure_connected():
-            self.pump(self.hold_slice)
+            self.idle(self.hold_slice)
 
 
 class _RoomUser(SocketIOUser):
