@@ -33,7 +33,6 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -48,10 +47,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from core.children import dies_with_parent
 from target_app import contract
 from target_app.limits import raise_open_file_limit
-from target_app.process import LOOPBACK, REPO_ROOT, TargetProcess, free_port
+from target_app.process import LOOPBACK, TargetProcess, free_port, launch_server
 
 logger = logging.getLogger("target_app.calibration")
 
@@ -348,22 +346,8 @@ def launch_calibration(*, host: str = LOOPBACK, port: int | None = None, log_pat
     """Start the calibration server as a subprocess and wait for ``/healthz``; the caller must ``stop()`` it."""
     port = port or free_port(host)
     argv = [sys.executable, "-m", "target_app.calibration", "--host", host, "--port", str(port), *extra_args]
-    if cpu_affinity:
-        argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    with contextlib.ExitStack() as stack:
-        log = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(dies_with_parent(argv), cwd=REPO_ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    target = TargetProcess(process=process, host=host, port=port, log_path=log_path, mode=ASYNC_MODE,
-                           server=SERVER_NAME, argv=argv)
-    try:
-        target.wait_healthy(ready_timeout)
-    except BaseException:
-        target.stop()
-        raise
-    return target
+    return launch_server(argv, mode=ASYNC_MODE, server=SERVER_NAME, host=host, port=port, log_path=log_path,
+                         cpu_affinity=cpu_affinity, ready_timeout=ready_timeout)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:

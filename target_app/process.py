@@ -119,7 +119,15 @@ def launch_target(mode: str, server: str = "dev", *, host: str = LOOPBACK, port:
                   ready_timeout: float = 30.0) -> TargetProcess:
     """Start a target and wait for ``/healthz``; the caller must ``stop()`` it."""
     port = port or free_port(host)
-    argv = target_argv(mode, server, host, port, extra_args)
+    return launch_server(target_argv(mode, server, host, port, extra_args), mode=mode, server=server, host=host,
+                         port=port, log_path=log_path, cpu_affinity=cpu_affinity, env=env,
+                         ready_timeout=ready_timeout)
+
+
+def launch_server(argv: list[str], *, mode: str, server: str, host: str, port: int, log_path: Path | None = None,
+                  cpu_affinity: Sequence[int] | None = None, env: dict[str, str] | None = None,
+                  ready_timeout: float = 30.0) -> TargetProcess:
+    """Start any server command that answers ``/healthz`` on ``host:port``, and wait for it."""
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity))] + argv
     child_env = os.environ | (env or {})

@@ -37,6 +37,15 @@ BAD_FRAMES: dict[str, Callable[[websocket.WebSocket], object]] = {
 }
 
 
+def log_since(target: TargetProcess, start: int) -> str:
+    """What the target logged after byte ``start`` of its log (after a moment for it to land)."""
+    assert target.log_path is not None
+    time.sleep(0.3)
+    with open(target.log_path, "rb") as handle:
+        handle.seek(start)
+        return handle.read().decode(errors="replace")
+
+
 def assert_good_client_served(target: TargetProcess) -> None:
     with RawPeer(target.url) as peer:
         assert peer.call("echo", {"still": "served"}) == {"still": "served"}
@@ -198,10 +207,7 @@ def test_a_malformed_frame_is_one_warning_line(target: TargetProcess) -> None:
         assert_good_client_served(target)
     finally:
         bad.close()
-    time.sleep(0.3)
-    with open(target.log_path, "rb") as handle:
-        handle.seek(start)
-        text = handle.read().decode(errors="replace")
+    text = log_since(target, start)
     assert "bad input from a client" in text
     assert "Traceback" not in text, text[-2000:]
 
@@ -263,10 +269,7 @@ def test_a_broken_websocket_gets_a_close_frame_never_an_http_error(target: Targe
         peer.close()
     assert b"HTTP/" not in received, received[:200]
     assert_good_client_served(target)
-    time.sleep(0.3)
-    with open(target.log_path, "rb") as handle:
-        handle.seek(start)
-        text = handle.read().decode(errors="replace")
+    text = log_since(target, start)
     assert "Traceback" not in text, text[-2000:]
 
 
@@ -289,8 +292,5 @@ def test_a_bad_long_polling_body_is_not_a_server_error(target: TargetProcess) ->
             status = refused.code
         assert status < 500, f"{body[:20]!r} answered {status}"
     assert_good_client_served(target)
-    time.sleep(0.3)
-    with open(target.log_path, "rb") as handle:
-        handle.seek(start)
-        text = handle.read().decode(errors="replace")
+    text = log_since(target, start)
     assert "Traceback" not in text, text[-2000:]
