@@ -24,12 +24,14 @@ import argparse
 import contextlib
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence, TextIO
+from urllib.parse import urlsplit
 
 from bench.cell import CellPlan, CellResult, LiveFigures, run_cell
 from bench.locustfile_check import LocustfileError, check_user_classes
@@ -144,6 +146,21 @@ def split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def unreachable(url: str, timeout_s: float = 3.0) -> str | None:
+    """Why a TCP connection to ``url``'s host and port fails, or None when one opens.
+
+    One probe before the first cell: a wrong port would otherwise fail every
+    cell in turn, each after its full start-up.
+    """
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def external_target(args: argparse.Namespace) -> ExternalTarget | None:
     """The ``--target-url`` servers, checked: loopback only unless ``--i-own-this-host``."""
     if not args.target_url:
@@ -159,6 +176,9 @@ def external_target(args: argparse.Namespace) -> ExternalTarget | None:
     if args.target_cmd:
         raise ProfileError("--target-cmd and --target-url exclude each other: the runner starts your app, or loads "
                            "the one you started")
+    for url in urls:
+        if (refusal := unreachable(url)) is not None:
+            raise ProfileError(f"--target-url {url}: nothing answers there ({refusal}); start your server first")
     pids: tuple[int, ...] = ()
     if args.target_pid is not None:
         try:

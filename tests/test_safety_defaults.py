@@ -86,7 +86,9 @@ def test_stats_and_logs_hold_no_secrets(secret_target: TargetProcess) -> None:
     for secret in ("t0ken-s3cret", "queue-pa55", "redis://"):
         assert secret not in text
     assert set(document) == {"pid", "async_mode", "server", "uptime_s", "connected", "connected_by_namespace",
-                             "connects_total", "disconnects_total", "rejected_total", "events", "message_queue"}
+                             "connects_total", "disconnects_total", "rejected_total", "events", "message_queue",
+                             "admission"}
+    assert set(document["admission"]) == {"limit", "limited_by", "refused"}
     assert "queue-pa55" not in secret_target.log_tail(200)
 
 
@@ -111,6 +113,18 @@ def test_runner_refuses_a_remote_target_url_by_default(tmp_path: Path, capsys: p
     assert code == 2
     assert "refusing to load 192.0.2.7" in err and "--i-own-this-host" in err
     assert not (tmp_path / "r").exists(), "nothing was started"
+
+
+def test_runner_refuses_a_target_url_where_nothing_listens(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from target_app.process import free_port
+
+    url = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    code = bench.main(["--target-url", url, "--scenarios", "echo", "--results", str(tmp_path), "--run-id", "r"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--target-url {url}: nothing answers there (Connection refused)" in err, err
+    assert not (tmp_path / "r").exists(), "no cell was tried"
 
 
 def test_runner_flag_passes_ownership_on_to_locust() -> None:
