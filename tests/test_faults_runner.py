@@ -208,7 +208,9 @@ def test_killing_redis_mid_run_refuses_broadcasts_with_a_clear_error(tmp_path: P
 
 def test_losing_a_locust_worker_still_ends_and_reports(tmp_path: Path) -> None:
     def worker(procs: list[psutil.Process]) -> psutil.Process | None:
-        locusts = [p for p in procs if "locust" in cmdline(p)]
+        # Locust itself, not any process whose arguments name a path with "locust" in it
+        # (the target's --gc-log lies in this test's folder, test_losing_a_locust_worker...).
+        locusts = [p for p in procs if " -m locust " in f" {cmdline(p)} "]
         masters = [p for p in locusts if not any(q.pid == p.ppid() for q in locusts)]
         workers = [p for p in locusts if masters and p.ppid() == masters[0].pid]
         return workers[-1] if len(workers) == 2 else None
