@@ -1,4 +1,4 @@
-"""Load-generator benchmark: the lean client against Locust's ``SocketIOUser``.
+"""Load-generator benchmark: the lean client against Locust's ``SocketIOUser`` (and Artillery).
 
 One gevent target serves every measurement (the floor phase adds the
 calibration server, and ``--idle-target`` gives the idle phase its own);
@@ -8,7 +8,11 @@ it measures:
 
 - echo:  client CPU microseconds per acknowledged echo, and acks per second
          (acks counted by the target's ``/stats``, CPU by the load generator's
-         own ``time.process_time``), ``--users`` users echoing flat out;
+         own ``time.process_time``), ``--users`` users echoing flat out; for
+         the lean client also the recorder's share of that CPU (its
+         ``request`` listener, timed by replaying the window's samples into a
+         scratch recorder, plus its shard writes, timed in the writing
+         thread) and the cyclic GC's (``gc.callbacks``);
 - churn: connects per second (target's count) with connect / disconnect
          latency medians timed separately;
 - idle:  load-generator RSS per idle connection while holding
@@ -24,17 +28,23 @@ it measures:
          p50/p99/p99.9 of each, the calibration's being the load generator's
          own floor.
 
-Clients run interleaved and repeated (lean, locust, lean, locust, ...); the
-table shows medians over the repeats and the ratios of medians.
+Clients run interleaved and repeated (lean, locust, artillery, lean, ...);
+the table shows medians over the repeats and the ratios of medians.
+
+Artillery 2's socketio engine (``benchmarks.artillery``) is the third client
+of the echo phase when node and Artillery are found (``--artillery``, see
+there): the same users, payload, warm-up and window, its process tree's CPU.
 
 Run it on a quiet machine::
 
     python -m benchmarks.loadgen             # the full benchmark (several minutes)
     python -m benchmarks.loadgen --quick     # smoke check (under a minute)
 
-Both clients use the harness's accounting: the lean users fire one Locust
-request event per measured thing and feed the sample recorder (as in a real
-run); Locust's stock user fires its own events (two per call).
+Both Locust clients use the harness's accounting: the lean users fire one
+Locust request event per measured thing and feed the sample recorder (as in
+a real run); Locust's stock user fires its own events (two per call). The
+benchmark adds a request listener of its own only where it needs latencies
+(churn, floor); failures come from Locust's stats.
 """
 from __future__ import annotations
 
@@ -53,12 +63,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import artillery
+
 REPO = Path(__file__).resolve().parent.parent
-CLIENTS = ("lean", "locust")
+CLIENTS = ("lean", "locust", "artillery")
+#: the clients a phase can measure (Artillery: echo only)
+PHASE_CLIENTS = {"echo": CLIENTS, "churn": ("lean", "locust"), "idle": ("lean", "locust"), "floor": ("lean",)}
 PHASES = ("echo", "churn", "idle", "floor")
 #: the servers the floor phase measures: the calibration server, then the target
 FLOOR_SERVERS = ("calibration", "target")
-TARGET_CPU_RATIO = 3.0
+#: lean at most 1/4 of Locust's SocketIOUser's CPU per ack, and 1/3 of Artillery's
+TARGET_CPU_RATIO = 4.0
+TARGET_CPU_RATIO_ARTILLERY = 3.0
+#: the recorder (request listener + shard writes) at most this share of the lean client's CPU
+TARGET_RECORDER_SHARE = 0.05
 TARGET_IDLE_KB = 15.0
 #: 10,000 idle connections in at most 0.05 of a core: 5 us per connection-second
 TARGET_IDLE_US_PER_CONN_S = 5.0
@@ -104,16 +122,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "asgi-uvicorn holds 10,000 connections in one descriptor each)")
     parser.add_argument("--floor-users", type=int, help="paced echo users of the floor phase (default 20)")
     parser.add_argument("--floor-rate", type=float, help="echoes per second per floor user (default 50)")
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated subset of lean,locust")
+    parser.add_argument("--clients",
+                        help="comma-separated subset of lean,locust,artillery (default: all three, artillery "
+                             "when it is found)")
+    parser.add_argument("--artillery", metavar="PATH",
+                        help="Artillery's install folder (npm --prefix) or executable "
+                             f"(default: ${artillery.ENV_COMMAND}, or artillery on the PATH)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle,floor")
     parser.add_argument("--json", type=Path, help="also write the raw measurements and medians here")
     parser.add_argument("--check", action="store_true",
-                        help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack, "
-                             f"<= {TARGET_IDLE_KB:g} KB and <= {TARGET_IDLE_US_PER_CONN_S:g} us of CPU per "
-                             "idle connection-second")
+                        help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack than Locust "
+                             f"(and >= {TARGET_CPU_RATIO_ARTILLERY:g}x than Artillery, when measured), its recorder "
+                             f"<= {TARGET_RECORDER_SHARE * 100:g}%% of its CPU, <= {TARGET_IDLE_KB:g} KB and "
+                             f"<= {TARGET_IDLE_US_PER_CONN_S:g} us of CPU per idle connection-second")
     # Internal: one measurement in a child process.
     parser.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
-    parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=("lean", "locust"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--payload-bytes", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -134,9 +158,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.phase_list = [p.strip() for p in args.phases.split(",") if p.strip()]
     if bad := set(args.phase_list) - set(PHASES):
         parser.error(f"unknown phase(s) {', '.join(sorted(bad))}; choose from {', '.join(PHASES)}")
-    args.client_list = [c.strip() for c in args.clients.split(",") if c.strip()]
+    args.artillery_cmd, args.artillery_missing = None, ""
+    if args.child:
+        args.client_list = [args.client]
+        return args
+    args.artillery_cmd, args.artillery_missing = artillery.find(args.artillery)
+    if args.clients is None:
+        args.client_list = [c for c in CLIENTS if c != "artillery" or args.artillery_cmd]
+    else:
+        args.client_list = [c.strip() for c in args.clients.split(",") if c.strip()]
     if bad := set(args.client_list) - set(CLIENTS):
         parser.error(f"unknown client(s) {', '.join(sorted(bad))}; choose from {', '.join(CLIENTS)}")
+    if "artillery" in args.client_list and args.artillery_cmd is None:
+        parser.error(f"--clients artillery: {args.artillery_missing}")
     return args
 
 
@@ -157,9 +191,9 @@ def child_main(args: argparse.Namespace) -> int:
     from locust.contrib.socketio import SocketIOUser
     from locust.env import Environment
 
+    from benchmarks.recorder_cost import GcClock, TimedRecorder, listener_seconds_per_sample
     from core.stats_client import fetch_stats
     from loadtests.options import LoadSettings
-    from loadtests.recorder import Recorder
     from loadtests.users import ChurnUser, EchoUser, IdleUser
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -210,8 +244,9 @@ def child_main(args: argparse.Namespace) -> int:
                             emit_rate=plan.floor_rate if args.child == "floor" else 0.0)
     env = Environment(user_classes=[user_class], host=args.url, parsed_options=argparse.Namespace(**vars(settings)),
                       stop_timeout=0)
+    recorder: TimedRecorder | None = None
     if args.client == "lean":
-        recorder = Recorder(record_dir)
+        recorder = TimedRecorder(record_dir)
         env.events.request.add_listener(recorder.on_request)
 
         def flush_periodically() -> None:
@@ -224,16 +259,14 @@ def child_main(args: argparse.Namespace) -> int:
     timings: dict[str, list[float]] = {"connect": [], "disconnect": []}
     if args.child == "floor":
         timings["echo"] = []
-    failures = [0]
     window_open = [False]
 
     def on_request(request_type: str, name: str, response_time: float, exception: Any = None, **_: Any) -> None:
-        if exception is not None:
-            failures[0] += 1
-        elif window_open[0] and name in timings:
+        if exception is None and window_open[0] and name in timings:
             timings[name].append(response_time)
 
-    env.events.request.add_listener(on_request)
+    if args.child in ("churn", "floor"):  # a listener of its own costs CPU: only where latencies are read
+        env.events.request.add_listener(on_request)
 
     def target_stats() -> dict[str, Any]:
         return fetch_stats(args.url, timeout=10)
@@ -286,15 +319,26 @@ def child_main(args: argparse.Namespace) -> int:
         users = plan.users if args.child == "echo" else plan.churn_users
         runner.start(users, spawn_rate=users)
         gevent.sleep(plan.warmup_s)
+        gc_clock = GcClock()
+        samples_before = recorder.recorded if recorder is not None else 0
         # process_time: this process's CPU (all threads) at ns resolution;
         # os.times() counts in 10 ms ticks, too coarse for short windows.
         before, cpu_before, t_before = target_stats(), time.process_time(), time.monotonic()
         window_open[0] = True
+        gc.callbacks.append(gc_clock)
         gevent.sleep(plan.window_s)
+        gc.callbacks.remove(gc_clock)
         window_open[0] = False
         after, cpu_after, t_after = target_stats(), time.process_time(), time.monotonic()
         elapsed = t_after - t_before
         cpu = cpu_after - cpu_before
+        result.update(gc_s=gc_clock.seconds, gc_share=gc_clock.seconds / cpu if cpu else None)
+        if recorder is not None and args.child == "echo":
+            samples = recorder.recorded - samples_before
+            listener_s = samples * listener_seconds_per_sample(settings.payload_bytes)
+            writes_s = recorder.write_cpu_between(t_before, t_after)
+            result.update(recorder_samples=samples, recorder_listener_s=listener_s, recorder_writes_s=writes_s,
+                          recorder_share=(listener_s + writes_s) / cpu if cpu else None)
         acks = after["events"].get("echo", 0) - before["events"].get("echo", 0)
         connects = after["connects_total"] - before["connects_total"]
         result.update(window_s=elapsed, cpu_s=cpu, acks=acks, acks_per_s=acks / elapsed,
@@ -304,7 +348,7 @@ def child_main(args: argparse.Namespace) -> int:
                           connect_ms_p50=_median(timings["connect"]),
                           disconnect_ms_p50=_median(timings["disconnect"]),
                           cpu_us_per_cycle=cpu / connects * 1e6 if connects else None)
-    result["failures"] = failures[0]
+    result["failures"] = runner.stats.total.num_failures
     print(json.dumps(result), flush=True)
     shutil.rmtree(record_dir, ignore_errors=True)
     # Leave without Locust's teardown: the stock client's disconnect stalls.
@@ -357,6 +401,8 @@ METRICS = (
     # (phase, key, label, better)
     ("echo", "cpu_us_per_ack", "client CPU per acked echo (us)", "lower"),
     ("echo", "acks_per_s", "acks per second", "higher"),
+    ("echo", "recorder_share", "recorder's share of the client's CPU", "info"),
+    ("echo", "gc_share", "cyclic GC's share of the client's CPU", "info"),
     ("churn", "connects_per_s", "connects per second (churn)", "higher"),
     ("churn", "connect_ms_p50", "connect p50 (ms)", "lower"),
     ("churn", "disconnect_ms_p50", "disconnect p50 (ms, timed separately)", "lower"),
@@ -365,25 +411,36 @@ METRICS = (
     ("idle", "idle_cores", "CPU while holding them (cores)", "lower"),
     ("idle", "cpu_us_per_conn_s", "CPU per idle connection-second (us)", "lower"),
 )
+#: the clients lean is compared with, each a column of ratios
+RIVALS = ("locust", "artillery")
 
 
 def summarize(measurements: list[dict], phases: list[str]) -> list[dict]:
+    """One row per metric: the median of each client over its repeats, and lean's advantage over each rival.
+
+    An advantage is "times better for lean" (> 1: lean wins): the rival's
+    median over lean's for lower-is-better metrics, lean's over the rival's
+    otherwise; None for shares and where a median is missing.
+    """
     rows = []
     for phase, key, label, better in METRICS:
         if phase not in phases:
             continue
-        medians = {}
+        medians: dict[str, float | None] = {}
         for client in CLIENTS:
             values = [m[key] for m in measurements if m["phase"] == phase and m["client"] == client
                       and m.get(key) is not None]
             medians[client] = statistics.median(values) if values else None
-        lean, stock = medians["lean"], medians["locust"]
-        ratio = None
-        if lean and stock:
-            # Always "times better for lean": >1 means the lean client wins.
-            ratio = stock / lean if better == "lower" else lean / stock
-        rows.append({"phase": phase, "metric": key, "label": label, "lean": lean, "locust": stock,
-                     "lean_advantage": ratio, "n": len([m for m in measurements if m["phase"] == phase]) // 2})
+        row: dict[str, Any] = {"phase": phase, "metric": key, "label": label, **medians,
+                               "n": len([m for m in measurements if m["phase"] == phase and m["client"] == "lean"])}
+        lean = medians["lean"]
+        for rival in RIVALS:
+            other = medians[rival]
+            ratio = None
+            if lean and other and better != "info":
+                ratio = other / lean if better == "lower" else lean / other
+            row[f"lean_vs_{rival}"] = ratio
+        rows.append(row)
     return rows
 
 
@@ -409,26 +466,43 @@ def format_floor(rows: list[dict]) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    def fmt(value: float | None) -> str:
+    def fmt(row: dict, value: float | None) -> str:
         if value is None:
             return "n/a"
+        if row["metric"].endswith("_share"):
+            return f"{value:.1%}"
         if abs(value) < 1:
             return f"{value:.3f}"
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
-    lines = [f"{'metric':42} {'lean':>12} {'locust':>12} {'lean better by':>15}", "-" * 84]
+    def times(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f}x"
+
+    lines = [f"{'metric':40} {'lean':>9} {'locust':>9} {'artillery':>9} {'vs locust':>10} {'vs artillery':>12}",
+             "-" * 94]
     for row in rows:
-        ratio = "n/a" if row["lean_advantage"] is None else f"{row['lean_advantage']:.2f}x"
-        lines.append(f"{row['label']:42} {fmt(row['lean']):>12} {fmt(row['locust']):>12} {ratio:>15}")
+        if row["metric"].endswith("_share"):  # what a client's CPU went to: not compared
+            cells = [fmt(row, row[c]) if row[c] is not None else "" for c in CLIENTS] + ["", ""]
+        else:
+            cells = [fmt(row, row[c]) for c in CLIENTS] + [times(row[f"lean_vs_{r}"]) for r in RIVALS]
+        lines.append(f"{row['label']:40} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9} {cells[3]:>10} {cells[4]:>12}")
+    lines.append("(vs: how many times better lean is; CPU per ack: the rival's over lean's)")
     return "\n".join(lines)
 
 
 def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
     by_key = {row["metric"]: row for row in rows}
     out = []
-    if (row := by_key.get("cpu_us_per_ack")) and row["lean_advantage"] is not None:
-        out.append((f"lean client >= {TARGET_CPU_RATIO:g}x cheaper per ack than Locust's SocketIOUser "
-                    f"({row['lean_advantage']:.2f}x)", row["lean_advantage"] >= TARGET_CPU_RATIO))
+    if row := by_key.get("cpu_us_per_ack"):
+        for rival, name, goal in (("locust", "Locust's SocketIOUser", TARGET_CPU_RATIO),
+                                  ("artillery", "Artillery's socketio engine", TARGET_CPU_RATIO_ARTILLERY)):
+            ratio = row[f"lean_vs_{rival}"]
+            if ratio is not None:
+                out.append((f"lean client CPU per ack <= 1/{goal:g} of {name}'s (lean/{rival} = {1 / ratio:.3f}, "
+                            f"{ratio:.2f}x cheaper)", ratio >= goal))
+    if (row := by_key.get("recorder_share")) and row["lean"] is not None:
+        out.append((f"recorder <= {TARGET_RECORDER_SHARE:.0%} of the lean client's CPU ({row['lean']:.1%})",
+                    row["lean"] <= TARGET_RECORDER_SHARE))
     if (row := by_key.get("rss_per_conn_kb")) and row["lean"] is not None:
         out.append((f"lean client <= {TARGET_IDLE_KB:g} KB per idle connection ({row['lean']:.1f} KB)",
                     row["lean"] <= TARGET_IDLE_KB))
@@ -451,6 +525,10 @@ def parent_main(args: argparse.Namespace) -> int:
         print(f"pinning: target on core {target_cores[0]}, load generator on core {loadgen_cores[0]}")
     else:
         print("pinning: unavailable (fewer than 2 cores or no taskset); figures will be noisier")
+    if args.artillery_cmd:
+        print(f"artillery: {' '.join(args.artillery_cmd)} (echo phase)")
+    else:
+        print(f"artillery: not measured: {args.artillery_missing}")
     log_dir = Path(tempfile.mkdtemp(prefix="bench-loadgen-target-"))
     # Room for every idle connection and the /stats requests beside them.
     target_args = ["--log-level", "warning", "--max-connections", str(max(10_000, plan.idle_connections + 1_000)),
@@ -475,7 +553,13 @@ def parent_main(args: argparse.Namespace) -> int:
         def measure(repeat: int, phase: str, client: str, server: Any, label: str) -> None:
             wait_target_idle(server)
             started = time.monotonic()
-            result = run_child(args, phase, client, server.url, loadgen_cores)
+            if client == "artillery":
+                result = artillery.measure_echo(
+                    args.artillery_cmd, server.url, users=plan.users, payload_bytes=plan.payload_bytes,
+                    warmup_s=plan.warmup_s, window_s=plan.window_s, cores=loadgen_cores, stats=server.stats)
+                result.update(phase=phase, client=client)
+            else:
+                result = run_child(args, phase, client, server.url, loadgen_cores)
             result.update(repeat=repeat, server=label)
             measurements.append(result)
             shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()
@@ -490,7 +574,9 @@ def parent_main(args: argparse.Namespace) -> int:
                         measure(repeat, phase, "lean", calibration if label == "calibration" else target,
                                 "calibration" if label == "calibration" else "gevent-dev")
                     continue
-                for client in args.client_list:  # interleaved: A B A B ...
+                for client in args.client_list:  # interleaved: A B C A B C ...
+                    if client not in PHASE_CLIENTS[phase]:
+                        continue
                     server = idle_target if phase == "idle" else target
                     measure(repeat, phase, client, server, f"{server.mode}-{server.server}")
     rows = summarize(measurements, args.phase_list)
@@ -513,7 +599,7 @@ def parent_main(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"plan": vars(plan), "measurements": measurements, "summary": rows,
                                          "floor": summarize_floor(measurements)}, indent=2))
-    failures = sum(m.get("failures", 0) for m in measurements)
+    failures = sum(m.get("failures") or 0 for m in measurements)
     if failures:
         print(f"note: {failures} failed requests across measurements")
     if args.check and not all(ok for _, ok in checks):

@@ -59,3 +59,10 @@ FANOUT_FILE_GLOB = "fanout-*.json"
 # "written": int, "pending": int, "dropped": int, "errors": [str, ...]}; the
 # reports sum them to tell samples lost before reaching disk.
 RECORDER_FILE_GLOB = "recorder-*.json"
+
+# Samples relayed to the Locust master (--samples-via-master): the master's
+# accounting of one sending worker, written beside the shards it received
+# (loadtests.relay_receiver): shards and rows received, the last sequence
+# number, whether the worker's final flush arrived, what it kept on its own
+# disk; the reports name a worker whose samples did not all arrive.
+RELAY_FILE_GLOB = "relayed-*.json"

@@ -33,7 +33,16 @@ from core.run_record import RUNNING, RunRecord
 from core.runinfo import MEASURED_PACKAGES, machine, new_run_id
 from core.sampler import TreeSampler, stats_connected
 from dockertools.cli import LOCUST_IMAGE, REPO_ROOT, DockerError, compose, compose_version, docker_binary, run, say
-from dockertools.stack import ASYNC_MODES, StackSettings, build, down, prepare_results_dir, resolve_base, up
+from dockertools.stack import (
+    ASYNC_MODES,
+    StackSettings,
+    build,
+    down,
+    prepare_results_dir,
+    profiles_for,
+    resolve_base,
+    up,
+)
 from target_app.settings import SERVERS_BY_MODE
 
 # Beyond duration + stop timeout: container start, workers joining, last flush.
@@ -55,6 +64,8 @@ class DockerRunPlan:
     results_root: Path = REPO_ROOT / "results"
     target_port: int = 5050
     web_port: int = 8089
+    #: workers with no results mount (compose profile "relay"): samples reach results/ through the master
+    samples_via_master: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ASYNC_MODES:
@@ -68,6 +79,10 @@ class DockerRunPlan:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id("docker"))
+
+    @property
+    def worker_service(self) -> str:
+        return "relay-worker" if self.samples_via_master else "worker"
 
     @property
     def cell(self) -> str:
@@ -94,6 +109,7 @@ class DockerRunPlan:
             "--expect-workers", str(self.workers),
             # Sent to the workers with the spawn message: their own watchdog deadline.
             "--run-deadline", f"{self.load.duration_s + STOP_TIMEOUT_S + 30:g}",
+            *(["--samples-via-master"] if self.samples_via_master else []),
             SCENARIO_USERS[self.scenario],
         ]
 
@@ -113,7 +129,7 @@ class DockerRunResult:
 
 
 def container_ids(service: str, *, project: str | None) -> list[str]:
-    result = compose(["ps", "-q", service], project=project, timeout=60, check=False)
+    result = compose([*profiles_for([service]), "ps", "-q", service], project=project, timeout=60, check=False)
     return [line.strip() for line in (result.stdout or "").splitlines() if len(line.strip()) >= 12]
 
 
@@ -157,8 +173,9 @@ def image_versions(image: str = LOCUST_IMAGE) -> dict[str, str]:
 
 
 def save_logs(plan: DockerRunPlan, *, project: str | None, settings: StackSettings) -> None:
-    for name, services in (("target.log", ["target"]), ("locust.log", ["master", "worker"])):
-        result = compose(["logs", "--no-color", *services], project=project, env=settings.env(), timeout=120,
+    for name, services in (("target.log", ["target"]), ("locust.log", ["master", plan.worker_service])):
+        result = compose([*profiles_for(services), "logs", "--no-color", *services], project=project,
+                         env=settings.env(), timeout=120,
                          check=False)
         (plan.cell_dir / name).write_text(result.stdout or "", encoding="utf-8")
 
@@ -199,7 +216,7 @@ def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = 
         if pid is not None:
             sampler = TreeSampler(pid, plan.cell_dir / "server.csv",
                                   connected=stats_connected(f"http://127.0.0.1:{plan.target_port}")).start()
-        up(settings, ("master", "worker"), workers=plan.workers, project=project)
+        up(settings, ("master", plan.worker_service), workers=plan.workers, project=project)
         masters = container_ids("master", project=project)
         if not masters:
             raise DockerError("the master container did not start")
@@ -209,7 +226,7 @@ def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = 
             status, reason = "failed", f"master still running at the deadline ({plan.deadline_s:.0f} s); stopped it"
         elif master_code not in (0, 1):  # 1: the run had failures, which the report shows
             status, reason = "failed", f"locust master exited with code {master_code}; see locust.log"
-        for worker in container_ids("worker", project=project):
+        for worker in container_ids(plan.worker_service, project=project):
             extra.setdefault("worker_exit_codes", []).append(wait_exit(worker, WORKER_EXIT_TIMEOUT_S))
         if sampler is not None:
             extra["server_cpu_s"] = sampler.cpu_s
@@ -248,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=load.duration_s, help="seconds (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=load.warmup_s, help="seconds left out of the figures")
     parser.add_argument("--workers", type=int, default=d.workers, help="Locust worker containers")
+    parser.add_argument("--samples-via-master", action="store_true",
+                        help="workers with no results mount send their samples through the master")
     parser.add_argument("--emit-rate", type=float, default=load.emit_rate, help="emits/s per user; 0 = flat out")
     parser.add_argument("--payload-bytes", type=int, default=load.payload_bytes)
     parser.add_argument("--room-size", type=int, default=load.room_size)
@@ -266,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                          warmup_s=args.warmup, emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
                          room_size=args.room_size)
         plan = DockerRunPlan(mode=args.mode, server=args.server, scenario=args.scenario, load=load,
-                             workers=args.workers, run_id=args.run_id)
+                             workers=args.workers, run_id=args.run_id,
+                             samples_via_master=args.samples_via_master)
         base = resolve_base(args.base)
         result = run_headless(plan, base_image=base, build_images=not args.no_build, keep_up=args.keep_up)
     except (DockerError, ValueError) as exc:

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from core.cells import cell_name
 from dockertools.cli import (
@@ -138,20 +139,30 @@ def prune_dangling() -> None:
         timeout=120, check=False)
 
 
+#: the Locust worker services: with the results mount, and without ("relay" profile)
+WORKER_SERVICES = ("worker", "relay-worker")
+
+
+def profiles_for(services: Iterable[str]) -> list[str]:
+    """The compose profile flags that make ``services`` visible (the relay workers are in "relay")."""
+    return ["--profile", "relay"] if "relay-worker" in services else []
+
+
 def up(settings: StackSettings, services: tuple[str, ...] = CORE_SERVICES, *, workers: int = 1,
        project: str | None = None) -> None:
     """Start services detached (the images must exist: build first)."""
     args = ["up", "-d", "--no-build"]
-    if "worker" in services:
-        args += ["--scale", f"worker={workers}"]
-    compose([*args, *services], project=project, env=settings.env(), timeout=300)
+    for worker_service in WORKER_SERVICES:
+        if worker_service in services:
+            args += ["--scale", f"{worker_service}={workers}"]
+    compose([*profiles_for(services), *args, *services], project=project, env=settings.env(), timeout=300)
 
 
 def down(*, project: str | None = None, settings: StackSettings | None = None) -> None:
     """Remove the project's containers and network (Redis too)."""
     env = (settings or StackSettings()).env()
-    compose(["--profile", "mq", "down", "--remove-orphans", "--timeout", "10"], project=project, env=env,
-            timeout=180)
+    compose(["--profile", "mq", "--profile", "relay", "down", "--remove-orphans", "--timeout", "10"],
+            project=project, env=env, timeout=180)
 
 
 def wait_http(url: str, timeout: float = 90.0) -> bool:

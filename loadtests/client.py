@@ -39,6 +39,7 @@ from urllib.parse import urlencode, urlsplit
 
 import gevent
 from gevent import socket as gsocket
+from gevent.exceptions import InvalidSwitchError
 from gevent.lock import Semaphore
 
 from loadtests import frames, protocol
@@ -61,6 +62,25 @@ NEW, OPENING, CONNECTING, CONNECTED, CLOSED = "new", "opening", "connecting", "c
 _RECV_BYTES = 65536
 _READ, _WRITE = 1, 2
 _CONNECT_PENDING = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
+#: what the read watcher's callback hands a waiting reader
+_READABLE = object()
+_getcurrent = gevent.getcurrent
+
+
+class _Expired(BaseException):
+    """Thrown into a reader whose wait ran out (see :meth:`Client._start_deadline`).
+
+    A ``BaseException`` like ``gevent.Timeout``: a handler's ``except
+    Exception`` does not swallow it.
+    """
+
+    def __init__(self, timer: Any) -> None:
+        super().__init__()
+        self.timer = timer
+
+
+def _expire(reader: Any, timer: Any) -> None:
+    reader.throw(_Expired(timer))
 
 
 def _ip_family(host: str) -> int | None:
@@ -145,7 +165,7 @@ class Client:
         "message_bytes", "pings", "wakes", "close_reason", "closed_cleanly",
         "_state", "_sock", "_hub", "_read_watcher", "_write_watcher", "_parser", "_write_lock",
         "_reader", "_broken", "_close_sent", "_last_rx", "_drained", "_handlers", "_catch_all",
-        "_pending", "_next_id", "_partial",
+        "_pending", "_next_id", "_partial", "_timer", "_timer_after", "_ack_head",
     )
 
     def __init__(
@@ -172,7 +192,7 @@ class Client:
         self.timeout = timeout
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.close_timeout = close_timeout
-        protocol.namespace_prefix(namespace)  # validates early
+        self._ack_head = protocol.ack_head(namespace)  # validates the namespace early
         self._host = parts.hostname
         self._port = parts.port or 80
         self._host_header = parts.netloc
@@ -226,6 +246,9 @@ class Client:
         self._pending: dict[int, PendingAck] = {}
         self._next_id = 0
         self._partial: protocol.Packet | None = None
+        # The deadline timer of the calls, reused (see _start_deadline).
+        self._timer: Any = None
+        self._timer_after = -1.0
 
     # --- public API -----------------------------------------------------
 
@@ -393,38 +416,52 @@ class Client:
         return len(data)
 
     def _send_raw(self, data: bytes) -> None:
-        if self._broken or self._sock is None:
+        sock = self._sock
+        if self._broken or sock is None:
             raise self._not_connected()
         lock = self._write_lock
-        if lock is not None and lock.locked():
-            with lock:  # another greenlet is blocked mid-frame: queue behind it
-                self._write(data, holding=True)
-        else:
-            self._write(data, holding=False)
-        self.bytes_sent += len(data)
-
-    def _write(self, data: bytes, holding: bool) -> None:
-        # Writes almost always complete at once; a lock is only taken (and
-        # only created) when one has to wait for the socket mid-frame. Under
-        # gevent nothing else runs between the check in _send_raw and here.
-        sock = self._sock
-        acquired = None
-        try:
+        if lock is None or not lock.locked():
+            # Writes almost always complete at once; a lock is only taken (and
+            # only created) when one has to wait for the socket mid-frame.
             try:
                 sent = sock.send(data)
             except BlockingIOError:
                 sent = 0
+            except OSError as exc:
+                self._broken = True  # nothing of this frame went out, but the socket is failing
+                raise ConnectionClosed(f"send failed: {exc}") from exc
             if sent < len(data):
-                if not holding:
-                    if self._write_lock is None:
-                        self._write_lock = Semaphore()
-                    acquired = self._write_lock
-                    acquired.acquire()  # free: no greenlet ran since the check
-                view = memoryview(data)
-                while sent < len(data):
-                    self._hub.wait(self._write_watcher)
-                    with contextlib.suppress(BlockingIOError):
-                        sent += sock.send(view[sent:])
+                self._write_rest(data, sent, holding=False)
+        else:
+            with lock:  # another greenlet is blocked mid-frame: queue behind it
+                self._write_rest(data, 0, holding=True)
+        self.bytes_sent += len(data)
+
+    def _write_rest(self, data: bytes, sent: int, holding: bool) -> None:
+        """Write ``data`` from byte ``sent`` on, waiting for the socket as long as it takes.
+
+        ``holding``: the caller holds the write lock and nothing was tried
+        yet; otherwise the lock is taken here (free: under gevent nothing
+        else ran since the check in :meth:`_send_raw`).
+        """
+        sock = self._sock
+        acquired = None
+        try:
+            if holding:
+                try:
+                    sent = sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+            else:
+                if self._write_lock is None:
+                    self._write_lock = Semaphore()
+                acquired = self._write_lock
+                acquired.acquire()
+            view = memoryview(data)
+            while sent < len(data):
+                self._hub.wait(self._write_watcher)
+                with contextlib.suppress(BlockingIOError):
+                    sent += sock.send(view[sent:])
         except BaseException as exc:
             # A frame cut off mid-write would corrupt everything after it.
             self._broken = True
@@ -451,14 +488,12 @@ class Client:
         """
         sock = self._sock
         if wait_first:
-            self._hub.wait(self._read_watcher)
-            self.wakes += 1
+            self._wait_readable()
         while True:
             try:
                 chunk = sock.recv(_RECV_BYTES)
             except BlockingIOError:
-                self._hub.wait(self._read_watcher)
-                self.wakes += 1
+                self._wait_readable()
                 continue
             except InterruptedError:
                 continue
@@ -467,6 +502,45 @@ class Client:
             self.bytes_received += len(chunk)
             self._last_rx = time.monotonic()
             return chunk
+
+    def _wait_readable(self) -> None:
+        """Sleep until the socket is readable (``hub.wait`` without its per-wait ``Waiter``)."""
+        watcher = self._read_watcher
+        watcher.start(_getcurrent().switch, _READABLE)
+        try:
+            result = self._hub.switch()
+        finally:
+            watcher.stop()
+        self.wakes += 1
+        if result is not _READABLE:
+            raise InvalidSwitchError(f"unexpected switch into a client's read wait: {result!r}")
+
+    def _start_deadline(self, timeout: float, reader: Any) -> Any:
+        """Arm a timer that throws :class:`_Expired` into ``reader`` after ``timeout`` seconds; stop it after.
+
+        Waits of the client's own ``timeout`` (its calls) reuse one timer
+        while it is free: a gevent.Timeout per call costs more than the
+        framing. It is started with ``again()``, which counts the full
+        ``repeat`` (libev's plain start counts what was left when the timer
+        last stopped), and repeats only until the wait's end stops it. Other
+        waits (an idle user's, of varying length) get a timer of their own
+        that nothing keeps after the wait.
+        """
+        loop = self._hub.loop
+        if timeout <= 0:  # due at once, as gevent.Timeout(0) is
+            timer = loop.timer(0.0, 0.0, True, -1)
+            timer.start(_expire, reader, timer, update=True)
+            return timer
+        timer = self._timer
+        if timeout != self.timeout or timer is None or self._timer_after != timeout or timer.active:
+            # Priority -1, like gevent.Timeout's: runs before the I/O callbacks of its loop iteration.
+            fresh = loop.timer(timeout, timeout, True, -1)
+            # Kept for the next call unless a nested wait finds the connection's timer running.
+            if timeout == self.timeout and (timer is None or not timer.active):
+                self._timer, self._timer_after = fresh, timeout
+            timer = fresh
+        timer.again(_expire, reader, timer, update=True)
+        return timer
 
     def _pump_until(self, until: Any, timeout: float) -> bool:
         """Read and dispatch until ``until.done`` (None: never) or ``timeout``.
@@ -480,12 +554,11 @@ class Client:
             if until is _CLOSED:
                 return True
             raise self._not_connected()
-        current = gevent.getcurrent()
+        current = _getcurrent()
         if self._reader is not None and self._reader is not current:
             raise RuntimeError("another greenlet is already reading this client; one reader at a time")
         self._reader = current
-        timer = gevent.Timeout(timeout)
-        timer.start()
+        timer = self._start_deadline(timeout, current)
         try:
             while until is None or not until.done:
                 chunk = self._recv(self._drained)
@@ -494,8 +567,8 @@ class Client:
                 for opcode, payload in self._parser.feed(chunk):
                     self._on_message(opcode, payload)
             return True
-        except gevent.Timeout as exc:
-            if exc is not timer:
+        except _Expired as exc:
+            if exc.timer is not timer:
                 raise
             self.wakes += 1
             if time.monotonic() - self._last_rx > self.ping_interval + self.ping_timeout:
@@ -522,7 +595,7 @@ class Client:
             self._shutdown(error)
             raise error from exc
         finally:
-            timer.close()
+            timer.stop()
             self._reader = None
 
     def _open(self, phase: list[str]) -> None:
@@ -578,6 +651,12 @@ class Client:
     def _on_message(self, opcode: int, payload: Any) -> None:
         if opcode == frames.OP_TEXT:
             self.message_bytes = len(payload)
+            # The common message first: an ACK, handled as _on_packet and _dispatch would.
+            if self._state == CONNECTED and (ack := protocol.decode_ack(payload, self._ack_head)) is not None:
+                pending = self._pending.pop(ack[0], None)
+                if pending is not None:  # else: a late ack for a call that timed out
+                    pending._resolve(ack[1])
+                return
             kind = payload[:1]
             if kind == protocol.EIO_MESSAGE:
                 self._on_packet(protocol.decode(payload[1:]))

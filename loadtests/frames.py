@@ -111,20 +111,28 @@ def mask(key: bytes, payload: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
 
 
+# For payloads of up to 125 bytes (one-byte length): n -> (an int with a 1 in
+# every 4-byte word, the low n bytes set). ``key * repeat`` is the key
+# repeated, so masking is one multiplication and one XOR of ints.
+_SHORT_MASKS = [
+    (int.from_bytes(b"\x01\x00\x00\x00" * (n // 4 + 1), "little"), (1 << (8 * n)) - 1) for n in range(126)
+]
+
+
 def encode_frame(opcode: int, payload: bytes) -> bytes:
     """One final, masked client frame."""
     n = len(payload)
     first = 0x80 | opcode
-    if n < 126:
-        head = bytes((first, 0x80 | n))
-    elif n < 65536:
-        head = struct.pack("!BBH", first, 0xFE, n)
-    else:
-        head = struct.pack("!BBQ", first, 0xFF, n)
     # Masking keys only have to be unpredictable to scripts in a browser;
     # the Mersenne Twister (seeded from os.urandom) saves a getrandom(2)
     # system call per frame.
-    key = _getrandbits(32).to_bytes(4, "little")
+    k = _getrandbits(32)
+    key = k.to_bytes(4, "little")
+    if n < 126:
+        repeat, low = _SHORT_MASKS[n]
+        masked = (int.from_bytes(payload, "little") ^ (k * repeat & low)).to_bytes(n, "little")
+        return bytes((first, 0x80 | n)) + key + masked
+    head = struct.pack("!BBH", first, 0xFE, n) if n < 65536 else struct.pack("!BBQ", first, 0xFF, n)
     return head + key + mask(key, payload)
 
 
@@ -169,6 +177,15 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[Message]:
         buf = self._buf
+        if not buf and self._frag_opcode is None and len(data) >= 2:
+            # The common case first: ``data`` is one whole, final, unmasked
+            # text frame of at most 125 bytes (b1 < 126: no mask bit, short length).
+            b1 = data[1]
+            if data[0] == 0x81 and b1 < 126 and len(data) == b1 + 2 and b1 <= self.max_message_bytes:
+                try:
+                    return [(OP_TEXT, data[2:].decode())]
+                except UnicodeDecodeError:
+                    raise ProtocolError("websocket text message is not valid UTF-8") from None
         buf += data
         if len(buf) < self._need:
             return []

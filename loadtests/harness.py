@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, chec
 from loadtests.pacing import LEDGER
 from loadtests.plain_run import owns_run_record, plain_run_record
 from loadtests.recorder import Recorder, ResultsFolderError, check_results_folder, shard_tag, worker_id
+from loadtests.relay_receiver import ShardReceiver
+from loadtests.relay_sender import ShardSender
+from loadtests.relay_wire import ACK_MESSAGE, SHARD_MESSAGE
 from loadtests.watchdog import Watchdog, deadline_seconds, run_time_from_argv
 
 __all__ = ["add_arguments", "install", "on_init", "Harness"]
@@ -50,6 +54,8 @@ ENV_HEARTBEAT_LIVENESS = "LOCUST_HEARTBEAT_LIVENESS"
 # Custom Locust messages between master and workers.
 _STOP = "loadtests_stop"
 _STOPPED = "loadtests_stopped"
+#: seconds a stopping worker waits for the master to acknowledge its last shards (--samples-via-master)
+RELAY_DRAIN_S = 10.0
 
 
 class Harness:
@@ -68,11 +74,29 @@ class Harness:
             self.recorder = Recorder(settings.results_dir)
             environment.events.request.add_listener(self.recorder.on_request)
             logger.info("recording samples to %s as %s", settings.results_dir, self.recorder.tag)
+        elif settings.samples_via_master and isinstance(environment.runner, WorkerRunner):
+            self._record_for_the_master()
         elif not settings.results_dir and not is_master:
-            logger.warning("no --results-dir (or $%s): samples are not recorded", ENV_RESULTS_DIR)
+            logger.warning("no --results-dir (or $%s): samples are not recorded%s", ENV_RESULTS_DIR,
+                           " unless the master asks for --samples-via-master"
+                           if isinstance(environment.runner, WorkerRunner) else "")
         self.watchdog = Watchdog([self.flush] if self.recorder else [])
         self._stopped_workers: set[str] = set()
         runner = environment.runner
+        #: --samples-via-master: this worker's sender, or the master's receiver
+        self.sender: ShardSender | None = None
+        self.receiver: ShardReceiver | None = None
+        if isinstance(runner, WorkerRunner) and self.recorder is not None:
+            self._attach_sender(runner)
+        elif isinstance(runner, MasterRunner):
+            master = runner
+            self.receiver = ShardReceiver(
+                lambda: self.settings.results_dir,
+                lambda node, data: master.send_message(ACK_MESSAGE, data, client_id=node))
+            runner.register_message(SHARD_MESSAGE, self.receiver.on_message)
+            if settings.samples_via_master and not settings.results_dir:
+                logger.warning("--samples-via-master without --results-dir: the master refuses the workers' "
+                               "samples, and each worker keeps them on its own disk")
         #: workers that went missing mid-run (master only): id -> seconds into the load
         self.lost_workers: dict[str, float] = {}
         self._worker_watch: gevent.Greenlet | None = None
@@ -81,6 +105,7 @@ class Harness:
             environment.events.test_stopping.add_listener(self._stop_workers_first)
             environment.events.test_start.add_listener(self._watch_workers)
             environment.events.test_stop.add_listener(self._unwatch_workers)
+            environment.events.test_stop.add_listener(self._finish_relay)
         elif isinstance(runner, WorkerRunner):
             runner.register_message(_STOP, self._on_stop_request, concurrent=True)
         self._load_bounds: dict[str, Any] = {}
@@ -168,14 +193,44 @@ class Harness:
             self.recorder.flush(timeout=5.0)
             self.write_fanout_pairs()
 
+    def _record_for_the_master(self) -> None:
+        """A worker with no --results-dir whose samples go to the master: a temporary folder keeps
+        what cannot be sent."""
+        spill = tempfile.mkdtemp(prefix="loadtests-samples-")
+        self.recorder = Recorder(spill)
+        self.environment.events.request.add_listener(self.recorder.on_request)
+        logger.info("sending samples to the master; shards it cannot take go to %s", spill)
+
+    def _attach_sender(self, runner: WorkerRunner) -> None:
+        assert self.recorder is not None
+        self.sender = ShardSender(self.recorder, runner.send_message, flush_s=self.settings.flush_interval)
+        self.sender.enabled = self.settings.samples_via_master
+        self.recorder.relay = self.sender
+        runner.register_message(ACK_MESSAGE, self.sender.on_ack)
+
+    def _relaying(self) -> ShardSender | None:
+        """This worker's sender while samples go via the master."""
+        return self.sender if self.sender is not None and self.sender.enabled else None
+
+    def _finish_relay(self, **_: Any) -> None:
+        """Master, test stop: tell the receiver which workers were lost, and when."""
+        if self.receiver is None:
+            return
+        started = self._load_bounds.get("load_started_ns")
+        self.receiver.finish({node: int(started + seconds * 1e9) if started and seconds >= 0 else -1
+                              for node, seconds in self.lost_workers.items()})
+
     def write_fanout_pairs(self) -> None:
         """``fanout-<host>-<pid>.json``: the fan-out the user classes declared, for the reports to pair."""
         pairs = pairs_of(self.environment.user_classes)
         if self.recorder is None or not pairs or self._pairs_written_to == self.recorder.results_dir:
             return
         path = self.recorder.results_dir / f"fanout-{shard_tag()}.json"
+        document = {"worker": worker_id(), "pairs": pairs}
+        if sender := self._relaying():
+            sender.add_file(path.name, document)
         try:
-            write_json(path, {"worker": worker_id(), "pairs": pairs}, indent=1)
+            write_json(path, document, indent=1)
             self._pairs_written_to = self.recorder.results_dir
         except OSError as exc:
             logger.warning("cannot write %s: %s", path, exc)
@@ -263,6 +318,8 @@ class Harness:
         runner = environment.runner
         assert isinstance(runner, WorkerRunner)  # registered on workers only
         runner.stop()  # users stop (on_stop runs), test_stop fires here
+        if sender := self._relaying():
+            sender.drain(RELAY_DRAIN_S)  # the last shards are in the master's folder before it ends
         runner._send_stats()  # the final report, before the master goes away
         runner.send_message(_STOPPED)
 
@@ -276,6 +333,14 @@ class Harness:
             if not isinstance(environment.runner, WorkerRunner):  # workers load what the master chose
                 check_host(environment.host, self.settings)
             set_settings(environment, self.settings)  # what the users read
+            runner = environment.runner
+            if self.settings.samples_via_master and self.recorder is None and isinstance(runner, WorkerRunner):
+                self._record_for_the_master()  # the master asks for samples; this worker had no folder
+                self.watchdog.on_expire.append(self.flush)
+                self._attach_sender(runner)
+            if self.sender is not None:  # the master's --samples-via-master reaches workers with each start
+                self.sender.enabled = self.settings.samples_via_master
+                self.sender.flush_s = self.settings.flush_interval
         except ValueError as exc:
             logger.error("bad load test option: %s; stopping", exc)
             if environment.runner is not None:
@@ -289,6 +354,8 @@ class Harness:
             if lean:
                 logger.warning("--transport %s applies to ReferenceUser only; %s speak websocket",
                                self.settings.transport, ", ".join(lean))
+        if sender := self._relaying():
+            sender.begin()
         if self.recorder is not None and self._flusher is None:
             self._flusher = gevent.spawn(self._flush_periodically)
         seconds = self.deadline()
@@ -303,6 +370,8 @@ class Harness:
             self.watchdog.disarm()
         self.flush()
         self.write_user_targets()
+        if sender := self._relaying():
+            sender.finish()
         expected, delivered = LEDGER.totals()
         if expected or delivered:
             lost = expected - delivered
@@ -321,6 +390,8 @@ class Harness:
         final = self.recorder.results_dir / f"targets-{shard_tag()}.json"
         document = {"worker": worker_id(), "urls": list(self.settings.urls),
                     "users": {str(user): url for user, url in sorted(USER_TARGETS.items())}}
+        if sender := self._relaying():
+            sender.add_file(final.name, document)
         try:
             write_json(final, document, indent=1)
         except OSError as exc:
@@ -328,6 +399,8 @@ class Harness:
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         self.flush()
+        if self.sender is not None:
+            self.sender.abandon()  # what the master never acknowledged stays on this disk
         recorder = self.recorder
         if recorder is not None and recorder.lost:
             logger.error("recorder: %d of %d samples could not be written to %s (%s); exit status %d",
@@ -340,6 +413,8 @@ class Harness:
             self._flusher.kill(block=False)
             self._flusher = None
         self.flush()
+        if self.sender is not None:
+            self.sender.abandon()
 
 
 _installed = False
@@ -389,7 +464,7 @@ def on_init(environment: Environment, **_: Any) -> None:
     if settings.target_pid and not psutil.pid_exists(settings.target_pid):
         sys.stderr.write(f"locust: error: --target-pid {settings.target_pid}: no such process on this machine\n")
         sys.exit(2)
-    if settings.results_dir and not isinstance(environment.runner, MasterRunner):
+    if settings.results_dir and (settings.samples_via_master or not isinstance(environment.runner, MasterRunner)):
         try:
             check_results_folder(Path(settings.results_dir))
         except ResultsFolderError as exc:

@@ -21,6 +21,8 @@ ENV_RESULTS_DIR = "LOADTEST_RESULTS_DIR"
 ENV_AUTH_TOKEN = "LOADTEST_AUTH_TOKEN"
 #: "1" allows non-loopback targets, like --i-own-this-host (containers on a compose network)
 ENV_OWN_HOST = "LOADTEST_I_OWN_THIS_HOST"
+#: comma-separated hosts allowed besides loopback, like --own-hosts
+ENV_OWN_HOSTS = "LOADTEST_OWN_HOSTS"
 
 
 #: the largest payload a user builds (one string, shared by the users of a process)
@@ -67,6 +69,10 @@ class LoadSettings:
     expected_from: str = "auto"
     #: the user owns the (non-loopback) target hosts and means to load them
     i_own_this_host: bool = False
+    #: comma-separated hosts (names or addresses) the user owns: allowed besides loopback, no others
+    own_hosts: str = ""
+    #: workers send their sample shards to the Locust master, which writes them (no shared folder needed)
+    samples_via_master: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -98,10 +104,17 @@ class LoadSettings:
         need(self.flush_interval > 0, f"--flush-interval must be > 0, got {self.flush_interval}")
         need(self.run_deadline >= 0, f"--run-deadline must be >= 0, got {self.run_deadline}")
         need(self.watchdog_grace >= 0, f"--watchdog-grace must be >= 0, got {self.watchdog_grace}")
+        need(all("/" not in h and " " not in h for h in self.owned_hosts),
+             f"--own-hosts must be host names or addresses separated by commas, got {self.own_hosts!r}")
         urls = parse_target_urls(self.target_urls)  # ValueError names the bad URL
         for url in urls:
-            require_loopback(url, allow_remote=self.i_own_this_host)
+            require_loopback(url, allow_remote=self.i_own_this_host, owned=self.owned_hosts)
         resolve_expected_from(self.expected_from, len(urls))
+
+    @property
+    def owned_hosts(self) -> tuple[str, ...]:
+        """The hosts of ``--own-hosts`` (allowed as targets besides loopback)."""
+        return tuple(h.strip() for h in self.own_hosts.split(",") if h.strip())
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -154,7 +167,7 @@ def _env_flag(name: str) -> bool:
 def check_host(host: str | None, settings: LoadSettings) -> None:
     """Refuse a ``--host`` outside loopback unless the user owns it (UnsafeTargetError)."""
     if host:
-        require_loopback(host, allow_remote=settings.i_own_this_host)
+        require_loopback(host, allow_remote=settings.i_own_this_host, owned=settings.owned_hosts)
 
 
 def _non_negative_int(text: str) -> int:
@@ -239,6 +252,13 @@ def add_arguments(parser: Any) -> None:
     add("--expected-from", choices=EXPECTED_FROM, default=d.expected_from,
         help="Deliveries a broadcast should cause: 'acks' (the server's recipients, one instance), "
              "'roster' (this load generator's room members), 'auto' = roster with several --target-urls")
+    add("--samples-via-master", action="store_true", default=d.samples_via_master, include_in_web_ui=False,
+        help="Workers send their samples to the master over Locust's own channel, and the master writes "
+             "them into its --results-dir (for workers on other hosts, with no shared folder); set it on the "
+             "master, workers follow (default: each process writes its own shards)")
+    add("--own-hosts", default=os.environ.get(ENV_OWN_HOSTS, ""), include_in_web_ui=False,
+        help=f"Comma-separated hosts you own that may be load targets besides loopback; no other host is "
+             f"(narrower than --i-own-this-host; also ${ENV_OWN_HOSTS})")
     add("--i-own-this-host", action="store_true", default=_env_flag(ENV_OWN_HOST),
         include_in_web_ui=False,
         help=f"Allow targets outside loopback (127.0.0.0/8, ::1): only for hosts you own "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from loadtests.errors import ProtocolError
@@ -47,6 +48,10 @@ MAX_ATTACHMENTS = 1000
 
 _BINARY_TYPES = (bytes, bytearray, memoryview)
 _decoder = json.JSONDecoder()
+#: the JSON scanner behind ``raw_decode``, called directly: ``(value, end)`` or StopIteration
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]
+#: "4" + packet type: the head of a Socket.IO packet without attachments
+_HEADS = tuple(EIO_MESSAGE + str(n) for n in range(len(PACKET_NAMES)))
 
 
 @dataclass(slots=True)
@@ -91,6 +96,24 @@ def _no_binary(obj: Any) -> Any:
 # One shared encoder for the common, binary-free case: it keeps no state, so
 # greenlets and threads can share it.
 _fast_encoder = json.JSONEncoder(separators=(",", ":"), default=_no_binary)
+# The C encoder that JSONEncoder.encode builds on every call, built once. It
+# keeps no circular-reference markers (they would be state shared between
+# callers): a cycle ends in RecursionError, and the checking encoder above
+# then names it, as before.
+_encode_chunks = (
+    c_make_encoder(None, _no_binary, encode_basestring_ascii, None, ":", ",", False, False, True)
+    if c_make_encoder is not None else None
+)
+
+
+def _dumps(data: Any) -> str:
+    """Compact JSON of ``data``; raises :class:`_HasBinary` on the first binary value."""
+    if _encode_chunks is not None:
+        try:
+            return "".join(_encode_chunks(data, 0))
+        except RecursionError:
+            pass  # a cycle, or data nested too deep: the checking encoder says which
+    return _fast_encoder.encode(data)
 
 
 def _dumps_with_attachments(data: Any) -> tuple[str, list[bytes]]:
@@ -127,19 +150,16 @@ def encode(
     attachments: list[bytes] = []
     if data is not None:
         try:
-            body = _fast_encoder.encode(data)
+            body = _dumps(data)
         except _HasBinary:
             if packet_type not in (EVENT, ACK):
                 raise ValueError(f"{PACKET_NAMES[packet_type]} packets cannot carry binary data") from None
             body, attachments = _dumps_with_attachments(data)
-    head = EIO_MESSAGE
-    if attachments:
-        head += f"{packet_type + 3}{len(attachments)}-"
-    else:
-        head += str(packet_type)
-    head += namespace_prefix(namespace)
+    head = f"{EIO_MESSAGE}{packet_type + 3}{len(attachments)}-" if attachments else _HEADS[packet_type]
+    if namespace != "/":
+        head += namespace_prefix(namespace)
     if ack_id is not None:
-        head += str(ack_id)
+        return f"{head}{ack_id}{body}", attachments
     return head + body, attachments
 
 
@@ -178,14 +198,13 @@ def decode(text: str) -> Packet:
     """
     if not text:
         raise ProtocolError("empty Socket.IO packet")
-    first = text[0]
-    if not "0" <= first <= "6":
-        raise ProtocolError(f"unknown Socket.IO packet type {first!r} in {text[:80]!r}")
-    packet_type = ord(first) - 48
+    packet_type = ord(text[0]) - 48
+    if not 0 <= packet_type <= 6:
+        raise ProtocolError(f"unknown Socket.IO packet type {text[0]!r} in {text[:80]!r}")
     n = len(text)
     i = 1
     attachments = 0
-    if packet_type in (BINARY_EVENT, BINARY_ACK):
+    if packet_type >= BINARY_EVENT:
         dash = text.find("-", 1, 12)
         count = text[1:dash]
         if dash < 0 or not count.isdecimal():
@@ -212,13 +231,48 @@ def decode(text: str) -> Packet:
     data = None
     if i < n:
         try:
-            data, end = _decoder.raw_decode(text, i)
+            data, end = _scan_once(text, i)
+        except StopIteration as stop:  # what raw_decode turns into "Expecting value"
+            error = json.JSONDecodeError("Expecting value", text, stop.value)
+            raise ProtocolError(f"bad JSON in {PACKET_NAMES[packet_type]} packet {text[:80]!r}: {error}") from None
         except ValueError as exc:
             raise ProtocolError(f"bad JSON in {PACKET_NAMES[packet_type]} packet {text[:80]!r}: {exc}") from None
         if end != n:
             raise ProtocolError(f"trailing data after JSON in {text[:80]!r}")
-    _check_shape(packet_type, data, text)
+    if packet_type != ACK or data.__class__ is not list:  # an ACK's list is the common case: nothing to check
+        _check_shape(packet_type, data, text)
     return Packet(packet_type, namespace, data, ack_id, attachments)
+
+
+def ack_head(namespace: str = "/") -> str:
+    """What a plain ACK message for ``namespace`` starts with: ``"43"`` and the namespace prefix."""
+    return EIO_MESSAGE + str(ACK) + namespace_prefix(namespace)
+
+
+def decode_ack(message: str, head: str) -> tuple[int, list[Any]] | None:
+    """``(ack id, arguments)`` of a plain ACK message starting with ``head`` (see :func:`ack_head`).
+
+    The common message of a load test, read without building a
+    :class:`Packet`: ``message`` is the whole Engine.IO text message. None
+    for anything else, malformed ACKs included: :func:`decode` the packet
+    then (it names what is wrong).
+    """
+    if not message.startswith(head):
+        return None
+    i = len(head)
+    j = message.find("[", i, i + 19)  # an ack id of 1 to 18 digits, then the argument list
+    if j <= i:
+        return None
+    digits = message[i:j]
+    if not (digits.isdigit() and digits.isascii()):
+        return None
+    try:
+        data, end = _scan_once(message, j)
+    except (StopIteration, ValueError):
+        return None
+    if end != len(message):
+        return None
+    return int(digits), data
 
 
 def _check_shape(packet_type: int, data: Any, text: str) -> None:

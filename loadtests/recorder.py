@@ -14,6 +14,10 @@ and every later flush tries them again; rows beyond the bound are dropped
 and counted. After every flush ``recorder-<host>-<pid>.json`` says how many
 samples were taken, written, pending and dropped, with the last errors, and
 the reports compare it with what they read.
+
+With ``--samples-via-master`` a :class:`ShardRelay` (``loadtests.relay_sender``)
+takes the rows of each flush instead and sends them to the Locust master;
+the shards it cannot send are written here as usual.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,8 +47,10 @@ try:  # a real lock even under monkey-patching: the watchdog flushes from an OS 
     from gevent.monkey import get_original
 
     _allocate_lock = get_original("_thread", "allocate_lock")
+    _get_ident = get_original("_thread", "get_ident")
 except ImportError:  # pragma: no cover - gevent is a dependency
     from _thread import allocate_lock as _allocate_lock
+    from _thread import get_ident as _get_ident
 
 
 #: a results folder with less free space than this is refused at the start
@@ -86,6 +92,39 @@ def shard_tag() -> str:
     return f"{host}-{os.getpid()}"
 
 
+#: a recorder row as Arrow sees it: converted in one pass, without transposing in Python
+_ROW_TYPE = pa.struct(list(SAMPLE_SCHEMA))
+#: dictionary-encode the string columns only: trying it on times and latencies costs
+#: about half of a shard's write, and the shards come out smaller without it
+_DICTIONARY_COLUMNS = [field.name for field in SAMPLE_SCHEMA if pa.types.is_string(field.type)]
+
+
+def rows_to_table(rows: list[tuple]) -> pa.Table:
+    """Recorder rows (full :data:`SAMPLE_SCHEMA` tuples) as an Arrow table."""
+    # Half the CPU of zip(*rows) and one array per column; a tuple of the
+    # wrong size is refused all the same (ArrowInvalid).
+    return pa.Table.from_struct_array(pa.array(rows, type=_ROW_TYPE))
+
+
+def shard_name(tag: str, seq: int) -> str:
+    """A shard's file name: ``samples-<tag>-<seq>.parquet`` (matches ``SHARD_GLOB``)."""
+    return f"samples-{tag}-{seq:05d}.parquet"
+
+
+class ShardRelay(Protocol):
+    """Where a recorder's rows go instead of local shards (``--samples-via-master``)."""
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def in_flight_rows(self) -> int: ...
+
+    def ship(self, rows: list[tuple], *, in_thread: bool, wait: bool) -> None: ...
+
+    def accounting(self) -> dict[str, Any]: ...
+
+
 class Recorder:
     """Buffers samples and writes them as Parquet shards to ``results_dir``.
 
@@ -120,6 +159,10 @@ class Recorder:
         self._rows: list[tuple] = []
         self._seq = 0
         self._lock = _allocate_lock()
+        self._seq_lock = _allocate_lock()
+        #: set by ``--samples-via-master``: flushes on the event loop's thread go to the master
+        self.relay: ShardRelay | None = None
+        self._loop_thread = _get_ident()
         # The first Parquet write pays ~0.5 s of lazy initialisation; pay it
         # now, not mid-run where it would stall every user.
         pq.write_table(SAMPLE_SCHEMA.empty_table(), pa.BufferOutputStream())
@@ -162,8 +205,14 @@ class Recorder:
         """Write the buffered rows as one shard; returns its path (None if empty).
 
         ``timeout`` bounds the wait for a write already running elsewhere
-        (seconds, -1 = wait).
+        (seconds, -1 = wait). With a relay, rows flushed on the event loop's
+        thread are sent to the master instead (None returned); the watchdog's
+        thread writes them here.
         """
+        relay = self.relay
+        if relay is not None and relay.active and _get_ident() == self._loop_thread:
+            relay.ship(self.take(), in_thread=False, wait=False)
+            return None
         return self.write(self.take(), timeout)
 
     def flush_in_thread(self) -> Path | None:
@@ -173,6 +222,10 @@ class Recorder:
 
         rows = self.take()
         if not rows:
+            return None
+        relay = self.relay
+        if relay is not None and relay.active:
+            relay.ship(rows, in_thread=True, wait=True)
             return None
         return gevent.get_hub().threadpool.apply(self.write, (rows,))
 
@@ -221,17 +274,26 @@ class Recorder:
             self._write_accounting()
             self._lock.release()
 
-    def _write_shard(self, rows: list[tuple]) -> Path:
-        columns = list(zip(*rows, strict=True))  # every row is a full SAMPLE_SCHEMA tuple
-        table = pa.Table.from_arrays(
-            [pa.array(col, type=field.type) for col, field in zip(columns, SAMPLE_SCHEMA, strict=True)],
-            schema=SAMPLE_SCHEMA,
-        )
-        final = self.results_dir / f"samples-{self.tag}-{self._seq + 1:05d}.parquet"
+    def next_seq(self) -> int:
+        """Take the next shard number (any thread): relayed and local shards share one sequence."""
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
+
+    def shard_path(self, seq: int) -> Path:
+        """Where shard ``seq`` of this process is written in the results folder."""
+        return self.results_dir / shard_name(self.tag, seq)
+
+    def write_table(self, table: pa.Table, seq: int) -> Path:
+        """Write ``table`` as shard ``seq`` (temporary name, then renamed); OSError when it cannot."""
+        final = self.shard_path(seq)
         with atomic_path(final) as temp:
-            pq.write_table(table, temp)
-        self._seq += 1
+            pq.write_table(table, temp, use_dictionary=_DICTIONARY_COLUMNS)
         return final
+
+    def _write_shard(self, rows: list[tuple]) -> Path:
+        table = rows_to_table(rows)  # every row is a full SAMPLE_SCHEMA tuple
+        return self.write_table(table, self.next_seq())  # a failed write leaves a gap in the numbers
 
     def _check_free_space(self) -> None:
         """Say so, once in a while, when the results folder is nearly full: a lost shard should not surprise."""
@@ -258,13 +320,30 @@ class Recorder:
 
     def accounting(self) -> dict[str, Any]:
         """What this process took, wrote, holds and lost (``recorder-<tag>.json``)."""
-        return {"worker": self.worker, "taken": self.recorded, "written": self.written,
-                "pending": len(self._pending) + len(self._rows), "dropped": self.dropped, "errors": self.errors}
+        pending = len(self._pending) + len(self._rows)
+        if self.relay is not None:  # written = on this disk + acknowledged by the master
+            pending += self.relay.in_flight_rows
+        document: dict[str, Any] = {"worker": self.worker, "taken": self.recorded, "written": self.written,
+                                    "pending": pending, "dropped": self.dropped, "errors": self.errors}
+        if self.relay is not None:
+            document["via_master"] = self.relay.accounting()
+        return document
 
     @property
     def lost(self) -> int:
         """Samples taken that are not on disk (pending or dropped)."""
         return self.recorded - self.written
+
+    def write_accounting(self) -> None:
+        """Rewrite ``recorder-<tag>.json`` now (after a change the relay made).
+
+        Skipped while a write holds the lock for more than a second: that write rewrites it when done.
+        """
+        if self._lock.acquire(True, 1.0):
+            try:
+                self._write_accounting()
+            finally:
+                self._lock.release()
 
     def _write_accounting(self) -> None:
         path = self.results_dir / f"recorder-{self.tag}.json"

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
 from core.schema import FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
 from reports.errors import ReportInputError
+from reports.transport import check_relayed
 
 SERVER_CSV = "server.csv"
 LOADGEN_CSV = "loadgen.csv"
@@ -229,6 +230,8 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
     fanout_pairs = read_fanout_pairs(path, problems)
     lost: list[str] = []
     recorder = read_recorder_files(path, problems, lost, rows_read=sum(shard_info.rows_by_shard.values()))
+    check_relayed(path, load_started_ns=run.load_started_ns if run else None, problems=problems, lost=lost,
+                  notes=notes)  # samples sent through the Locust master: did every worker's arrive?
     return CellData(
         path=path, cell=cell, run=run, samples=samples, server=server, loadgen=loadgen,
         locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs,

@@ -270,6 +270,37 @@ def test_unanswered_call_times_out_and_a_late_ack_is_ignored():
         assert client.call("echo", 2, timeout=10) == "on time"
 
 
+def test_every_call_on_a_connection_gets_its_whole_timeout():
+    """After a call that timed out, and after one answered late in its time (the timer is reused)."""
+    def script(sock):
+        _read_client_frame(sock)  # call 1: never answered
+        for ack_id in (2, 3):
+            _read_client_frame(sock)
+            gevent.sleep(0.2)
+            sock.sendall(_frame(b"43%d[\"in time\"]" % ack_id))
+        gevent.sleep(5)
+
+    with ScriptedServer(script) as url:
+        client = Client(url, timeout=0.3, connect_timeout=5)
+        client.connect()
+        started = time.monotonic()
+        with pytest.raises(CallTimeout):
+            client.call("echo", 1)
+        assert time.monotonic() - started >= 0.29
+        assert client.call("echo", 2) == "in time"
+        assert client.call("echo", 3) == "in time"  # not what was left of call 2's 0.3 s
+
+
+def test_pumps_of_the_same_length_each_last_their_time():
+    with ScriptedServer(lambda sock: gevent.sleep(5)) as url:
+        client = Client(url, timeout=0.1, connect_timeout=5)
+        client.connect()
+        for _ in range(3):
+            started = time.monotonic()
+            client.pump(0.1)
+            assert time.monotonic() - started >= 0.09
+
+
 def test_concurrent_writes_that_fill_the_socket_do_not_interleave():
     received: list[tuple[int, bytes]] = []
     done = gevent.event.Event()

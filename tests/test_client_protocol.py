@@ -134,3 +134,27 @@ def test_we_decode_what_python_socketio_encodes():
     packet = protocol.decode(theirs)
     assert (packet.type, packet.namespace, packet.ack_id, packet.data) == (
         protocol.ACK, "/bench", 44, [{"recipients": 3}])
+
+
+@pytest.mark.parametrize("namespace", ["/", "/bench"])
+def test_a_plain_ack_reads_the_same_on_the_short_path(namespace):
+    head = protocol.ack_head(namespace)
+    for ack_id, args in [(1, []), (12345, ["x" * 64]), (10**17, [{"a": [1, 2]}, None, "é"])]:
+        text, _ = protocol.encode(protocol.ACK, namespace, args, ack_id)
+        packet = protocol.decode(text[1:])
+        assert protocol.decode_ack(text, head) == (packet.ack_id, packet.data) == (ack_id, args)
+
+
+@pytest.mark.parametrize("message", [
+    '42["echo",1]',              # an event, not an ack
+    '43/bench,5["x"]',           # another namespace than "/"
+    '43["no id"]',               # no ack id: decode() names the error
+    '435{"not":"a list"}',       # arguments that are not a list
+    '435["cut',                  # bad JSON
+    '435["x"]trailing',          # trailing data
+    '43' + '9' * 19 + '["x"]',   # ack id too long
+    '43٣["x"]',                  # a non-ASCII digit
+    '463-5[{"_placeholder":true,"num":0}]',  # a binary ack
+])
+def test_anything_but_a_plain_ack_is_left_to_decode(message):
+    assert protocol.decode_ack(message, protocol.ack_head("/")) is None

@@ -192,6 +192,24 @@ def test_headless_plan_asks_the_master_for_workers_results_and_the_scenario() ->
     assert env["HARNESS_RESULTS_DIR"] == "/results/r1/gevent-dev--echo" and env["TARGET_ASYNC_MODE"] == "gevent"
 
 
+def test_relay_plan_uses_the_volume_less_workers_and_asks_the_master_for_their_samples() -> None:
+    plan = DockerRunPlan(mode="gevent", scenario="echo", workers=2, run_id="r1", samples_via_master=True)
+    assert "--samples-via-master" in plan.master_args() and plan.worker_service == "relay-worker"
+    assert "--samples-via-master" not in DockerRunPlan(run_id="r2").master_args()
+
+
+@with_each_compose
+def test_relay_workers_have_no_results_mount_and_record_nowhere_of_their_own(compose: list[str]) -> None:
+    import yaml
+
+    services = yaml.safe_load(render(compose, "--profile", "relay", "config"))["services"]
+    relay, worker = services["relay-worker"], services["worker"]
+    assert not relay.get("volumes"), relay.get("volumes")
+    assert worker.get("volumes"), "the ordinary workers keep results/ mounted"
+    assert relay["environment"].get("LOADTEST_RESULTS_DIR", "") == ""
+    assert relay["environment"]["LOADTEST_I_OWN_THIS_HOST"] == "1"
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"mode": "asgi", "server": "dev"}, "asgi runs under uvicorn"),
     ({"scenario": "nope"}, "--scenario must be one of"),

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -44,7 +45,7 @@ from dockertools.cli import (
     is_root,
     run,
 )
-from dockertools.run import DockerRunPlan, build_report, run_headless
+from dockertools.run import DockerRunPlan, build_report, container_ids, run_headless
 from dockertools.stack import StackSettings, build, down, resolve_base, up
 
 pytestmark = pytest.mark.docker
@@ -269,6 +270,47 @@ def test_mq_profile_target_publishes_through_redis(stack: StackSettings) -> None
     queue = json.loads(http_get(f"{TARGET_URL}/stats")[1])["message_queue"]
     assert queue["listening"] is True and queue["publish_failures"] == 0
     down(project=PROJECT, settings=settings)
+
+
+def test_workers_without_a_volume_deliver_their_samples_through_the_master(stack: StackSettings) -> None:
+    """Compose profile "relay": worker containers with no results mount, as on hosts that share no disk."""
+    run_id = f"pytest-docker-relay-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    plan = DockerRunPlan(mode="gevent", scenario="echo",
+                         load=LoadShape(users=6, spawn_rate=6, duration_s=8, warmup_s=1, emit_rate=5),
+                         workers=2, run_id=run_id, samples_via_master=True)
+    mounts: list[list[str]] = []
+
+    def record_worker_mounts() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(mounts) < 2:
+            ids = container_ids("relay-worker", project=PROJECT)
+            if len(ids) == 2:
+                for container in ids:
+                    out = run(["docker", "inspect", "--format", "{{json .Mounts}}", container], timeout=30).stdout
+                    mounts.append([m["Destination"] for m in json.loads(out)])
+                return
+            time.sleep(1)
+
+    watcher = threading.Thread(target=record_worker_mounts, daemon=True)
+    watcher.start()
+    try:
+        result = run_headless(plan, base_image=stack.base_image, project=PROJECT, build_images=False)
+        watcher.join(timeout=5)
+        cell = result.cell_dir
+        assert result.status == "ok", f"{result.reason}\n{(cell / 'locust.log').read_text()[-3000:]}"
+        assert len(mounts) == 2 and all("/results" not in m for m in mounts), f"worker mounts: {mounts}"
+        shards = sorted(cell.glob("samples-*.parquet"))
+        table = pd.concat(pq.read_table(path).to_pandas() for path in shards)
+        assert table["worker"].nunique() == 2, "both workers' samples arrived through the master"
+        relayed = [json.loads(p.read_text()) for p in sorted(cell.glob("relayed-*.json"))]
+        assert len(relayed) == 2 and all(r["final"] for r in relayed), relayed
+        assert build_report(cell) == 0
+        summary = json.loads((cell / "summary.json").read_text())
+        assert summary["status"] == "ok" and not summary["partial"], summary["problems"]
+        # Not partial: the report's cross-check found the recorded count equal to Locust's.
+        assert summary["samples"]["total"] == len(table)
+    finally:
+        shutil.rmtree(REPO_ROOT / "results" / run_id, ignore_errors=True)
 
 
 def test_headless_run_in_containers_lands_in_results_and_reports(stack: StackSettings) -> None:

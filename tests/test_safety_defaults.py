@@ -186,6 +186,22 @@ def test_a_fully_qualified_localhost_is_loopback() -> None:
     require_loopback("http://localhost.:5000")
 
 
+def test_own_hosts_open_the_guard_for_those_hosts_only() -> None:
+    from loadtests.options import LoadSettings, check_host
+    from loadtests.safety import UnsafeTargetError
+
+    settings = LoadSettings(own_hosts="10.251.3.4, box.test")
+    for allowed in ("http://10.251.3.4:5000", "http://BOX.test.:80", "http://127.0.0.1:1"):
+        check_host(allowed, settings)
+    for refused in ("http://10.251.3.5:5000", "http://192.0.2.7", "http://box.test.evil:1"):
+        with pytest.raises(UnsafeTargetError, match="refusing to load"):
+            check_host(refused, settings)
+    with pytest.raises(UnsafeTargetError, match="10.251.3.9"):
+        LoadSettings(own_hosts="10.251.3.4", target_urls="http://10.251.3.4:1,http://10.251.3.9:1")
+    with pytest.raises(ValueError, match="--own-hosts must be"):
+        LoadSettings(own_hosts="http://10.251.3.4/")
+
+
 def test_negative_users_are_one_line_from_the_locustfile() -> None:
     argv = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "-u", "-5", "-t", "1s",
             "--host", "http://127.0.0.1:9", "EchoUser"]

@@ -117,9 +117,13 @@ def follow_results_dir(environment: Environment, **_: Any) -> None:
     message, before their ``test_start``.
     """
     recorder = _recorder(environment)
-    wanted = getattr(environment.parsed_options, "results_dir", "") if environment.parsed_options else ""
+    options = environment.parsed_options
+    wanted = getattr(options, "results_dir", "") if options else ""
     if recorder is None or not wanted or Path(wanted) == recorder.results_dir:
         return
+    harness = harness_of(environment)
+    if getattr(options, "samples_via_master", False) and harness is not None and harness.sender is not None:
+        return  # the master writes this worker's samples into its folder; this one keeps what cannot be sent
     recorder.retarget(Path(wanted))  # anything left belongs to the previous folder
     logger.info("recording this test's samples to %s", wanted)
 
@@ -469,7 +473,8 @@ class SocketIOPanel:
             settings = settings_of(self.environment)
             try:
                 if host:
-                    require_loopback(host, allow_remote=bool(settings and settings.i_own_this_host))
+                    require_loopback(host, allow_remote=bool(settings and settings.i_own_this_host),
+                                     owned=settings.owned_hosts if settings else ())
             except UnsafeTargetError as exc:
                 return jsonify({"success": False, "message": str(exc), "host": host}), 400
             return None
