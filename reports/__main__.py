@@ -116,8 +116,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         started = time.perf_counter()
         progress.say(f"[{i}/{len(cells)}] {cell}")
         try:
-            data = load_cell(cell, progress=progress.shard)
-            progress.say(f"  {len(data.samples):,} samples; computing figures")
+            data = load_cell(cell, progress=progress.shard, warmup_s=args.warmup)
+            progress.say(f"  {data.sample_count:,} samples; computing figures")
             metrics = compute_metrics(data, warmup_s=args.warmup)
             report = CellReport(path=cell, data=data, metrics=metrics, summary=build_summary(data, metrics))
             progress.say("  writing reports")

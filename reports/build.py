@@ -60,7 +60,7 @@ def find_cells(folders: Sequence[str | Path]) -> list[Path]:
 def analyze_cell(path: str | Path, *, warmup_s: float | None = None,
                  progress: ProgressCallback | None = None) -> tuple[CellData, CellMetrics, dict[str, Any]]:
     """Load a cell, compute its figures and its summary object, writing nothing."""
-    data = load_cell(path, progress=progress)
+    data = load_cell(path, progress=progress, warmup_s=warmup_s)
     metrics = compute_metrics(data, warmup_s=warmup_s)
     return data, metrics, build_summary(data, metrics)
 

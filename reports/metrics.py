@@ -1,17 +1,23 @@
-"""Figures of one cell, computed with pandas from the raw samples.
+"""Figures of one cell, computed from the raw samples shard by shard.
 
-Pure computations: frames in, frames and plain values out; no files, no plots.
+Pure computations: samples, frames and plain values in, frames and plain
+values out; no plots. The samples are never held as one frame: one read
+(``reports.scan``; during the first read of the shards when run.json gives
+the window) counts what every figure needs and keeps each name's successful
+latencies (11 bytes a sample) for the exact percentiles (``reports.latency``)
+and the answers' completion times (8 bytes) for the stall check, so a
+100-million-sample soak is reported in about 2.5 GB.
 
 Conventions (also in the README):
 
 - Percentiles are exact over the successful samples of the steady window, on
   float microseconds, with linear interpolation between closest ranks
-  (``numpy.quantile`` / ``pandas.quantile`` default, Hyndman-Fan type 7).
-- The load runs from the first sample to the last (or between run.json's
-  ``load_started_ns`` and ``load_ended_ns`` when the runner records them; see
-  ``load_bounds``). The steady window is ``[load start + warm-up, load end)``
-  on ``t_ns`` (the time an operation started); rates are counts in it divided
-  by its length.
+  (``numpy.quantile`` / ``pandas.quantile`` default, Hyndman-Fan type 7): bit
+  for bit what pandas (latency table, per-second percentiles) and numpy
+  (percentile curves) give on the full column. The mean is a float64 sum, equal
+  to pandas' to a unit or two in the last place.
+- The load and its steady window: ``reports.window``. Rates are counts in the
+  window divided by its length.
 - Time series cover the whole load, in one-second buckets counted from the
   load start, so the warm-up shows on the plots; a load longer than
   ``MAX_TIME_BINS`` seconds gets wider buckets, so no timestamp can make a
@@ -23,9 +29,9 @@ Conventions (also in the README):
 """
 from __future__ import annotations
 
-import math
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,16 +41,43 @@ from core.cells import CellName
 from core.run_record import RunRecord
 from core.schema import KINDS
 from reports.errors import ReportInputError
-from reports.gc_pauses import GcView, gc_view
-from reports.read_cell import MAX_EPOCH_NS, CellData
+from reports.gc_pauses import (
+    LONG_PAUSE_MS,
+    NS_PER_MS,
+    GcView,
+    gc_setting,
+    pause_figures,
+    read_gc_pauses,
+    timed_key,
+)
+from reports.latency import CURVE_MAX_NINES as CURVE_MAX_NINES  # re-exported
+from reports.latency import CURVE_NINES_STEP as CURVE_NINES_STEP  # re-exported
+from reports.latency import PERCENTILES as PERCENTILES  # re-exported
+from reports.latency import (
+    TimedLatency,
+    latency_key,
+    latency_table,
+    latency_timeline,
+    percentile_curves,
+    timed_latencies,
+)
+from reports.read_cell import CellData
+from reports.scan import (
+    LOADGEN_CSV_NAME,
+    RATE_SERIES,
+    SERVER_CSV_NAME,
+    Scan,
+    scan_plan,
+    scan_samples,
+)
+from reports.shards import NO_ERROR_MESSAGE as NO_ERROR_MESSAGE  # re-exported: a failure without a text
+from reports.shards import SampleSource
+from reports.window import DEFAULT_WARMUP_S as DEFAULT_WARMUP_S  # re-exported
+from reports.window import MAX_TIME_BINS, Window, bin_seconds, cpu_range, resolve_warmup, steady_window, time_bins
+from reports.window import load_bounds as load_bounds  # re-exported
 
 NS_PER_S = 1_000_000_000
-DEFAULT_WARMUP_S = 0.0
 
-# (summary key, quantile) of the latency percentiles.
-PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50_us", 0.5), ("p90_us", 0.9), ("p99_us", 0.99), ("p999_us", 0.999),
-)
 # Which push each acked event's ``expected`` deliveries arrive as.
 FANOUT_PAIRS: dict[str, str] = {"broadcast": "fanout", "room_message": "room_message"}
 # Scenarios whose primary figure is the connection rate, not an event's latency.
@@ -55,19 +88,10 @@ SCENARIO_EVENTS: dict[str, str] = {"echo": "echo", "broadcast": "broadcast", "ro
 MEMORY_SCENARIOS: tuple[str, ...] = ("idle",)
 # Kinds that are operations a client attempted (pushes are deliveries).
 OPERATION_KINDS: tuple[str, ...] = ("connect", "disconnect", "ack", "error")
-NO_ERROR_MESSAGE = "(no error message)"
 # Distinct error texts kept in a summary (the rest are summed under one key).
 MAX_ERRORS = 50
-# A gap this long (or this share of the load) between the last sample and the
-# planned end means the load stalled, not that Locust's timer ran early.
-STALL_GAP_S = 2.0
-STALL_GAP_SHARE = 0.1
-# Latencies are capped here when turned into completion times (t_ns + latency), so
-# that sum stays inside int64 whatever the input (10**15 us: 31 years).
-MAX_LATENCY_US = 1e15
-# At most this many buckets per time series: past MAX_TIME_BINS seconds of load the
-# buckets widen (whole seconds), so memory never depends on a timestamp's value.
-MAX_TIME_BINS = 20_000
+# Rows of the completion times looked at per step of the stall check.
+STALL_CHUNK = 1 << 22
 # A stall: clients connected, no ack or push completing for longer than
 # max(STALL_MIN_S, STALL_GAP_FACTOR x the median gap between completions).
 STALL_MIN_S = 1.0
@@ -81,26 +105,6 @@ RSS_KEPT_MIN_BYTES = 10 * 2**20
 RSS_KEPT_SHARE = 0.2
 # Fewest server.csv rows in the steady window a least-squares RSS slope is fitted on.
 MIN_FIT_ROWS = 3
-# Percentile-curve grid: "nines" x gives percentile 100 * (1 - 10**-x).
-CURVE_NINES_STEP = 0.05
-CURVE_MAX_NINES = 5.0
-
-
-@dataclass(frozen=True)
-class Window:
-    """The steady-state window; samples with ``start_ns <= t_ns < end_ns`` count."""
-
-    load_start_ns: int
-    """When the load started (the first sample, unless recorded): time zero of every plot."""
-    start_ns: int
-    end_ns: int
-    warmup_s: float
-    warmup_source: str
-    end_source: str
-
-    @property
-    def duration_s(self) -> float:
-        return (self.end_ns - self.start_ns) / NS_PER_S
 
 
 @dataclass
@@ -153,18 +157,6 @@ class CellMetrics:
     """The target's GC pauses (gc.csv) against the main event's latency (reports.gc_pauses)."""
 
 
-def latency_key(kind: str, name: str) -> str:
-    """The stable key of a measured name in ``summary.json``'s ``latency``.
-
-    Acked events use their name (``echo``); ``connect``/``disconnect`` use
-    theirs; anything else is ``kind:name`` (``push:fanout``), because a push
-    can share its name with an acked event (``room_message``).
-    """
-    if kind == "ack" or name == kind:
-        return name
-    return f"{kind}:{name}"
-
-
 def scenario_of(run: RunRecord | None, cell: str) -> str | None:
     """The scenario from run.json, else from the cell name ``mode-server--scenario``."""
     if run is not None and run.scenario:
@@ -172,139 +164,80 @@ def scenario_of(run: RunRecord | None, cell: str) -> str | None:
     return CellName.parse(cell).scenario or None
 
 
-def resolve_warmup(cli_warmup_s: float | None, run: RunRecord | None) -> tuple[float, str]:
-    """The warm-up to cut and where it came from: the command line, run.json, or the default."""
-    if cli_warmup_s is not None:
-        if not (math.isfinite(cli_warmup_s) and cli_warmup_s >= 0):
-            raise ReportInputError("--warmup", f"must be a number of seconds >= 0, got {cli_warmup_s}")
-        return float(cli_warmup_s), "--warmup"
-    warmup = run.load.warmup_s if run is not None else None
-    if warmup is not None:
-        return float(warmup), "run.json load.warmup_s"
-    return DEFAULT_WARMUP_S, "default"
-
-
-def load_bounds(samples: pd.DataFrame, run: RunRecord | None, notes: list[str]) -> tuple[int, int, str]:
-    """When the load started and ended: ``(start_ns, end_ns, how the end was found)``.
-
-    run.json's ``load_started_ns``/``load_ended_ns`` are used when the runner
-    records them (Locust's test start and stop). Otherwise the load is the
-    span of the samples: run.json's ``started_ns``/``ended_ns`` include the
-    target's start-up and teardown, and Locust's ``-t`` timer starts before
-    its first request, so neither bounds the load tightly (measured: 0.5 s of
-    a 6 s run). The end is the last sample plus the mean gap between samples
-    (the load did not stop exactly at its last sample; for evenly spaced
-    samples this is exact), unless that comes suspiciously early (a stalled
-    run): then the planned end is used, and a note says so.
-    """
-    t = samples["t_ns"].to_numpy()
-    first, last_t = int(t.min()), int(t.max())
-    mean_gap = (last_t - first) // (len(t) - 1) if len(t) > 1 else 0
-    last = last_t + max(mean_gap, 1)  # at least +1 ns: the last sample is inside [start, end)
-    run = run or RunRecord()
-    start = run.load_started_ns if run.load_started_ns is not None else first
-    if run.load_ended_ns is not None:
-        gap = run.load_ended_ns - last
-        # Only where something answers all along: an idle run's last sample is its last connect.
-        answers = bool(samples["kind"].isin(("ack", "push")).any())
-        if answers and gap > max(STALL_GAP_S * NS_PER_S, STALL_GAP_SHARE * (run.load_ended_ns - start)):
-            notes.append(f"no samples in the last {gap / NS_PER_S:,.1f} s before run.json load_ended_ns: "
-                         "the load stalled or its samples were lost; the window runs to load_ended_ns")
-        return start, run.load_ended_ns, "run.json load_ended_ns"
-
-    planned, planned_source = None, ""
-    duration = run.load.duration_s
-    if duration is not None and duration > 0:
-        # Clamped: an absurd duration must not push any time past int64.
-        planned = min(start + round(duration * NS_PER_S), MAX_EPOCH_NS)
-        planned_source = "load start + load.duration_s"
-    ended = run.ended_ns
-    if ended is not None and (planned is None or ended < planned):
-        planned, planned_source = int(ended), "run.json ended_ns"
-    if planned is None:
-        return start, last, "last sample + mean gap"
-    if last >= planned:
-        return start, planned, planned_source
-    gap = planned - last
-    if gap > max(STALL_GAP_S * NS_PER_S, STALL_GAP_SHARE * (planned - start)):
-        notes.append(f"no samples in the last {gap / NS_PER_S:.1f} s before the planned end ({planned_source}): "
-                     "the load stalled or its samples were lost; the window runs to the planned end")
-        return start, planned, planned_source + " (samples stop early)"
-    return start, last, "last sample + mean gap"
-
-
-def steady_window(samples: pd.DataFrame, run: RunRecord | None, warmup_s: float, source: str,
-                  where: str | Path = "samples", notes: list[str] | None = None) -> Window:
-    """The steady window: ``[load start + warm-up, load end)`` (see ``load_bounds``)."""
-    load_start, end, end_source = load_bounds(samples, run, notes if notes is not None else [])
-    # Compared in seconds first: a warm-up of 1e300 s must be an error, not an overflow.
-    too_long = warmup_s >= (end - load_start) / NS_PER_S
-    start = end if too_long else load_start + round(warmup_s * NS_PER_S)
-    if start >= end:
-        raise ReportInputError(
-            where,
-            f"a warm-up of {warmup_s:g} s ({source}) leaves no steady window: "
-            f"the load ran {(end - load_start) / NS_PER_S:.3f} s",
-        )
-    return Window(load_start_ns=load_start, start_ns=int(start), end_ns=int(end), warmup_s=warmup_s,
-                  warmup_source=source, end_source=end_source)
-
-
 def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMetrics:
     """All figures of one cell. ``warmup_s`` overrides run.json's ``load.warmup_s``."""
-    samples = data.samples
-    warmup, source = resolve_warmup(warmup_s, data.run)
+    source = data.source
+    warmup, warmup_source = resolve_warmup(warmup_s, data.run)
     notes: list[str] = []
-    window = steady_window(samples, data.run, warmup, source, data.path, notes)
-    t = samples["t_ns"].to_numpy()
-    steady = samples.loc[(t >= window.start_ns) & (t < window.end_ns)]
-    if steady.empty:
+    window = steady_window(source, data.run, warmup, warmup_source, data.path, notes)
+    prescan, data.prescan = data.prescan, None
+    if prescan is not None and prescan.window == window:
+        # Counted while the shards were first read (run.json gave this window).
+        scan, pauses, gc_files, gc_notes = prescan.scan, prescan.pauses, prescan.gc_files, prescan.gc_notes
+    else:
+        gc_notes = []
+        pauses, gc_files = read_gc_pauses(data.path, gc_notes)
+        stats = source.stats
+        plan = scan_plan(window, data.server, data.loadgen, pauses, stats.first_ns, stats.last_ns)
+        scan = scan_samples(source, plan)
+    del prescan
+    stats = source.stats
+    if scan.steady_total == 0:
         raise ReportInputError(
             data.path,
             f"no samples in the steady window ({warmup:g} s warm-up, {window.duration_s:.3f} s window); "
-            f"samples span {(t.min() - window.load_start_ns) / NS_PER_S:.3f} s to "
-            f"{(t.max() - window.load_start_ns) / NS_PER_S:.3f} s after the load start",
+            f"samples span {(stats.first_ns - window.load_start_ns) / NS_PER_S:.3f} s to "
+            f"{(stats.last_ns - window.load_start_ns) / NS_PER_S:.3f} s after the load start",
         )
     duration = window.duration_s
     scenario = scenario_of(data.run, data.cell)
+    groups = source.groups
 
     problems: list[str] = []
     lost: list[str] = []
-    latency = latency_table(steady, duration)
-    concurrency_events = connection_events(samples)
-    connections = connection_figures(steady, duration, concurrency_events, window, notes)
+    # The two memory-heavy steps first, each freeing what it used: the stall check
+    # (sorted completion times), then the exact percentiles (each name's latencies).
+    concurrency_events = connection_events(np.concatenate(scan.joins), np.concatenate(scan.leaves))
+    scan.joins, scan.leaves = [], []
+    completions = _joined(scan.completions.release())
+    stall_spans, stall_check = find_stalls(completions, scan.answered, concurrency_events, window)
+    del completions
+    timed = timed_latencies(scan, window, with_overlap=pauses is not None)
+
+    latency = latency_table(groups, scan, timed, duration)
+    connections = connection_figures(source, scan, duration, concurrency_events, window, notes)
     connections.update(server_concurrency(data.server, window))
-    throughput = throughput_figures(steady, duration)
-    errors, breakdown, error_ratio = error_figures(steady)
-    fanout = fanout_figures(steady, latency, notes, FANOUT_PAIRS | data.fanout_pairs)
+    throughput = throughput_figures(groups, scan, duration)
+    errors, breakdown, error_ratio = error_figures(source, scan)
+    fanout = fanout_figures(groups, scan, latency, notes, FANOUT_PAIRS | data.fanout_pairs)
     server, server_timeline = (None, None)
     if data.server is not None:
-        server, server_timeline = server_figures(
-            data.server, window, steady, peak_clients_from_samples(concurrency_events), notes
-        )
-        server.update(memory_figures(data.server, window, samples, notes))
+        server, server_timeline = server_figures(data.server, window, _cpu_counts(groups, scan, SERVER_CSV_NAME),
+                                                 peak_clients_from_samples(concurrency_events), notes)
+        server.update(memory_figures(data.server, window, scan.memory, notes))
     loadgen, loadgen_timeline = (None, None)
     if data.loadgen is not None:
-        loadgen, loadgen_timeline = loadgen_figures(data.loadgen, window, steady, notes)
+        loadgen, loadgen_timeline = loadgen_figures(data.loadgen, window, _cpu_counts(groups, scan, LOADGEN_CSV_NAME),
+                                                    notes)
     main_event = main_event_of(latency, scenario)
     primary = primary_figure(scenario, main_event, latency, connections, server)
-    stall_spans, stall_check = find_stalls(samples, concurrency_events, window)
     stalls = [{"start_s": (a - window.load_start_ns) / NS_PER_S, "length_s": (b - a) / NS_PER_S}
               for a, b in stall_spans]
     problems.extend(stall_problems(stalls, stall_check))
     locust_check = locust_cross_check(data)
     problems.extend(locust_gap_problems(locust_check, lost))
-    problems.extend(target_gap_problems(data, samples, lost))
+    problems.extend(target_gap_problems(data, lost))
     bin_s = bin_seconds(window)
     if bin_s > 1:
         notes.append(f"the load spans {(window.end_ns - window.load_start_ns) / NS_PER_S:,.0f} s: time series use "
                      f"{bin_s:,} s buckets (at most {MAX_TIME_BINS:,} buckets)")
+    notes.extend(gc_notes)
     return CellMetrics(
         cell=data.cell,
         scenario=scenario,
         window=window,
-        samples_total=len(samples),
-        samples_steady=len(steady),
+        samples_total=source.stats.count,
+        samples_steady=scan.steady_total,
         latency=latency,
         connections=connections,
         throughput=throughput,
@@ -316,10 +249,10 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         loadgen=loadgen,
         main_event=main_event,
         primary=primary,
-        rates=rate_timeline(samples, window),
+        rates=rate_timeline(scan, window),
         concurrency=concurrency_timeline(concurrency_events, window),
-        latency_over_time=latency_timeline(samples, window),
-        percentile_curves=percentile_curves(steady),
+        latency_over_time=latency_timeline(groups, timed),
+        percentile_curves=percentile_curves(groups, timed),
         server_timeline=server_timeline,
         loadgen_timeline=loadgen_timeline,
         locust_users=_locust_users(data, window),
@@ -330,103 +263,33 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
         stalls=stalls[:MAX_STALLS],
         stall_check=stall_check,
         bin_s=bin_s,
-        gc=gc_view(data.path, samples, window, latency, main_event, data.run, notes),
+        gc=gc_figures(groups, scan, timed, latency, main_event, window, pauses, gc_files, data.run),
     )
 
 
-# --- latency -----------------------------------------------------------------------
-
-def _kind_order(kind: str) -> int:
-    return KINDS.index(kind) if kind in KINDS else len(KINDS)
-
-
-def latency_table(steady: pd.DataFrame, duration_s: float) -> pd.DataFrame:
-    """Count, success, rate, mean, exact percentiles and max per (kind, name).
-
-    Percentiles and mean are over successful samples only: a timed-out ack
-    has no latency, it has a failure.
-    """
-    columns = ["kind", "name", "count", "ok", "failed", "per_s", "mean_us", "min_us",
-               *(key for key, _ in PERCENTILES), "max_us"]
-    ops = steady.loc[steady["kind"] != "error"]
-    if ops.empty:
-        return pd.DataFrame(columns=columns, index=pd.Index([], name="key"))
-    keys = ["kind", "name"]
-    grouped = ops.groupby(keys, observed=True)
-    table = pd.DataFrame({"count": grouped.size(), "ok": grouped["ok"].sum()})
-    good = ops.loc[ops["ok"]].groupby(keys, observed=True)["latency_us"]
-    stats = good.agg(["mean", "min", "max"]).rename(columns={"mean": "mean_us", "min": "min_us", "max": "max_us"})
-    levels = [q for _, q in PERCENTILES]
-    # reindex: with no successful sample at all, unstack() has no columns to name.
-    quantiles = good.quantile(levels, interpolation="linear").unstack().reindex(columns=levels)
-    quantiles.columns = [key for key, _ in PERCENTILES]
-    table = table.join(stats).join(quantiles).reset_index()
-    table["kind"] = table["kind"].astype(str)
-    table["name"] = table["name"].astype(str)
-    table["count"] = table["count"].astype("int64")
-    table["ok"] = table["ok"].astype("int64")
-    table["failed"] = table["count"] - table["ok"]
-    table["per_s"] = table["ok"] / duration_s
-    table["key"] = [latency_key(k, n) for k, n in zip(table["kind"], table["name"], strict=True)]
-    table["_order"] = [_kind_order(k) for k in table["kind"]]
-    table = table.sort_values(["_order", "count", "name"], ascending=[True, False, True], kind="stable")
-    return table.set_index("key")[columns]
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one int64 array; the list is emptied as they are copied, so at most one
+    piece is held twice."""
+    out = np.empty(sum(len(p) for p in pieces), dtype=np.int64)
+    at = 0
+    while pieces:
+        piece = pieces.pop(0)
+        out[at:at + len(piece)] = piece
+        at += len(piece)
+    return out
 
 
-def percentile_curves(steady: pd.DataFrame) -> pd.DataFrame:
-    """Exact quantiles of each name on a log grid of "nines" (90, 99, 99.9, ...), plus the max."""
-    rows: list[pd.DataFrame] = []
-    good = steady.loc[(steady["kind"] != "error") & steady["ok"]]
-    for (kind, name), values in good.groupby(["kind", "name"], observed=True)["latency_us"]:
-        arr = values.to_numpy()
-        # Beyond log10(n) nines there is no sample left to resolve the tail.
-        top = min(CURVE_MAX_NINES, math.log10(len(arr))) if len(arr) > 1 else 0.0
-        nines = np.arange(0.0, top + 1e-9, CURVE_NINES_STEP)
-        q = 1.0 - 10.0 ** -nines
-        rows.append(pd.DataFrame({
-            "key": latency_key(str(kind), str(name)),
-            "percentile": np.append(q * 100, 100.0),
-            "nines": np.append(nines, top),
-            "latency_us": np.append(np.quantile(arr, q), arr.max()),
-        }))
-    if not rows:
-        return pd.DataFrame(columns=["key", "percentile", "nines", "latency_us"])
-    return pd.concat(rows, ignore_index=True)
-
-
-def _is(frame: pd.DataFrame, kind: str) -> np.ndarray:
-    """Boolean mask of rows of one kind (compares category codes, never builds strings)."""
-    return (frame["kind"] == kind).to_numpy()
-
-
-def bin_seconds(window: Window) -> int:
-    """Width of a time series' bucket: 1 s, or wider so the load fits in ``MAX_TIME_BINS`` buckets."""
-    span_s = math.ceil((window.end_ns - window.load_start_ns) / NS_PER_S)
-    return max(1, math.ceil(span_s / MAX_TIME_BINS))
-
-
-def _bins(window: Window) -> tuple[int, int]:
-    """``(number of buckets, bucket width in ns)`` of the time series over the whole load."""
-    width = bin_seconds(window) * NS_PER_S
-    return max(1, math.ceil((window.end_ns - window.load_start_ns) / width)), width
+def _cpu_counts(groups: list[tuple[str, str]], scan: Scan, name: str) -> list[int]:
+    """Successful acks and connects sent in the part of the window a process CSV covers."""
+    if name in scan.cpu:
+        return scan.cpu[name]
+    return [int(sum(scan.steady_ok[gid] for gid, (kind, _) in enumerate(groups) if kind == wanted))
+            for wanted in ("ack", "connect")]
 
 
 def _seconds(t_ns: np.ndarray, window: Window) -> np.ndarray:
     """The bucket of each time (0 = the first after the load start; negative before it)."""
-    return (t_ns - window.load_start_ns) // _bins(window)[1]
-
-
-def latency_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
-    """p50 and p99 of each name's successful samples per bucket (``second`` = its start), over the whole run."""
-    good = samples.loc[(samples["kind"] != "error") & samples["ok"], ["t_ns", "kind", "name", "latency_us"]]
-    if good.empty:
-        return pd.DataFrame(columns=["key", "second", "p50_us", "p99_us"])
-    good = good.assign(second=_seconds(good["t_ns"].to_numpy(), window) * bin_seconds(window))
-    q = good.groupby(["kind", "name", "second"], observed=True)["latency_us"].quantile([0.5, 0.99]).unstack()
-    q.columns = ["p50_us", "p99_us"]
-    q = q.reset_index()
-    q["key"] = [latency_key(str(k), str(n)) for k, n in zip(q["kind"], q["name"], strict=True)]
-    return q[["key", "second", "p50_us", "p99_us"]]
+    return (t_ns - window.load_start_ns) // time_bins(window)[1]
 
 
 # --- connections ---------------------------------------------------------------------
@@ -439,25 +302,17 @@ class ConnectionEvents:
     levels: np.ndarray
 
 
-def connection_events(samples: pd.DataFrame) -> ConnectionEvents:
-    """+1 when a connect completes, -1 when a disconnect completes or a connection is
-    found lost (an ``error`` sample named ``connection``: it died between operations,
-    the user will connect anew), over the whole run, as webui/live.py counts them.
+def connection_events(joins: np.ndarray, leaves: np.ndarray) -> ConnectionEvents:
+    """+1 when a connect completes (``joins``), -1 when a disconnect completes or a connection is
+    found lost (``leaves``: an ``error`` sample named ``connection``: it died between operations,
+    the user will connect anew), over the whole run, as webui/live.py counts them; times are
+    completion times (``reports.scan.completion_ns``).
 
     The whole run, not the steady window: clients connected during the
     warm-up are still connected in the steady state.
     """
-    kind = samples["kind"]
-    conn = samples.loc[(kind == "connect") & samples["ok"], ["t_ns", "latency_us"]]
-    disc = samples.loc[(kind == "disconnect") | ((kind == "error") & (samples["name"] == "connection")),
-                       ["t_ns", "latency_us"]]
-
-    def done(frame: pd.DataFrame) -> np.ndarray:
-        lat = np.nan_to_num(frame["latency_us"].to_numpy(), nan=0.0, posinf=0.0, neginf=0.0).clip(0, MAX_LATENCY_US)
-        return frame["t_ns"].to_numpy() + np.round(lat * 1000).astype(np.int64)
-
-    times = np.concatenate([done(conn), done(disc)])
-    deltas = np.concatenate([np.ones(len(conn), np.int64), -np.ones(len(disc), np.int64)])
+    times = np.concatenate([joins, leaves])
+    deltas = np.concatenate([np.ones(len(joins), np.int64), -np.ones(len(leaves), np.int64)])
     # At equal times count the leaving client first, so a peak is never overstated.
     order = np.lexsort((deltas, times))
     return ConnectionEvents(times_ns=times[order], levels=np.cumsum(deltas[order]))
@@ -476,14 +331,14 @@ def peak_clients_from_samples(events: ConnectionEvents) -> int:
 
 
 def connection_figures(
-    steady: pd.DataFrame, duration_s: float, events: ConnectionEvents, window: Window, notes: list[str]
+    source: SampleSource, scan: Scan, duration_s: float, events: ConnectionEvents, window: Window, notes: list[str]
 ) -> dict[str, Any]:
     """Connect/disconnect counts, rates, failures by error, concurrent clients."""
     out: dict[str, Any] = {}
     for kind, plural in (("connect", "connects"), ("disconnect", "disconnects")):
-        rows = steady.loc[steady["kind"] == kind, ["ok", "error"]]
-        attempts = len(rows)
-        ok = int(rows["ok"].sum())
+        of_kind = [gid for gid, (k, _) in enumerate(source.groups) if k == kind]
+        attempts = int(scan.steady[of_kind].sum())
+        ok = int(scan.steady_ok[of_kind].sum())
         failed = attempts - ok
         out[plural] = ok
         out[f"{kind}_attempts"] = attempts
@@ -491,7 +346,7 @@ def connection_figures(
         out[f"{kind}_attempts_per_s"] = attempts / duration_s
         out[f"{kind}_failures"] = failed
         out[f"{kind}_failure_ratio"] = failed / attempts if attempts else None
-        out[f"{kind}_errors"] = _error_counts(rows.loc[~rows["ok"], "error"])
+        out[f"{kind}_errors"] = _error_counts(_error_texts(source, scan, set(of_kind)))
 
     # Connected clients inside the window: level carried in, then each change.
     inside = (events.times_ns >= window.start_ns) & (events.times_ns < window.end_ns)
@@ -515,7 +370,7 @@ def _time_weighted_mean(events: ConnectionEvents, window: Window, carried: int) 
 
 def concurrency_timeline(events: ConnectionEvents, window: Window) -> pd.DataFrame:
     """Connected clients at each bucket's end, and the peak within each bucket (``second`` = its start)."""
-    n, width = _bins(window)
+    n, width = time_bins(window)
     buckets = np.arange(n)
     seconds = buckets * (width // NS_PER_S)
     ends = window.load_start_ns + (buckets + 1) * width - 1
@@ -534,11 +389,13 @@ def concurrency_timeline(events: ConnectionEvents, window: Window) -> pd.DataFra
 
 # --- stalls ------------------------------------------------------------------------------
 
-def find_stalls(samples: pd.DataFrame, events: ConnectionEvents,
+def find_stalls(completions: np.ndarray, answered: bool, events: ConnectionEvents,
                 window: Window) -> tuple[list[tuple[int, int]], dict[str, Any]]:
     """Stretches of the steady window where clients are connected but nothing is answered.
 
-    A completion is a successful ack or push, at ``t_ns + latency``. The
+    A completion is a successful ack or push, at ``t_ns + latency``;
+    ``completions`` holds those strictly inside the window (any order; sorted
+    here, in place) and ``answered`` says whether the run had any at all. The
     threshold is ``max(STALL_MIN_S, STALL_GAP_FACTOR x the median gap between
     consecutive completions in the steady window)``. Between consecutive
     completions (the window's ends count as completions), each stretch with
@@ -546,22 +403,18 @@ def find_stalls(samples: pd.DataFrame, events: ConnectionEvents,
     threshold is a stall. A run with no ack or push at all (idle) is not
     checked. Returns ``[(start_ns, end_ns), ...]`` and how the check went.
     """
-    done = np.sort(np.concatenate([_completions(samples, "ack"), _completions(samples, "push")]))
     check: dict[str, Any] = {"checked": False, "threshold_s": None, "median_gap_s": None, "count": 0,
                              "total_s": 0.0, "min_s": STALL_MIN_S, "gap_factor": STALL_GAP_FACTOR}
-    if not len(done):
+    if not answered:
         check["reason"] = "no acks or pushes: nothing is expected to answer"
         return [], check
-    inside = done[(done > window.start_ns) & (done < window.end_ns)]
-    gaps = np.diff(inside)
-    median_gap = float(np.median(gaps)) if len(gaps) else 0.0
+    inside = completions
+    inside.sort(kind="stable")  # timsort: the recorder writes samples nearly in completion order
+    median_gap = _median_gap(inside)
     threshold = max(STALL_MIN_S * NS_PER_S, STALL_GAP_FACTOR * median_gap)
     check.update(checked=True, threshold_s=threshold / NS_PER_S, median_gap_s=median_gap / NS_PER_S)
-    points = np.concatenate([[window.start_ns], inside, [window.end_ns]])
-    long_gaps = np.flatnonzero(np.diff(points) > threshold)
     stalls: list[tuple[int, int]] = []
-    for i in long_gaps:
-        a, b = int(points[i]), int(points[i + 1])
+    for a, b in _long_gaps(inside, window.start_ns, window.end_ns, threshold):
         # The level just after a, then after each change inside (a, b).
         lo = int(np.searchsorted(events.times_ns, a, side="right"))
         hi = int(np.searchsorted(events.times_ns, b, side="left"))
@@ -579,6 +432,62 @@ def find_stalls(samples: pd.DataFrame, events: ConnectionEvents,
     return stalls, check
 
 
+def _median_gap(done: np.ndarray) -> float:
+    """``numpy.median`` of the gaps between consecutive sorted times, without holding the gaps.
+
+    The middle rank(s) are found by a two-level radix select over the gaps held as
+    uint32 (16 bits a level: two histograms of 65,536 counts, the gaps computed
+    afresh, a chunk at a time, on each level). Gaps longer than 2**32 - 1 ns (4.3 s)
+    are clipped there, which cannot move a median below it; a median that reaches it
+    is computed again on the full gaps.
+    """
+    n = len(done) - 1
+    if n < 1:
+        return 0.0
+    cap = np.iinfo(np.uint32).max
+    ranks = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+
+    def gaps() -> Iterator[np.ndarray]:
+        for lo in range(0, n, STALL_CHUNK):
+            hi = min(n, lo + STALL_CHUNK)
+            yield np.minimum(done[lo + 1:hi + 1] - done[lo:hi], cap).astype(np.uint32)
+
+    high = np.zeros(1 << 16, dtype=np.int64)
+    for part in gaps():
+        high += np.bincount(part >> 16, minlength=1 << 16)
+    below = np.cumsum(high)
+    where = [(int(np.searchsorted(below, r, side="right")), r) for r in ranks]
+    low = {bucket: np.zeros(1 << 16, dtype=np.int64) for bucket, _ in where}
+    for part in gaps():
+        top = part >> 16
+        for bucket, counts in low.items():
+            counts += np.bincount(part[top == bucket] & 0xFFFF, minlength=1 << 16)
+    middle = []
+    for bucket, r in where:
+        rank_in_bucket = r - (int(below[bucket - 1]) if bucket else 0)
+        middle.append((bucket << 16) | int(np.searchsorted(np.cumsum(low[bucket]), rank_in_bucket, side="right")))
+    if max(middle) >= cap:
+        return float(np.median(np.diff(done)))
+    # np.median's own arithmetic: the mean of the middle value(s), summed as float64.
+    return float(np.mean(np.array(middle, dtype=np.uint32)))
+
+
+def _long_gaps(done: np.ndarray, start: int, end: int, threshold: float) -> list[tuple[int, int]]:
+    """Consecutive points of ``[start, *done, end]`` further apart than ``threshold``."""
+    if not len(done):
+        return [(start, end)] if end - start > threshold else []
+    out: list[tuple[int, int]] = []
+    if int(done[0]) - start > threshold:
+        out.append((start, int(done[0])))
+    for lo in range(0, len(done) - 1, STALL_CHUNK):
+        hi = min(len(done) - 1, lo + STALL_CHUNK)
+        for i in np.flatnonzero(done[lo + 1:hi + 1] - done[lo:hi] > threshold):
+            out.append((int(done[lo + i]), int(done[lo + i + 1])))
+    if end - int(done[-1]) > threshold:
+        out.append((int(done[-1]), end))
+    return out
+
+
 def stall_problems(stalls: list[dict[str, float]], check: dict[str, Any]) -> list[str]:
     """One problem line per stall (the first ``MAX_STALL_PROBLEMS``, then one line for the rest)."""
     lines = [f"stall: no answer for {s['length_s']:,.1f} s from +{s['start_s']:,.1f} s "
@@ -592,30 +501,35 @@ def stall_problems(stalls: list[dict[str, float]], check: dict[str, Any]) -> lis
 
 # --- throughput, errors, fan-out ---------------------------------------------------------
 
-def throughput_figures(steady: pd.DataFrame, duration_s: float) -> dict[str, Any]:
+def throughput_figures(groups: list[tuple[str, str]], scan: Scan, duration_s: float) -> dict[str, Any]:
     """Acknowledged events and delivered pushes per second in the steady window."""
-    kind = steady["kind"]
-    acks = steady.loc[kind == "ack", ["ok", "bytes"]]
-    pushes = steady.loc[(kind == "push") & steady["ok"], ["bytes"]]
-    acks_ok = int(acks["ok"].sum())
+    acks = [gid for gid, (k, _) in enumerate(groups) if k == "ack"]
+    pushes = [gid for gid, (k, _) in enumerate(groups) if k == "push"]
+    acks_ok = int(scan.steady_ok[acks].sum())
+    pushes_ok = int(scan.steady_ok[pushes].sum())
     return {
         "acks": acks_ok,
         "acks_per_s": acks_ok / duration_s,
-        "ack_failures": len(acks) - acks_ok,
-        "ack_bytes_per_s": float(acks.loc[acks["ok"], "bytes"].sum()) / duration_s,
-        "pushes": len(pushes),
-        "pushes_per_s": len(pushes) / duration_s,
-        "push_bytes_per_s": float(pushes["bytes"].sum()) / duration_s,
+        "ack_failures": int(scan.steady[acks].sum()) - acks_ok,
+        "ack_bytes_per_s": float(scan.ok_bytes[acks].sum()) / duration_s,
+        "pushes": pushes_ok,
+        "pushes_per_s": pushes_ok / duration_s,
+        "push_bytes_per_s": float(scan.ok_bytes[pushes].sum()) / duration_s,
     }
 
 
-def _error_counts(errors: pd.Series) -> dict[str, int]:
+def _error_texts(source: SampleSource, scan: Scan, groups: set[int] | None = None) -> Counter[str]:
+    """Failed steady samples per error text (of ``groups`` only, when given)."""
+    texts: Counter[str] = Counter()
+    for (gid, code), count in scan.errors.items():
+        if groups is None or gid in groups:
+            texts[source.errors.values[code]] += count
+    return texts
+
+
+def _error_counts(counts: Counter[str]) -> dict[str, int]:
     """{error text: count}, most frequent first; past ``MAX_ERRORS`` texts the rest are summed
     under one ``(N other errors)`` key, so messages carrying ids cannot bloat summary.json."""
-    if errors.empty:
-        return {}
-    texts = errors.astype(object).where(errors.notna(), NO_ERROR_MESSAGE)
-    counts = texts.value_counts(sort=False)
     ordered = sorted(((str(k), int(v)) for k, v in counts.items() if v), key=lambda kv: (-kv[1], kv[0]))
     if len(ordered) > MAX_ERRORS:
         rest = ordered[MAX_ERRORS - 1:]
@@ -623,48 +537,54 @@ def _error_counts(errors: pd.Series) -> dict[str, int]:
     return dict(ordered)
 
 
-def error_figures(steady: pd.DataFrame) -> tuple[dict[str, int], pd.DataFrame, float | None]:
+def error_figures(source: SampleSource, scan: Scan) -> tuple[dict[str, int], pd.DataFrame, float | None]:
     """Failures by error text, by (kind, name, error), and the failed share of operations."""
-    failed = steady.loc[~steady["ok"], ["kind", "name", "error"]]
-    errors = _error_counts(failed["error"])
-    if failed.empty:
+    errors = _error_counts(_error_texts(source, scan))
+    if not scan.errors:
         breakdown = pd.DataFrame(columns=["kind", "name", "error", "count"])
     else:
-        texts = failed["error"].astype(object).where(failed["error"].notna(), NO_ERROR_MESSAGE)
+        keys = list(scan.errors)
         breakdown = (
-            pd.DataFrame({"kind": failed["kind"].astype(str), "name": failed["name"].astype(str),
-                          "error": texts.astype(str)})
-            .groupby(["kind", "name", "error"]).size().rename("count").reset_index()
+            pd.DataFrame({"kind": [source.groups[gid][0] for gid, _ in keys],
+                          "name": [source.groups[gid][1] for gid, _ in keys],
+                          "error": [source.errors.values[code] for _, code in keys],
+                          "count": np.array([scan.errors[key] for key in keys], dtype=np.int64)})
+            .groupby(["kind", "name", "error"])["count"].sum().rename("count").reset_index()
             .sort_values(["count", "kind", "name"], ascending=[False, True, True], kind="stable")
             .head(MAX_ERRORS)
             .reset_index(drop=True)
         )
-    ops = steady["kind"].isin(OPERATION_KINDS).to_numpy()
-    total = int(ops.sum())
-    ratio = int((ops & ~steady["ok"].to_numpy()).sum()) / total if total else None
+    ops = np.array([k in OPERATION_KINDS for k, _ in source.groups], dtype=bool)
+    total = int(scan.steady[ops].sum())
+    ratio = int((scan.steady - scan.steady_ok)[ops].sum()) / total if total else None
     return errors, breakdown, ratio
 
 
-def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str],
+def fanout_figures(groups: list[tuple[str, str]], scan: Scan, latency: pd.DataFrame, notes: list[str],
                    pairs: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Deliveries expected (acks' ``expected``) vs pushes received, per event pair.
 
     Both sides are counted on ``t_ns`` in the same window: a push carries its
     sender's timestamp, so a delivery belongs to the window of its broadcast.
     """
-    kind, name = steady["kind"], steady["name"]
+    index = {group: gid for gid, group in enumerate(groups)}
+
+    def steady_ok(kind: str, name: str) -> int:
+        gid = index.get((kind, name))
+        return int(scan.steady_ok[gid]) if gid is not None else 0
+
     by_event: dict[str, dict[str, Any]] = {}
     pairs = FANOUT_PAIRS if pairs is None else pairs
     for ack_name, push_name in pairs.items():
-        acks = steady.loc[(kind == "ack") & (name == ack_name) & steady["ok"], "expected"]
-        received = int(((kind == "push") & (name == push_name) & steady["ok"]).sum())
-        expected = int(acks.sum())
+        ack = index.get(("ack", ack_name))
+        expected = int(scan.ok_expected[ack]) if ack is not None else 0
+        received = steady_ok("push", push_name)
         if not expected and not received:
             continue
         lost = expected - received
         entry: dict[str, Any] = {
             "push": push_name,
-            "sends": len(acks),
+            "sends": steady_ok("ack", ack_name),
             "expected": expected,
             "received": received,
             "lost": lost,
@@ -678,8 +598,8 @@ def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]
                          "(duplicates, or pushes from senders that recorded no ack)")
         by_event[ack_name] = entry
 
-    unpaired = steady.loc[(kind == "ack") & steady["ok"] & (steady["expected"] > 0), "name"]
-    unpaired = sorted(set(unpaired.astype(str)) - set(pairs))
+    unpaired = sorted({name for gid, (kind, name) in enumerate(groups)
+                       if kind == "ack" and scan.ok_expecting[gid] > 0} - set(pairs))
     if unpaired:
         notes.append(f"acks of {', '.join(unpaired)} carry expected deliveries but no known push pairs them; "
                      "not counted in fan-out")
@@ -703,13 +623,15 @@ def fanout_figures(steady: pd.DataFrame, latency: pd.DataFrame, notes: list[str]
 # --- server cost -------------------------------------------------------------------------
 
 def cpu_figures(
-    frame: pd.DataFrame, window: Window, steady: pd.DataFrame, notes: list[str], *, source: str
+    frame: pd.DataFrame, window: Window, counted: list[int] | None, notes: list[str], *, source: str
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """CPU seconds of a process tree in the steady window, per 1,000 acks and connects.
 
-    Returns the figures and a timeline (``t_s``, ``cpu_cores``, ``rss_bytes``).
-    Cumulative CPU of a process tree drops when a child exits (its time
-    leaves the sum), so the CPU curve is rebuilt from its non-negative steps.
+    ``counted``: the successful acks and connects sent inside ``cpu_range``
+    (``Scan.cpu``). Returns the figures and a timeline (``t_s``,
+    ``cpu_cores``, ``rss_bytes``). Cumulative CPU of a process tree drops
+    when a child exits (its time leaves the sum), so the CPU curve is rebuilt
+    from its non-negative steps.
     """
     t = frame["t_ns"].to_numpy()
     raw = (frame["cpu_user_s"] + frame["cpu_system_s"]).to_numpy(dtype=np.float64)
@@ -720,7 +642,7 @@ def cpu_figures(
     cpu = np.cumsum(steps.clip(min=0))
     x = (t - t[0]).astype(np.float64)
 
-    lo, hi = max(window.start_ns, int(t[0])), min(window.end_ns, int(t[-1]))
+    lo, hi = cpu_range(frame, window)
     figures: dict[str, Any] = {
         "cpu_s": None, "cpu_cores": None, "cpu_s_per_1k_acks": None, "cpu_s_per_1k_connects": None,
         "covered_s": 0.0,
@@ -728,10 +650,7 @@ def cpu_figures(
     if hi > lo:
         cpu_s = float(np.interp(hi - t[0], x, cpu) - np.interp(lo - t[0], x, cpu))
         covered = (hi - lo) / NS_PER_S
-        st = steady["t_ns"].to_numpy()
-        inside = (st >= lo) & (st < hi) & steady["ok"].to_numpy()
-        acks = int((inside & _is(steady, "ack")).sum())
-        connects = int((inside & _is(steady, "connect")).sum())
+        acks, connects = counted if counted is not None else (0, 0)
         figures.update(
             cpu_s=cpu_s,
             cpu_cores=cpu_s / covered,
@@ -757,10 +676,10 @@ def cpu_figures(
 
 
 def server_figures(
-    server: pd.DataFrame, window: Window, steady: pd.DataFrame, peak_clients_samples: int, notes: list[str]
+    server: pd.DataFrame, window: Window, counted: list[int] | None, peak_clients_samples: int, notes: list[str]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The target's CPU cost (``cpu_figures``), RSS peak and RSS per connected client."""
-    figures, timeline = cpu_figures(server, window, steady, notes, source="server.csv")
+    figures, timeline = cpu_figures(server, window, counted, notes, source="server.csv")
     rss = timeline["rss_bytes"].to_numpy()
     connected = server["connected"].to_numpy(dtype=np.float64)
     has_connected = bool(np.isfinite(connected).any())
@@ -786,10 +705,10 @@ def server_figures(
 
 
 def loadgen_figures(
-    loadgen: pd.DataFrame, window: Window, steady: pd.DataFrame, notes: list[str]
+    loadgen: pd.DataFrame, window: Window, counted: list[int] | None, notes: list[str]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The load generator's CPU cost and peak RSS: on a small machine it competes with the target."""
-    figures, timeline = cpu_figures(loadgen, window, steady, notes, source="loadgen.csv")
+    figures, timeline = cpu_figures(loadgen, window, counted, notes, source="loadgen.csv")
     figures["peak_rss_bytes"] = int(timeline["rss_bytes"].max())
     return figures, timeline
 
@@ -812,13 +731,6 @@ def server_concurrency(server: pd.DataFrame | None, window: Window) -> dict[str,
     return out
 
 
-def _completions(samples: pd.DataFrame, kind: str) -> np.ndarray:
-    """Sorted completion times (``t_ns + latency``) of the successful samples of one kind."""
-    rows = samples.loc[_is(samples, kind) & samples["ok"].to_numpy(), ["t_ns", "latency_us"]]
-    lat = np.nan_to_num(rows["latency_us"].to_numpy(), nan=0.0, posinf=0.0, neginf=0.0).clip(0, MAX_LATENCY_US)
-    return np.sort(rows["t_ns"].to_numpy() + np.round(lat * 1000).astype(np.int64))
-
-
 def _slope(x: np.ndarray, y: np.ndarray) -> float | None:
     """Least-squares slope of y against x, None when x does not vary."""
     x = x.astype(np.float64)
@@ -829,26 +741,24 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float | None:
     return float((dx * (y - y.mean())).sum() / var)
 
 
-def memory_figures(server: pd.DataFrame, window: Window, samples: pd.DataFrame,
+def memory_figures(server: pd.DataFrame, window: Window, completed: dict[str, np.ndarray],
                    notes: list[str]) -> dict[str, Any]:
     """RSS growth over the steady window per 1,000 connects and per 1,000 acks, and RSS
     before the load vs after it.
 
     Growth: the slope of a least-squares line of RSS against the cumulative count
     of successful connects (acks) completed by each server.csv row of the steady
-    window, times 1,000. Each fit is against one count alone: where both grow,
-    each figure carries the other's cost too. Before: the last row before the load
-    start; after: the last row after the load end ("after the load, once clients
-    are gone"), None when the sampler stopped with the load.
+    window (``completed``: ``Scan.memory``), times 1,000. Each fit is against one
+    count alone: where both grow, each figure carries the other's cost too. Before:
+    the last row before the load start; after: the last row after the load end
+    ("after the load, once clients are gone"), None when the sampler stopped with the load.
     """
     t = server["t_ns"].to_numpy()
     rss = server["rss_bytes"].to_numpy(dtype=np.float64)
     inside = (t >= window.start_ns) & (t < window.end_ns)
     out: dict[str, Any] = {}
     for kind, key in (("connect", "rss_growth_bytes_per_1k_connects"), ("ack", "rss_growth_bytes_per_1k_acks")):
-        done = _completions(samples, kind)
-        cumulative = np.searchsorted(done, t[inside], side="right")
-        slope = _slope(cumulative, rss[inside])
+        slope = _slope(completed[kind], rss[inside])
         out[key] = slope * 1000 if slope is not None else None
     before = rss[t < window.load_start_ns]
     after = rss[t >= window.end_ns]
@@ -876,34 +786,24 @@ def _float(value: Any) -> float | None:
 
 # --- time series ---------------------------------------------------------------------------
 
-def rate_timeline(samples: pd.DataFrame, window: Window) -> pd.DataFrame:
+def rate_timeline(scan: Scan, window: Window) -> pd.DataFrame:
     """Per-second rates in one-second buckets (by ``t_ns``) over the whole load
     (wider buckets past ``MAX_TIME_BINS`` seconds; the index is each bucket's start, s).
 
     Each bucket's count is divided by the part of it the load covered, so the
     last, partial second shows its true rate instead of a dip.
     """
-    n, width = _bins(window)
-    sec = _seconds(samples["t_ns"].to_numpy(), window)
-    keep = (sec >= 0) & (sec < n)
-    sec = sec[keep]
-    ok = samples["ok"].to_numpy()[keep]
-
-    def kind(name: str) -> np.ndarray:
-        return _is(samples, name)[keep]
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(sec[mask], minlength=n)[:n]
-
-    connect, ack = kind("connect"), kind("ack")
+    n, width = time_bins(window)
+    series = scan.rates.reshape(len(RATE_SERIES), n)
+    counts = dict(zip(RATE_SERIES, series, strict=True))
     frame = pd.DataFrame({
-        "connects": count(connect & ok),
-        "connect_failures": count(connect & ~ok),
-        "disconnects": count(kind("disconnect") & ok),
-        "acks": count(ack & ok),
-        "ack_failures": count(ack & ~ok),
-        "pushes": count(kind("push") & ok),
-        "failures": count(~ok),
+        "connects": counts["connects"],
+        "connect_failures": counts["connect_failures"],
+        "disconnects": counts["disconnects"],
+        "acks": counts["acks"],
+        "ack_failures": counts["ack_failures"],
+        "pushes": counts["pushes"],
+        "failures": scan.failures,
     }, index=pd.RangeIndex(0, n * (width // NS_PER_S), width // NS_PER_S, name="second"))
     covered = np.minimum(width, window.end_ns - window.load_start_ns - np.arange(n) * width) / NS_PER_S
     return frame.div(covered, axis=0)
@@ -930,11 +830,10 @@ def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:
         return None
     counts = data.read_counts
     if counts is None:  # a CellData built by hand: count the samples kept
-        samples = data.samples
-        grouped = samples.groupby(["kind", "name"], observed=True)["ok"]
-        table = pd.DataFrame({"count": grouped.size(), "ok": grouped.sum()}).reset_index()
-        counts = pd.DataFrame({"kind": table["kind"].astype(str), "name": table["name"].astype(str),
-                               "count": table["count"], "failures": table["count"] - table["ok"]})
+        source = data.source
+        counts = pd.DataFrame({"kind": [k for k, _ in source.groups], "name": [n for _, n in source.groups],
+                               "count": source.stats.group_rows,
+                               "failures": source.stats.group_rows - source.stats.group_ok})
     rows: list[dict[str, Any]] = []
     for row in stats.itertuples(index=False):
         if row.name == "Aggregated":
@@ -956,7 +855,7 @@ def locust_cross_check(data: CellData) -> list[dict[str, Any]] | None:
     return rows
 
 
-def target_gap_problems(data: CellData, samples: pd.DataFrame, lost: list[str]) -> list[str]:
+def target_gap_problems(data: CellData, lost: list[str]) -> list[str]:
     """The target's own count of each event (run.json ``target_events``, from its ``/stats``) against the samples.
 
     Every call ends as a sample (answered, failed or unanswered at the stop),
@@ -967,13 +866,14 @@ def target_gap_problems(data: CellData, samples: pd.DataFrame, lost: list[str]) 
     counts = (data.run.extra.get("target_events") if data.run is not None else None) or {}
     if not isinstance(counts, dict):
         return []
-    acks = samples[samples["kind"] == "ack"]
+    stats = data.source.stats
+    index = {group: gid for gid, group in enumerate(data.source.groups)}
     problems: list[str] = []
     for event, handled in sorted(counts.items()):
         if not isinstance(handled, int):
             continue
-        mine = acks[acks["name"] == event]
-        total, answered = len(mine), int(mine["ok"].sum())
+        gid = index.get(("ack", event))
+        total, answered = (int(stats.group_rows[gid]), int(stats.group_ok[gid])) if gid is not None else (0, 0)
         if handled > total:
             message = (f"the target handled {handled:,} {event} calls but the recorder has {total:,} samples of "
                        f"them: {handled - total:,} samples lost")
@@ -1059,3 +959,52 @@ def primary_figure(
     if rss_per_client is not None:
         return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")
     return None
+
+
+# --- GC pauses -------------------------------------------------------------------------------
+
+def gc_figures(groups: list[tuple[str, str]], scan: Scan, timed: dict[int, TimedLatency], latency: pd.DataFrame,
+               main_event: str | None, window: Window, pauses: pd.DataFrame | None, files: list[str],
+               run: RunRecord | None) -> GcView:
+    """The GC view of one cell (``reports.gc_pauses.gc_view``'s figures, from the scan's counts):
+    its pauses, the share of the slow samples in flight during one, and the fine latency timeline."""
+    plan = scan.plan
+    key = timed_key(latency, main_event)
+    width = plan.gc_bin_ns
+    gid = None
+    if key is not None:
+        gid = groups.index((str(latency.at[key, "kind"]), str(latency.at[key, "name"])))
+    timeline = pd.DataFrame({"t_s": pd.Series(dtype=float), "max_us": pd.Series(dtype=float)})
+    if gid is not None:
+        present = np.flatnonzero(scan.gc_rows[gid])
+        if len(present):
+            top = scan.gc_max[gid][present]
+            timeline = pd.DataFrame({"t_s": present.astype(np.int64) * (width / NS_PER_S), "max_us": top})
+    if pauses is None:
+        return GcView(key, timeline, width, None, None, window.warmup_s)
+    t = pauses["t_ns"].to_numpy()
+    in_load = pauses.loc[(t >= window.load_start_ns) & (t < window.end_ns)]
+    shown = pd.DataFrame({
+        "start_s": (in_load["t_ns"].to_numpy() - window.load_start_ns) / NS_PER_S,
+        "duration_ms": in_load["duration_ns"].to_numpy() / NS_PER_MS,
+        "generation": in_load["generation"].to_numpy(),
+    })
+    p99 = latency.at[key, "p99_us"] if key is not None else None
+    p99_us = float(p99) if p99 is not None and pd.notna(p99) else None
+    tail: dict[str, Any] = {"overlap_min_ms": LONG_PAUSE_MS, "p99_us": p99_us, "above_p99": 0,
+                            "above_p99_overlapping": 0, "above_p99_overlap_share": None, "all_overlap_share": None}
+    steady = int(scan.steady_ok[gid]) if gid is not None else 0
+    if p99_us is not None and steady and gid is not None:
+        figures = timed[gid]
+        slow, hits = figures.above_p99, figures.above_p99_overlapping
+        tail.update(above_p99=slow, above_p99_overlapping=hits, above_p99_overlap_share=hits / slow if slow else None,
+                    all_overlap_share=int(scan.overlap[gid]) / steady)
+    summary: dict[str, Any] = {
+        "files": files,
+        "setting": gc_setting(run),
+        "key": key,
+        "bin_ms": width / NS_PER_MS,
+        **pause_figures(pauses, window),
+        **tail,
+    }
+    return GcView(key, timeline, width, shown, summary, window.warmup_s)

@@ -1,4 +1,5 @@
-"""Read one results folder (``results/<run-id>/<cell>/``) into pandas frames.
+"""Read one results folder (``results/<run-id>/<cell>/``): its files into pandas frames, its
+sample shards checked and counted, to be read shard by shard (``reports.shards``).
 
 Every problem with the input ends one of two ways:
 
@@ -20,21 +21,29 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
-from core.schema import FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SAMPLE_COLUMNS, SAMPLE_SCHEMA, SHARD_GLOB
+from core.schema import FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SHARD_GLOB
 from reports.errors import ReportInputError
+from reports.gc_pauses import read_gc_pauses
+from reports.scan import PairScan, PreScan, scan_plan
+from reports.shards import (
+    ProgressCallback,
+    SampleSource,
+    ShardSamples,
+    ShardScan,
+    Sink,
+    count_kept,
+    scan_shards,
+)
 from reports.transport import check_relayed
+from reports.window import MAX_EPOCH_NS, resolve_warmup, run_window
 
 SERVER_CSV = "server.csv"
 LOADGEN_CSV = "loadgen.csv"
@@ -45,19 +54,12 @@ LOCUST_STATS_JSON = "locust_stats.json"
 LOCUST_HISTORY_CSV = "locust_stats_history.csv"
 LOG_FILES = ("target.log", "locust.log")
 
-
-# ``user`` is the only sample column no figure needs; skipping it saves 8 bytes a row.
-READ_COLUMNS: tuple[str, ...] = tuple(c for c in SAMPLE_COLUMNS if c != "user")
-STRING_COLUMNS = ("kind", "name", "worker", "error")
-
 SERVER_REQUIRED = ("t_ns", "cpu_user_s", "cpu_system_s", "rss_bytes")
 SERVER_OPTIONAL = ("threads", "fds", "procs", "connected")
 
 # Anything earlier than 1973 is not an epoch-nanosecond timestamp (MIN_EPOCH_NS):
 # most likely seconds or milliseconds, which would make every rate wrong by 10**6 or more.
-# Anything later than 2**62 ns (year 2116) is not a plausible one either; it also keeps
-# every sum of two timestamps inside int64.
-MAX_EPOCH_NS = 2**62
+# Anything later than MAX_EPOCH_NS (2**62 ns, year 2116) is not a plausible one either.
 NS_PER_S = 1_000_000_000
 # Rows may lie this far outside the run's recorded span (clock skew between hosts,
 # samplers started a little early) before they are dropped as out of span.
@@ -73,9 +75,6 @@ MAX_RECORDER_ERRORS = 5
 MAX_LOG_SCAN_BYTES = 64 * 1024 * 1024
 _LOG_ERROR_LINE = re.compile(rb"\b(?:ERROR|CRITICAL)\b|Traceback \(most recent call last\)|Invalid HTTP method")
 _LOG_TRACEBACK = b"Traceback (most recent call last)"
-
-ProgressCallback = Callable[[int, int, str], None]
-"""Called as ``progress(done, total, shard_name)`` after each shard is read."""
 
 
 @dataclass
@@ -133,7 +132,8 @@ class CellData:
     cell: str
     run: RunRecord | None
     """The runner's record (run.json); None when the folder has none."""
-    samples: pd.DataFrame
+    source: SampleSource
+    """The kept samples, read shard by shard when a figure needs them (``reports.shards``)."""
     server: pd.DataFrame | None
     loadgen: pd.DataFrame | None = None
     """The load generator's process tree (``loadgen.csv``), when the runner sampled it."""
@@ -159,10 +159,24 @@ class CellData:
     """The recorders' own accounting (``recorder-*.json``), None when the folder has none."""
     lost: list[str] = field(default_factory=list)
     """Problems that mean samples are known to be lost (the summary status becomes ``failed``)."""
+    prescan: PreScan | None = None
+    """The figures' counts, gathered during the read for the window run.json gives
+    (``compute_metrics`` takes them: a second read is needed only for another window)."""
 
     @property
     def partial(self) -> bool:
         return bool(self.problems)
+
+    @property
+    def sample_count(self) -> int:
+        """Samples kept (valid, inside the run's span)."""
+        return len(self.source)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """Every kept sample as one pandas frame, read on each use: gigabytes at soak scale, and
+        no figure needs it (they read ``source`` chunk by chunk)."""
+        return self.source.frame()
 
 
 # Files only a cell folder holds; any one of them makes a folder a cell.
@@ -174,8 +188,14 @@ def is_cell_dir(path: Path) -> bool:
     return path.is_dir() and (any((path / m).is_file() for m in CELL_MARKERS) or any(path.glob(SHARD_GLOB)))
 
 
-def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> CellData:
+def load_cell(path: str | Path, *, progress: ProgressCallback | None = None,
+              warmup_s: float | None = None) -> CellData:
     """Read and check one cell folder.
+
+    When run.json records the load's bounds (the runner does), the steady
+    window is known before any sample is read: the figures of
+    ``compute_metrics(data, warmup_s=warmup_s)`` are then counted in the same
+    read of the shards (``CellData.prescan``), not in a second one.
 
     Raises ``ReportInputError`` when the folder cannot give a trustworthy
     report (not a folder, unreadable run.json, no usable samples).
@@ -194,32 +214,31 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
 
     if run is not None:
         run = check_run_times(run, problems)
-    shard_info = ShardInfo()
+    known = _span_from_run(run)
+    window = run_window(run, *resolve_warmup(warmup_s, run)) if known is not None else None
+    early: tuple[pd.DataFrame | None, pd.DataFrame | None, list[str], list[str]] | None = None
+    pair_scan: PairScan | None = None
+    gc_notes: list[str] = []
+    pauses: pd.DataFrame | None = None
+    gc_files: list[str] = []
+    if known is not None and window is not None:
+        early = _read_process_files(path, known)
+        pauses, gc_files = read_gc_pauses(path, gc_notes)
+        pair_scan = PairScan(scan_plan(window, early[0], early[1], pauses, known.start_ns, known.end_ns))
     try:
-        samples, read, skipped = read_samples(path, problems, progress=progress, info=shard_info)
-        span = time_span(run, samples["t_ns"].to_numpy())
-        before = len(samples)
-        samples = drop_out_of_span(samples, span, "sample(s)", problems)
-        if samples.empty:
-            raise ReportInputError(path, f"no sample inside the run's span ({span.describe()}): " + problems[-1])
+        source, scan, span = read_samples(path, run, problems, progress=progress, sink=pair_scan)
     except ReportInputError as exc:
         if run is not None and run.status in ("failed", "partial", RUNNING):
             # Say why, when the runner knew: "the target never became healthy", ...
             raise ReportInputError(path, f"{exc.problem} (run.json: {run.status}: "
                                          f"{run.reason or 'no reason given'})") from None
         raise
-    out_of_span = before - len(samples)
-    if out_of_span:
-        for col in ("kind", "name"):
-            samples[col] = samples[col].cat.remove_unused_categories()
-    server = read_server_csv(path / SERVER_CSV, problems)
-    if server is not None:
-        server = _process_rows_in_span(server, span, SERVER_CSV, problems,
-                                       consequence="no server CPU or memory figures")
-    loadgen = read_loadgen_csv(path / LOADGEN_CSV, notes)
-    if loadgen is not None:
-        loadgen = _process_rows_in_span(loadgen, span, LOADGEN_CSV, problems,
-                                        consequence="no load-generator figures")
+    server, loadgen, file_problems, file_notes = early if early is not None else _read_process_files(path, span)
+    problems.extend(file_problems)
+    notes.extend(file_notes)
+    prescan = None
+    if pair_scan is not None and window is not None:
+        prescan = PreScan(window, pair_scan.finish(source.pairs), pauses, gc_files, gc_notes)
     locust_stats = read_locust_final_stats(path / LOCUST_STATS_JSON, notes)
     if locust_stats is None:
         locust_stats = read_locust_stats(path / LOCUST_STATS_CSV, notes)
@@ -229,15 +248,32 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None) -> 
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
     fanout_pairs = read_fanout_pairs(path, problems)
     lost: list[str] = []
-    recorder = read_recorder_files(path, problems, lost, rows_read=sum(shard_info.rows_by_shard.values()))
+    recorder = read_recorder_files(path, problems, lost, rows_read=scan.total_rows)
     check_relayed(path, load_started_ns=run.load_started_ns if run else None, problems=problems, lost=lost,
                   notes=notes)  # samples sent through the Locust master: did every worker's arrive?
     return CellData(
-        path=path, cell=cell, run=run, samples=samples, server=server, loadgen=loadgen,
+        path=path, cell=cell, run=run, source=source, server=server, loadgen=loadgen,
         locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs,
-        shards_read=read, shards_skipped=skipped, problems=problems, notes=notes,
-        span=span, out_of_span=out_of_span, read_counts=shard_info.counts, recorder=recorder, lost=lost,
+        shards_read=len(scan.usable), shards_skipped=scan.skipped, problems=problems, notes=notes,
+        span=span, out_of_span=source.out_of_span, read_counts=scan.read_counts(), recorder=recorder, lost=lost,
+        prescan=prescan,
     )
+
+
+def _read_process_files(path: Path, span: TimeSpan) -> tuple[pd.DataFrame | None, pd.DataFrame | None,
+                                                              list[str], list[str]]:
+    """server.csv and loadgen.csv, their rows outside the span dropped: ``(server, loadgen, problems, notes)``."""
+    problems: list[str] = []
+    notes: list[str] = []
+    server = read_server_csv(path / SERVER_CSV, problems)
+    if server is not None:
+        server = _process_rows_in_span(server, span, SERVER_CSV, problems,
+                                       consequence="no server CPU or memory figures")
+    loadgen = read_loadgen_csv(path / LOADGEN_CSV, notes)
+    if loadgen is not None:
+        loadgen = _process_rows_in_span(loadgen, span, LOADGEN_CSV, problems,
+                                        consequence="no load-generator figures")
+    return server, loadgen, problems, notes
 
 
 # --- the run's span ---------------------------------------------------------------
@@ -329,12 +365,15 @@ def drop_out_of_span(frame: pd.DataFrame, span: TimeSpan, what: str, problems: l
     if not out.any():
         return frame
     wild = t[out]
-    low, high = int(wild.min()), int(wild.max())
-    where = _away(low, span) if low == high else f"{_away(low, span)} to {_away(high, span)}"
-    problems.append(
-        f"dropped {int(out.sum()):,} {what} with t_ns outside the run's span ({span.describe()}): "
-        f"t_ns {low} .. {high} ({where})")
+    problems.append(out_of_span_problem(int(out.sum()), int(wild.min()), int(wild.max()), span, what))
     return frame.loc[~out].reset_index(drop=True)
+
+
+def out_of_span_problem(count: int, low: int, high: int, span: TimeSpan, what: str) -> str:
+    """The problem line of ``count`` rows dropped with ``t_ns`` from ``low`` to ``high`` outside ``span``."""
+    where = _away(low, span) if low == high else f"{_away(low, span)} to {_away(high, span)}"
+    return (f"dropped {count:,} {what} with t_ns outside the run's span ({span.describe()}): "
+            f"t_ns {low} .. {high} ({where})")
 
 
 def _process_rows_in_span(frame: pd.DataFrame, span: TimeSpan, name: str, problems: list[str],
@@ -462,161 +501,56 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> RunR
 
 # --- sample shards --------------------------------------------------------------
 
-class _ShardProblem(Exception):
-    """One shard cannot be used; the message says why."""
+def _span_from_run(run: RunRecord | None) -> TimeSpan | None:
+    """The span when run.json alone gives it (both a start and an end), else None."""
+    if run is None:
+        return None
+    starts = [v for v in (run.started_ns, run.load_started_ns) if v is not None]
+    ends = [v for v in (run.ended_ns, run.load_ended_ns) if v is not None]
+    return time_span(run, np.empty(0, dtype=np.int64)) if starts and ends else None
 
 
-def _compatible(actual: pa.DataType, wanted: pa.DataType, nullable: bool) -> bool:
-    if pa.types.is_null(actual):
-        # An all-null column (e.g. ``error`` in a shard without failures) fits any nullable field.
-        return nullable
-    if pa.types.is_dictionary(actual):
-        actual = actual.value_type
-    if pa.types.is_string(wanted):
-        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or pa.types.is_string_view(actual)
-    if pa.types.is_integer(wanted):
-        return pa.types.is_integer(actual)
-    if pa.types.is_floating(wanted):
-        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
-    return actual == wanted
+def read_samples(cell_dir: Path, run: RunRecord | None, problems: list[str], *,
+                 progress: ProgressCallback | None = None,
+                 sink: Sink | None = None) -> tuple[ShardSamples, ShardScan, TimeSpan]:
+    """Check every shard and count its rows, batch by batch; the kept samples as a ``ShardSamples``.
 
-
-def read_shard(path: Path) -> pa.Table:
-    """One shard as an Arrow table with the sample schema's types (minus ``user``).
-
-    Raises ``_ShardProblem`` for a corrupt, truncated or wrongly-shaped file.
-    """
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _ShardProblem(f"corrupt or truncated Parquet file ({exc})") from None
-    try:
-        schema = parquet.schema_arrow
-        missing = [c for c in SAMPLE_COLUMNS if c not in schema.names]
-        if missing:
-            raise _ShardProblem(f"missing column(s) {', '.join(missing)} (found: {', '.join(schema.names)})")
-        wrong = [
-            f"{f.name} is {schema.field(f.name).type}, expected {f.type}"
-            for f in SAMPLE_SCHEMA
-            if not _compatible(schema.field(f.name).type, f.type, f.nullable)
-        ]
-        if wrong:
-            raise _ShardProblem("wrong column type(s): " + "; ".join(wrong))
-        try:
-            table = parquet.read(columns=list(READ_COLUMNS))
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise _ShardProblem(f"corrupt data, cannot be read ({exc})") from None
-    finally:
-        parquet.close()
-
-    target = pa.schema([SAMPLE_SCHEMA.field(c) for c in READ_COLUMNS])
-    nulls = [f"{f.name} ({table.column(f.name).null_count})" for f in target
-             if not f.nullable and table.column(f.name).null_count]
-    if nulls:
-        raise _ShardProblem("null values in column(s) that must not be null: " + ", ".join(nulls))
-    try:
-        table = table.select(list(READ_COLUMNS)).cast(target)
-    except (pa.ArrowException, ValueError) as exc:
-        raise _ShardProblem(f"values do not fit the sample schema ({exc})") from None
-    if table.num_rows:
-        low = pc.min(table.column("t_ns")).as_py()
-        if low < MIN_EPOCH_NS:
-            raise _ShardProblem(f"t_ns = {low} is not epoch nanoseconds (seconds or milliseconds?)")
-    return table
-
-
-@dataclass
-class ShardInfo:
-    """What ``read_samples`` saw before it dropped any row."""
-
-    rows_by_shard: dict[str, int] = field(default_factory=dict)
-    counts: pd.DataFrame | None = None
-    """Rows per (``kind``, ``name``): ``count``, ``failures``."""
-
-
-def read_samples(
-    cell_dir: Path, problems: list[str], *, progress: ProgressCallback | None = None,
-    info: ShardInfo | None = None,
-) -> tuple[pd.DataFrame, int, list[str]]:
-    """All usable shards of a cell as one frame, with row-level checks.
-
-    Returns ``(samples, shards_read, skipped_shard_names)``. Raises
-    ``ReportInputError`` when no shard holds a usable sample. ``info``, when
-    given, receives the rows of each shard read and the counts per name.
+    Rows no figure can use are dropped and counted in ``problems``: an unknown
+    kind, a successful sample with a negative or non-finite latency, a ``t_ns``
+    outside the run's span (``time_span``). Raises ``ReportInputError`` when no
+    usable sample is left. ``sink`` (used only when run.json gives the span)
+    gets the kept rows as they are read.
     """
     shards = sorted(cell_dir.glob(SHARD_GLOB))
     if not shards:
         raise ReportInputError(cell_dir, f"no sample shards ({SHARD_GLOB}): the run recorded nothing")
-    tables: list[pa.Table] = []
-    skipped: list[str] = []
-    shard_problems: list[str] = []
-    for i, shard in enumerate(shards, 1):
-        try:
-            tables.append(read_shard(shard))
-            if info is not None:
-                info.rows_by_shard[shard.name] = tables[-1].num_rows
-        except _ShardProblem as exc:
-            skipped.append(shard.name)
-            shard_problems.append(f"{shard.name}: {exc}")
-        if progress is not None:
-            progress(i, len(shards), shard.name)
-    if not tables:
-        detail = "; ".join(shard_problems[:3]) + ("; ..." if len(shard_problems) > 3 else "")
+    known = _span_from_run(run)
+    scan = scan_shards(shards, (known.start_ns, known.end_ns) if known else None, progress=progress, sink=sink)
+    if not scan.usable:
+        detail = "; ".join(scan.problems[:3]) + ("; ..." if len(scan.problems) > 3 else "")
         raise ReportInputError(cell_dir, f"no usable sample shard among {len(shards)}: {detail}")
-    problems.extend(f"skipped {p}" for p in shard_problems)
-
-    table = pa.concat_tables(tables)
-    del tables
-    if table.num_rows == 0:
-        raise ReportInputError(cell_dir, f"empty run: {len(shards) - len(skipped)} sample shard(s) hold no rows")
-    # Categoricals keep a million repeated names at one byte or two each.
-    samples = table.to_pandas(strings_to_categorical=True, split_blocks=True, self_destruct=True)
-    del table
-    if info is not None:
-        info.counts = _counts_by_name(samples)
-    samples = _drop_invalid_rows(samples, problems)
-    if samples.empty:
+    problems.extend(f"skipped {p}" for p in scan.problems)
+    if scan.total_rows == 0:
+        raise ReportInputError(cell_dir, f"empty run: {len(scan.usable)} sample shard(s) hold no rows")
+    unknown = scan.unknown_kinds()
+    if unknown:
+        problems.append(f"dropped {scan.unknown_rows} sample(s) with unknown kind {unknown} "
+                        f"(known: {', '.join(KINDS)})")
+    if scan.broken_rows:
+        problems.append(f"dropped {scan.broken_rows} successful sample(s) with a negative or non-finite latency_us")
+    if scan.valid_rows == 0:
         raise ReportInputError(
             cell_dir, "no valid samples left after dropping invalid rows: " + "; ".join(problems[-2:]))
-    return samples, len(shards) - len(skipped), skipped
-
-
-def _counts_by_name(samples: pd.DataFrame) -> pd.DataFrame:
-    """Rows and failures per (kind, name), as strings."""
-    grouped = samples.groupby(["kind", "name"], observed=True)["ok"]
-    counts = pd.DataFrame({"count": grouped.size(), "ok": grouped.sum()}).reset_index()
-    return pd.DataFrame({
-        "kind": counts["kind"].astype(str), "name": counts["name"].astype(str),
-        "count": counts["count"].astype("int64"), "failures": (counts["count"] - counts["ok"]).astype("int64"),
-    })
-
-
-def _drop_invalid_rows(samples: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
-    """Drop rows no figure can use, counting each kind of problem."""
-    for col in STRING_COLUMNS:
-        if not isinstance(samples[col].dtype, pd.CategoricalDtype):
-            samples[col] = samples[col].astype("category")
-    bad = np.zeros(len(samples), dtype=bool)
-
-    unknown = sorted(set(samples["kind"].cat.categories) - set(KINDS))
-    if unknown:
-        mask = samples["kind"].isin(unknown).to_numpy()
-        problems.append(f"dropped {int(mask.sum())} sample(s) with unknown kind {unknown} (known: {', '.join(KINDS)})")
-        bad |= mask
-
-    latency = samples["latency_us"].to_numpy()
-    ok = samples["ok"].to_numpy()
-    with np.errstate(invalid="ignore"):
-        broken = ok & ~(np.isfinite(latency) & (latency >= 0))
-    if broken.any():
-        problems.append(f"dropped {int(broken.sum())} successful sample(s) with a negative or non-finite latency_us")
-        bad |= broken
-
-    if bad.any():
-        samples = samples.loc[~bad].reset_index(drop=True)
-        for col in ("kind", "name"):
-            samples[col] = samples[col].cat.remove_unused_categories()
-    return samples
+    span = known if known is not None else time_span(run, scan.valid_t if scan.valid_t is not None
+                                                     else np.empty(0, dtype=np.int64))
+    scan.valid_t = None
+    kept = scan.kept if known is not None else count_kept(scan, (span.start_ns, span.end_ns))
+    if kept.out_of_span:
+        assert kept.wild_low is not None and kept.wild_high is not None
+        problems.append(out_of_span_problem(kept.out_of_span, kept.wild_low, kept.wild_high, span, "sample(s)"))
+    if kept.count == 0:
+        raise ReportInputError(cell_dir, f"no sample inside the run's span ({span.describe()}): " + problems[-1])
+    return ShardSamples(scan, (span.start_ns, span.end_ns), kept), scan, span
 
 
 # --- server.csv ---------------------------------------------------------------------

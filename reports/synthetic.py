@@ -7,6 +7,8 @@ code as a real one.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -128,67 +130,62 @@ def write_locust_stats_json(cell_dir: Path, rows: list[tuple[str, str, int, int]
     return path
 
 
+# The mix of a generated cell, per sample: connects and disconnects 1 % each, broadcast
+# acks 0.5 % with FANOUT pushes each (0.1 % of them lost), echo acks the rest.
+FANOUT = 20
+KIND_NAMES = ("connect", "disconnect", "ack", "push")
+EVENT_NAMES = ("connect", "disconnect", "echo", "broadcast", "fanout")
+ERROR_TEXTS = ("TimeoutError: connect timed out", "AckTimeout: no ack within 5 s")
+
+
 def generate_cell(
     cell_dir: Path, *, n_samples: int = 1_000_000, duration_s: float = 60.0, warmup_s: float = 5.0,
     users: int = 200, shards: int = 8, seed: int = 1, mode: str = "gevent", server: str = "dev",
-    scenario: str = "broadcast", start_ns: int = BASE_NS,
+    scenario: str = "broadcast", start_ns: int = BASE_NS, flush_s: float | None = None,
+    gc_pauses: bool = False, load_bounds: bool = False,
 ) -> dict[str, Any]:
     """A realistic mixed cell of about ``n_samples`` samples: connects, echo and broadcast acks,
     fan-out pushes, some churn and failures, server.csv, Locust CSVs and logs.
+
+    ``shards`` recording processes write the samples, each shard's rows in
+    completion order as the recorder writes them. Without ``flush_s`` each
+    process writes one shard; with it, one per ``flush_s`` seconds
+    (``--flush-interval``), generated a flush at a time, so memory stays bounded
+    whatever ``n_samples``: a 100-million-sample, four-hour cell takes about a
+    minute. ``gc_pauses`` adds a gc.csv: a 20 ms
+    generation-2 pause every 1.1 s and a 50 us generation-0 one every 50 ms.
+    ``load_bounds`` records the load's start and end in run.json, as the runner does.
 
     Returns the run.json written.
     """
     rng = np.random.default_rng(seed)
     end_ns = start_ns + round(duration_s * NS_PER_S)
-    span = end_ns - start_ns
-    workers = [f"synthetic:{1000 + i}" for i in range(shards)]
+    periods = max(1, math.ceil(duration_s / flush_s)) if flush_s else 1
+    edges = np.linspace(start_ns, end_ns, periods + 1).round().astype(np.int64)
+    per_period = np.diff(np.linspace(0, n_samples, periods + 1).round().astype(np.int64))
+    totals: Counter[tuple[str, str]] = Counter()
+    failures: Counter[tuple[str, str]] = Counter()
+    for p in range(periods):
+        rows = _generated_rows(rng, int(per_period[p]), int(edges[p]), int(edges[p + 1]), users, shards)
+        for tag in range(shards):
+            mine = rows["worker"] == tag
+            if not mine.any():
+                continue
+            part = {k: v[mine] for k, v in rows.items()}
+            order = np.argsort(part["t_ns"] + np.round(part["latency_us"] * 1000).astype(np.int64), kind="stable")
+            table = _rows_table({k: v[order] for k, v in part.items()}, f"synthetic:{1000 + tag}")
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, cell_dir / f"samples-w{tag}-{p:05d}.parquet")
+        pairs = rows["kind"] * len(EVENT_NAMES) + rows["name"]
+        for code, count in zip(*np.unique(pairs, return_counts=True), strict=True):
+            totals[(KIND_NAMES[code // len(EVENT_NAMES)], EVENT_NAMES[code % len(EVENT_NAMES)])] += int(count)
+        for code, count in zip(*np.unique(pairs[~rows["ok"]], return_counts=True), strict=True):
+            failures[(KIND_NAMES[code // len(EVENT_NAMES)], EVENT_NAMES[code % len(EVENT_NAMES)])] += int(count)
 
-    n_conn = max(users, n_samples // 100)
-    n_bcast = n_samples // 200
-    fan = 20  # recipients per broadcast
-    n_push = n_bcast * fan
-    n_echo = max(0, n_samples - 2 * n_conn - n_bcast - n_push)
-
-    def times(n: int) -> np.ndarray:
-        return start_ns + np.sort(rng.integers(0, span, n))
-
-    # The error column: None where a sample succeeded (a 0-d object array: np.where's stubs take no bare None).
-    no_error = np.array(None, dtype=object)
-    frames = []
-    t_conn = times(n_conn)
-    conn_ok = rng.random(n_conn) > 0.002
-    frames.append(samples_frame(
-        t_conn, "connect", "connect", rng.lognormal(np.log(2500), 0.5, n_conn), ok=conn_ok,
-        user=rng.integers(0, users, n_conn),
-        error=np.where(conn_ok, no_error, "TimeoutError: connect timed out"),
-    ))
-    frames.append(samples_frame(
-        t_conn + rng.integers(NS_PER_S // 10, 2 * NS_PER_S, n_conn), "disconnect", "disconnect",
-        rng.lognormal(np.log(800), 0.4, n_conn), user=rng.integers(0, users, n_conn),
-    ))
-    echo_ok = rng.random(n_echo) > 0.0005
-    frames.append(samples_frame(
-        times(n_echo), "ack", "echo", rng.lognormal(np.log(900), 0.6, n_echo), ok=echo_ok, bytes=64,
-        user=rng.integers(0, users, n_echo), error=np.where(echo_ok, no_error, "AckTimeout: no ack within 5 s"),
-    ))
-    t_bcast = times(n_bcast)
-    frames.append(samples_frame(
-        t_bcast, "ack", "broadcast", rng.lognormal(np.log(1500), 0.5, n_bcast), bytes=64,
-        expected=fan, user=rng.integers(0, users, n_bcast),
-    ))
-    received = np.repeat(t_bcast, fan)[: n_push - n_push // 1000]  # 0.1% lost
-    frames.append(samples_frame(
-        received, "push", "fanout", rng.lognormal(np.log(1800), 0.5, len(received)), bytes=64,
-        user=rng.integers(0, users, len(received)),
-    ))
-    samples = pd.concat(frames, ignore_index=True)
-    samples["worker"] = np.asarray(workers, dtype=object)[rng.integers(0, shards, len(samples))]
-    for i, worker in enumerate(workers):
-        write_shard(cell_dir, samples.loc[samples["worker"] == worker], tag=f"w{i}", seq=0)
-
+    bounds: dict[str, Any] = {"load_started_ns": start_ns, "load_ended_ns": end_ns} if load_bounds else {}
     run = write_run_json(cell_dir, started_ns=start_ns, ended_ns=end_ns, scenario=scenario, mode=mode,
                          server=server, warmup_s=warmup_s, users=users,
-                         cell=cell_name(mode, server, scenario))
+                         cell=cell_name(mode, server, scenario), **bounds)
     t_srv = np.arange(start_ns - NS_PER_S, end_ns + NS_PER_S, NS_PER_S // 2)
     elapsed = (t_srv - t_srv[0]) / NS_PER_S
     write_server_csv(
@@ -196,12 +193,92 @@ def generate_cell(
         60e6 + 40e6 * np.minimum(1.0, elapsed / 5.0), threads=8, fds=users + 12,
         connected=np.minimum(users, np.round(users * elapsed / 5.0)).astype(int),
     )
-    counts = samples.groupby(["kind", "name"]).agg(n=("ok", "size"), failed=("ok", lambda s: int((~s).sum())))
+    if gc_pauses:
+        _write_gc_csv(cell_dir, start_ns, end_ns)
     with (cell_dir / "locust_stats.csv").open("w") as fh:
         fh.write("Type,Name,Request Count,Failure Count,Median Response Time\n")
-        for (kind, name), row in counts.iterrows():
-            fh.write(f"{kind},{name},{row['n']},{row['failed']},1\n")
-        fh.write(f",Aggregated,{len(samples)},{int((~samples['ok']).sum())},1\n")
+        for (kind, name), n in sorted(totals.items()):
+            fh.write(f"{kind},{name},{n},{failures[(kind, name)]},1\n")
+        fh.write(f",Aggregated,{sum(totals.values())},{sum(failures.values())},1\n")
     (cell_dir / "target.log").write_text("server started\n" * 10 + "ERROR something went wrong\n")
     (cell_dir / "locust.log").write_text("locust started\n")
     return run
+
+
+def _generated_rows(rng: np.random.Generator, n: int, lo: int, hi: int, users: int,
+                    workers: int) -> dict[str, np.ndarray]:
+    """About ``n`` samples sent in ``[lo, hi)`` in the generated cell's mix, as column arrays
+    (``kind``, ``name``: codes into KIND_NAMES, EVENT_NAMES; ``error``: into ERROR_TEXTS, -1 for none)."""
+    n_conn = n // 100
+    n_bcast = n // 200
+    n_push = n_bcast * FANOUT
+    n_echo = max(0, n - 2 * n_conn - n_bcast - n_push)
+
+    def times(k: int) -> np.ndarray:
+        return rng.integers(lo, max(lo + 1, hi), k)
+
+    t_conn = times(n_conn)
+    conn_ok = rng.random(n_conn) > 0.002
+    echo_ok = rng.random(n_echo) > 0.0005
+    t_bcast = times(n_bcast)
+    received = np.repeat(t_bcast, FANOUT)
+    received = received[rng.random(len(received)) >= 0.001]  # 0.1% lost
+    parts = [
+        # (t_ns, kind, name, latency_us, ok, error)
+        (t_conn, 0, 0, rng.lognormal(np.log(2500), 0.5, n_conn), conn_ok, np.where(conn_ok, -1, 0)),
+        (t_conn + rng.integers(NS_PER_S // 10, 2 * NS_PER_S, n_conn), 1, 1, rng.lognormal(np.log(800), 0.4, n_conn),
+         np.ones(n_conn, bool), np.full(n_conn, -1)),
+        (times(n_echo), 2, 2, rng.lognormal(np.log(900), 0.6, n_echo), echo_ok, np.where(echo_ok, -1, 1)),
+        (t_bcast, 2, 3, rng.lognormal(np.log(1500), 0.5, n_bcast), np.ones(n_bcast, bool), np.full(n_bcast, -1)),
+        (received, 3, 4, rng.lognormal(np.log(1800), 0.5, len(received)), np.ones(len(received), bool),
+         np.full(len(received), -1)),
+    ]
+    total = sum(len(p[0]) for p in parts)
+    return {
+        "t_ns": np.concatenate([p[0] for p in parts]).astype(np.int64),
+        "kind": np.concatenate([np.full(len(p[0]), p[1], np.int8) for p in parts]),
+        "name": np.concatenate([np.full(len(p[0]), p[2], np.int8) for p in parts]),
+        "latency_us": np.concatenate([p[3] for p in parts]),
+        "ok": np.concatenate([p[4] for p in parts]),
+        "error": np.concatenate([p[5] for p in parts]).astype(np.int8),
+        "expected": np.concatenate([np.full(len(p[0]), FANOUT if p[2] == 3 else 0, np.int64) for p in parts]),
+        "user": rng.integers(0, users, total),
+        "worker": rng.integers(0, workers, total),
+    }
+
+
+def _rows_table(rows: dict[str, np.ndarray], worker: str) -> pa.Table:
+    """Generated rows as a shard's table (string columns as the recorder writes them)."""
+    n = len(rows["t_ns"])
+
+    def strings(codes: np.ndarray, words: tuple[str, ...]) -> pa.Array:
+        indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+        return pa.DictionaryArray.from_arrays(indices, pa.array(words)).cast(pa.string())
+
+    columns = {
+        "t_ns": pa.array(rows["t_ns"]),
+        "kind": strings(rows["kind"], KIND_NAMES),
+        "name": strings(rows["name"], EVENT_NAMES),
+        "latency_us": pa.array(rows["latency_us"]),
+        "ok": pa.array(rows["ok"]),
+        "bytes": pa.array(np.full(n, 64, np.int64)),
+        "worker": pa.array([worker] * n, pa.string()) if n < 1000 else strings(np.zeros(n, np.int8), (worker,)),
+        "user": pa.array(rows["user"].astype(np.int64)),
+        "expected": pa.array(rows["expected"]),
+        "error": strings(rows["error"], ERROR_TEXTS),
+    }
+    return pa.table(columns, schema=SAMPLE_SCHEMA)
+
+
+def _write_gc_csv(cell_dir: Path, start_ns: int, end_ns: int) -> None:
+    """A gc.csv of a collector pausing 20 ms (generation 2) every 1.1 s and 50 us (generation 0) every 50 ms."""
+    long = np.arange(start_ns + NS_PER_S // 2, end_ns, 1_100_000_000)
+    short = np.arange(start_ns, end_ns, 50_000_000)
+    frame = pd.DataFrame({
+        "t_ns": np.concatenate([long, short]),
+        "duration_ns": np.concatenate([np.full(len(long), 20_000_000), np.full(len(short), 50_000)]),
+        "generation": np.concatenate([np.full(len(long), 2), np.zeros(len(short), np.int64)]),
+        "collected": 7,
+        "uncollectable": 0,
+    }).sort_values("t_ns", kind="stable")
+    frame.to_csv(cell_dir / "gc.csv", index=False)
