@@ -222,6 +222,23 @@ def tail_overlap(t_ns: np.ndarray, latency_us: np.ndarray, p99_us: float | None,
     return out
 
 
+def pauses_in_load(pauses: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """The pauses that start during the load, as the timeline draws them (seconds, ms, generation)."""
+    t = pauses["t_ns"].to_numpy()
+    in_load = pauses.loc[(t >= window.load_start_ns) & (t < window.end_ns)]
+    return pd.DataFrame({
+        "start_s": (in_load["t_ns"].to_numpy() - window.load_start_ns) / NS_PER_S,
+        "duration_ms": in_load["duration_ns"].to_numpy() / NS_PER_MS,
+        "generation": in_load["generation"].to_numpy(),
+    })
+
+
+def key_p99_us(latency: pd.DataFrame, key: Any) -> float | None:
+    """The p99 of the latency row ``key``, or None."""
+    p99 = latency.at[key, "p99_us"] if key is not None else None
+    return float(p99) if p99 is not None and pd.notna(p99) else None
+
+
 def gc_view(cell_dir: Path, samples: pd.DataFrame, window: Window, latency: pd.DataFrame,
             main_event: str | None, run: RunRecord | None, notes: list[str]) -> GcView:
     """The GC view of one cell: its pauses, the overlap figure, and the fine latency timeline."""
@@ -233,15 +250,8 @@ def gc_view(cell_dir: Path, samples: pd.DataFrame, window: Window, latency: pd.D
     pauses, files = read_gc_pauses(cell_dir, notes)
     if pauses is None:
         return GcView(key, timeline, width, None, None, window.warmup_s)
-    t = pauses["t_ns"].to_numpy()
-    in_load = pauses.loc[(t >= window.load_start_ns) & (t < window.end_ns)]
-    shown = pd.DataFrame({
-        "start_s": (in_load["t_ns"].to_numpy() - window.load_start_ns) / NS_PER_S,
-        "duration_ms": in_load["duration_ns"].to_numpy() / NS_PER_MS,
-        "generation": in_load["generation"].to_numpy(),
-    })
-    p99 = latency.at[key, "p99_us"] if key is not None else None
-    p99_us = float(p99) if p99 is not None and pd.notna(p99) else None
+    shown = pauses_in_load(pauses, window)
+    p99_us = key_p99_us(latency, key)
     summary: dict[str, Any] = {
         "files": files,
         "setting": gc_setting(run),

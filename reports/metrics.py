@@ -46,7 +46,9 @@ from reports.gc_pauses import (
     NS_PER_MS,
     GcView,
     gc_setting,
+    key_p99_us,
     pause_figures,
+    pauses_in_load,
     read_gc_pauses,
     timed_key,
 )
@@ -982,15 +984,8 @@ def gc_figures(groups: list[tuple[str, str]], scan: Scan, timed: dict[int, Timed
             timeline = pd.DataFrame({"t_s": present.astype(np.int64) * (width / NS_PER_S), "max_us": top})
     if pauses is None:
         return GcView(key, timeline, width, None, None, window.warmup_s)
-    t = pauses["t_ns"].to_numpy()
-    in_load = pauses.loc[(t >= window.load_start_ns) & (t < window.end_ns)]
-    shown = pd.DataFrame({
-        "start_s": (in_load["t_ns"].to_numpy() - window.load_start_ns) / NS_PER_S,
-        "duration_ms": in_load["duration_ns"].to_numpy() / NS_PER_MS,
-        "generation": in_load["generation"].to_numpy(),
-    })
-    p99 = latency.at[key, "p99_us"] if key is not None else None
-    p99_us = float(p99) if p99 is not None and pd.notna(p99) else None
+    shown = pauses_in_load(pauses, window)
+    p99_us = key_p99_us(latency, key)
     tail: dict[str, Any] = {"overlap_min_ms": LONG_PAUSE_MS, "p99_us": p99_us, "above_p99": 0,
                             "above_p99_overlapping": 0, "above_p99_overlap_share": None, "all_overlap_share": None}
     steady = int(scan.steady_ok[gid]) if gid is not None else 0
