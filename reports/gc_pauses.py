@@ -239,6 +239,13 @@ def key_p99_us(latency: pd.DataFrame, key: Any) -> float | None:
     return float(p99) if p99 is not None and pd.notna(p99) else None
 
 
+def view_summary(files: list[str], run: RunRecord | None, key: Any, width_ns: int, pauses: pd.DataFrame,
+                 window: Window, tail: dict[str, Any]) -> dict[str, Any]:
+    """summary.json's ``gc`` object: where the pauses came from, their figures, the slow samples' overlap."""
+    return {"files": files, "setting": gc_setting(run), "key": key, "bin_ms": width_ns / NS_PER_MS,
+            **pause_figures(pauses, window), **tail}
+
+
 def gc_view(cell_dir: Path, samples: pd.DataFrame, window: Window, latency: pd.DataFrame,
             main_event: str | None, run: RunRecord | None, notes: list[str]) -> GcView:
     """The GC view of one cell: its pauses, the overlap figure, and the fine latency timeline."""
@@ -252,14 +259,8 @@ def gc_view(cell_dir: Path, samples: pd.DataFrame, window: Window, latency: pd.D
         return GcView(key, timeline, width, None, None, window.warmup_s)
     shown = pauses_in_load(pauses, window)
     p99_us = key_p99_us(latency, key)
-    summary: dict[str, Any] = {
-        "files": files,
-        "setting": gc_setting(run),
-        "key": key,
-        "bin_ms": width / NS_PER_MS,
-        **pause_figures(pauses, window),
-        **tail_overlap(t_ns, latency_us, p99_us, pauses, window),
-    }
+    summary = view_summary(files, run, key, width, pauses, window,
+                           tail_overlap(t_ns, latency_us, p99_us, pauses, window))
     return GcView(key, timeline, width, shown, summary, window.warmup_s)
 
 

@@ -43,14 +43,12 @@ from core.schema import KINDS
 from reports.errors import ReportInputError
 from reports.gc_pauses import (
     LONG_PAUSE_MS,
-    NS_PER_MS,
     GcView,
-    gc_setting,
     key_p99_us,
-    pause_figures,
     pauses_in_load,
     read_gc_pauses,
     timed_key,
+    view_summary,
 )
 from reports.latency import CURVE_MAX_NINES as CURVE_MAX_NINES  # re-exported
 from reports.latency import CURVE_NINES_STEP as CURVE_NINES_STEP  # re-exported
@@ -994,12 +992,5 @@ def gc_figures(groups: list[tuple[str, str]], scan: Scan, timed: dict[int, Timed
         slow, hits = figures.above_p99, figures.above_p99_overlapping
         tail.update(above_p99=slow, above_p99_overlapping=hits, above_p99_overlap_share=hits / slow if slow else None,
                     all_overlap_share=int(scan.overlap[gid]) / steady)
-    summary: dict[str, Any] = {
-        "files": files,
-        "setting": gc_setting(run),
-        "key": key,
-        "bin_ms": width / NS_PER_MS,
-        **pause_figures(pauses, window),
-        **tail,
-    }
-    return GcView(key, timeline, width, shown, summary, window.warmup_s)
+    return GcView(key, timeline, width, shown, view_summary(files, run, key, width, pauses, window, tail),
+                  window.warmup_s)
