@@ -2,10 +2,12 @@
 
 A benchmark baseline from another machine cannot judge a change: runners
 differ by more than the regressions worth catching. So both sides run here,
-in one job, interleaved A B B A ... (:func:`bench.abstats.interleaved_order`),
+in one job, interleaved A B B A ... (:func:`bench.abstats.pair_order`),
 target and load generator pinned to separate cores, a warm-up cut from each
-run; each metric is then the ratio of medians B/A with a bootstrap 95%
-confidence interval and a verdict (faster, slower, no change, too noisy).
+run; each metric is then the ratio of medians B/A with a distribution-free
+95% interval and a verdict that claims no more than the interval shows
+(slower, faster, no change, inconclusive). Undecided metrics earn more
+pairs, within ``--budget`` seconds (:class:`bench.abstats.SequentialJudge`).
 
 Sides:
 
@@ -20,8 +22,8 @@ Sides:
 The server is the reference target (``--target gevent-dev``) or the user's
 own (``--target-cmd "python app.py --port {port}"``, run in each side's
 checkout, with ``--locustfile``/``--user``). Exit status: 0 no metric
-slower beyond ``--tolerance``, 1 a metric is slower (or a side could not
-run), 2 bad input.
+slower beyond ``--tolerance``, 1 a metric is slower (or inconclusive, with
+``--fail-on-inconclusive``; or a side could not run), 2 bad input.
 """
 from __future__ import annotations
 
@@ -29,17 +31,19 @@ import argparse
 import base64
 import contextlib
 import io
+import math
 import os
 import shlex
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.abstats import Better, Comparison, compare, interleaved_order, render_markdown
+from bench.abstats import Better, Comparison, SequentialJudge, look_schedule, pair_order, render_markdown, spread
 from bench.cell import CellPlan, CellResult
 from bench.locustfile_check import LocustfileError, single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
@@ -54,6 +58,8 @@ from reports.build import build_cell_report
 from reports.errors import ReportInputError
 
 DEFAULT_REPEATS = 5
+DEFAULT_BUDGET_S = 300.0
+DEFAULT_MAX_PAIRS = 30
 DEFAULT_TOLERANCE = 0.05
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
 
@@ -155,9 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--duration", type=float, default=8.0, help="seconds per run (default 8)")
     server.add_argument("--warmup", type=float, default=2.0, help="seconds cut from each run's start (default 2)")
     server.add_argument("--emit-rate", type=float, default=0.0, help="emits/s per user (0 = flat out)")
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs per side (default 5)")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                        help="pairs (one run a side) before the first verdict (default 5)")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
+                        help="run more pairs until every metric is decided, within this many seconds "
+                             "(default 300; 0: exactly --repeats pairs, judged once)")
+    parser.add_argument("--max-pairs", type=int, default=DEFAULT_MAX_PAIRS,
+                        help="at most this many pairs, whatever the budget (default 30)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help="changes smaller than this ratio are 'no change' (default 0.05)")
+                        help="'no change' needs the whole interval within 1 +/- this (default 0.05)")
+    parser.add_argument("--fail-on-inconclusive", action="store_true",
+                        help="exit 1 when a metric is inconclusive, as on 'slower'")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results root (default ./results)")
     parser.add_argument("--run-id", help="run folder name (default: <date>-<time>-ab)")
     parser.add_argument("--job-summary", type=Path, default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
@@ -256,40 +270,82 @@ class Measured:
         self.values.setdefault(label, {"a": [], "b": []})[side].append(value)
         self.better[label] = better
 
+    def triples(self) -> dict[str, tuple[Better, list[float], list[float]]]:
+        """metric -> (better, A's values, B's values), as :meth:`SequentialJudge.look` takes them."""
+        return {label: (self.better[label], sides["a"], sides["b"]) for label, sides in self.values.items()}
 
-def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, repeats: int, pin: bool,
-           out: Any = None) -> Measured:
-    """Run the interleaved repeats and collect every metric of every run."""
+
+@dataclass
+class Stopping:
+    """How many pairs ran, and why the runs stopped (said in ab.md)."""
+
+    pairs: int = 0
+    looks: int = 0
+    reason: str = ""
+    elapsed_s: float = 0.0
+
+
+def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: SequentialJudge, first_look: int,
+           budget_s: float, max_pairs: int, pin: bool, out: Any = None,
+           clock: Callable[[], float] = time.monotonic) -> tuple[Measured, Stopping]:
+    """Run interleaved pairs (A B, B A, ...) and judge at the scheduled looks until every metric is decided.
+
+    With ``budget_s`` 0 exactly ``first_look`` pairs run and are judged once.
+    Otherwise pairs continue past the first look until the judge has decided
+    every metric, ``max_pairs`` ran, or the next look cannot be reached within
+    the budget at the pace so far.
+    """
     progress = ProgressLine(out or sys.stdout)
     interrupted = threading.Event()
     measured = Measured()
-    counts = {"a": 0, "b": 0}
-    for letter in interleaved_order(repeats):
-        key = letter.lower()
-        side = a if key == "a" else b
-        if side.failure is not None:
-            continue  # it could not run: the other side's runs go on, and are kept
-        counts[key] += 1
-        result = run_side_cell(side, counts[key], scenario, run_dir, progress, pin, interrupted)
-        side.runs.append(result)
-        if result.status != "ok":
-            lines = [line.strip() for line in (result.reason or result.status).splitlines() if line.strip()]
-            side.failure = f"{side.label}: {' '.join(lines[:1] + lines[1:][-3:])}"  # the reason, its log's end
+    stopping = Stopping()
+    looks = look_schedule(first_look, first_look if budget_s == 0 else max(first_look, max_pairs))
+    started = clock()
+    for pair in range(looks[-1]):
+        for letter in pair_order(pair):
+            run_one_side(a if letter == "A" else b, scenario, run_dir, progress, pin, interrupted, measured)
+        stopping.pairs = pair + 1
+        stopping.elapsed_s = clock() - started
+        if a.failure or b.failure:
+            stopping.reason = "a side could not run"
+            return measured, stopping
+        if stopping.pairs not in looks:
             continue
-        try:
-            summary = build_cell_report(result.path, html=False).summary
-        except ReportInputError as exc:
-            side.failure = f"{side.label}: no report: {exc}"
-            continue
-        for label, (_, better, value) in metric_values(summary, scenario.name).items():
-            measured.add(label, key, better, value)
-    return measured
+        stopping.looks += 1
+        if judge.look(measured.triples()):
+            stopping.reason = f"every metric decided after {stopping.pairs} pairs"
+            return measured, stopping
+        if stopping.pairs == looks[-1]:
+            break
+        next_look = looks[looks.index(stopping.pairs) + 1]
+        pace = stopping.elapsed_s / stopping.pairs
+        if stopping.elapsed_s + pace * (next_look - stopping.pairs) > budget_s:
+            stopping.reason = (f"the budget ({budget_s:g} s) could not reach the next look at {next_look} pairs "
+                               f"({pace:.0f} s a pair); undecided: {', '.join(judge.undecided())}")
+            return measured, stopping
+    stopping.reason = (f"{stopping.pairs} pairs, as asked (--budget 0)" if budget_s == 0
+                       else f"--max-pairs {max_pairs} reached; undecided: {', '.join(judge.undecided())}")
+    return measured, stopping
 
 
-def judge(measured: Measured, tolerance: float) -> list[Comparison]:
-    """A comparison for every metric with at least two runs on each side."""
-    return [compare(label, sides["a"], sides["b"], better=measured.better[label], tolerance=tolerance)
-            for label, sides in measured.values.items() if len(sides["a"]) >= 2 and len(sides["b"]) >= 2]
+def run_one_side(side: Side, scenario: Scenario, run_dir: Path, progress: ProgressLine, pin: bool,
+                 interrupted: threading.Event, measured: Measured) -> None:
+    """One run of one side; its metrics join ``measured``, or its failure stops that side."""
+    if side.failure is not None:
+        return  # it could not run: the other side's runs go on, and are kept
+    result = run_side_cell(side, len(side.runs) + 1, scenario, run_dir, progress, pin, interrupted)
+    side.runs.append(result)
+    if result.status != "ok":
+        lines = [line.strip() for line in (result.reason or result.status).splitlines() if line.strip()]
+        side.failure = f"{side.label}: {' '.join(lines[:1] + lines[1:][-3:])}"  # the reason, its log's end
+        return
+    try:
+        summary = build_cell_report(result.path, html=False).summary
+    except ReportInputError as exc:
+        side.failure = f"{side.label}: no report: {exc}"
+        return
+    for label, (_, better, value) in metric_values(summary, scenario.name).items():
+        measured.add(label, side.key, better, value)
 
 
 def strip_plot(comparisons: Sequence[Comparison], a_label: str, b_label: str) -> str:
@@ -316,11 +372,25 @@ def strip_plot(comparisons: Sequence[Comparison], a_label: str, b_label: str) ->
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Comparison], tolerance: float) -> str:
+def stopping_notes(comparisons: Sequence[Comparison], stopping: Stopping) -> str:
+    """How many pairs ran and why they stopped; for an undecided metric, the smallest change the runs could see."""
+    lines = [f"- **runs:** {stopping.pairs} pairs in {stopping.elapsed_s:.0f} s, judged at {stopping.looks} "
+             f"look(s); stopped: {stopping.reason}"]
+    for c in comparisons:
+        if c.verdict == "inconclusive":
+            size = "no change of any size" if not math.isfinite(c.detectable) else f"about +/-{c.detectable:.0%}"
+            lines.append(f"- **too noisy for the budget:** {c.metric} (runs vary by {spread(c.a_values):.1%} and "
+                         f"{spread(c.b_values):.1%}); {len(c.a_values)} runs a side could detect {size}")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Comparison], tolerance: float,
+                  stopping: Stopping) -> str:
     markdown = render_markdown(comparisons, a_label=a.label, b_label=b.label)
+    markdown += "\n" + stopping_notes(comparisons, stopping)
     failures = [s.failure for s in (a, b) if s.failure]
     if failures:
-        markdown += "\n" + "\n".join(f"- **could not run**: {f}" for f in failures) + "\n"
+        markdown += "\n".join(f"- **could not run**: {f}" for f in failures) + "\n"
     write_text(run_dir / "ab.md", markdown)
     write_json(run_dir / "ab.json", {
         "a": {"label": a.label, "source": str(a.source), "command": a.target.command,
@@ -328,9 +398,11 @@ def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Compari
         "b": {"label": b.label, "source": str(b.source), "command": b.target.command,
               "runs": [r.cell for r in b.runs], "failure": b.failure},
         "tolerance": tolerance,
+        "pairs": stopping.pairs, "looks": stopping.looks, "stopped": stopping.reason,
+        "elapsed_s": round(stopping.elapsed_s, 3),
         "metrics": [{"metric": c.metric, "better": c.better, "a": list(c.a_values), "b": list(c.b_values),
-                     "ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high, "verdict": c.verdict}
-                    for c in comparisons],
+                     "ratio": c.ratio, "ci_low": c.ci_low, "ci_high": c.ci_high if math.isfinite(c.ci_high) else None,
+                     "alpha": c.alpha, "verdict": c.verdict} for c in comparisons],
     })
     if comparisons:
         png = strip_plot(comparisons, a.label, b.label)
@@ -348,8 +420,9 @@ def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Compari
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.repeats < 2 or not 0 <= args.tolerance < 1:
-        print("bench.ab: --repeats must be >= 2 and --tolerance in 0..1", file=sys.stderr)
+    problem = bad_numbers(args)
+    if problem:
+        print(f"bench.ab: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     run_dir = args.results / (args.run_id or new_run_id("ab"))
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -359,11 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario = scenario_of(args)
         run_dir.mkdir(parents=True, exist_ok=True)
         with sides_of(args, run_dir) as (a, b):
-            print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} runs each of {scenario.name} "
-                  f"({args.duration:g} s), interleaved; results in {run_dir}", flush=True)
-            measured = run_ab(a, b, scenario, run_dir, repeats=args.repeats, pin=not args.no_pin)
-            comparisons = judge(measured, args.tolerance)
-            markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance)
+            more = "" if args.budget == 0 else f", more until every metric is decided (budget {args.budget:g} s)"
+            print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
+                  f"({args.duration:g} s), interleaved{more}; results in {run_dir}", flush=True)
+            judge = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
+            _, stopping = run_ab(a, b, scenario, run_dir, judge=judge, first_look=args.repeats, budget_s=args.budget,
+                                 max_pairs=args.max_pairs, pin=not args.no_pin)
+            comparisons = judge.comparisons()
+            markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance, stopping)
     except AbInputError as exc:
         print(f"bench.ab: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -380,7 +456,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.failure or b.failure or not comparisons:
         return EXIT_FAILED
     print(f"bench.ab: report {run_dir / 'ab.html'}")
-    return EXIT_FAILED if any(c.verdict == "slower" for c in comparisons) else EXIT_OK
+    failing = ("slower", "inconclusive") if args.fail_on_inconclusive else ("slower",)
+    return EXIT_FAILED if any(c.verdict in failing for c in comparisons) else EXIT_OK
+
+
+def bad_numbers(args: argparse.Namespace) -> str | None:
+    """The first numeric option out of range, named; None when all are usable."""
+    if args.repeats < 4:
+        return f"--repeats must be >= 4 (fewer runs a side cannot reach 95% confidence), got {args.repeats}"
+    if not 0 <= args.tolerance < 1:
+        return f"--tolerance must be in 0..1, got {args.tolerance}"
+    if not (math.isfinite(args.budget) and args.budget >= 0):
+        return f"--budget must be a number of seconds >= 0, got {args.budget}"
+    if args.max_pairs < args.repeats:
+        return f"--max-pairs ({args.max_pairs}) must be at least --repeats ({args.repeats})"
+    return None
 
 
 if __name__ == "__main__":

@@ -2,25 +2,38 @@
 
 Base revision A and head revision B are each run several times on the same
 machine, interleaved (:func:`interleaved_order`), and every metric is then
-compared with :func:`compare`: the ratio of medians B/A with a percentile
-bootstrap 95% confidence interval, and a verdict.
+compared with :func:`compare`: the ratio of medians B/A, a confidence
+interval for the ratio, and a verdict that claims no more than the interval
+shows.
 
-Why medians: a benchmark run occasionally hits a hiccup (a GC pause, a noisy
-neighbour); the median of a handful of runs shrugs off one such outlier where
-the mean does not. Why a ratio: metrics have different units and scales, and
-"1.11x" reads the same for CPU seconds and for p99 milliseconds. Why the
-bootstrap: with 5-10 runs per side nothing about the distribution is known,
-and resampling makes no assumption about it.
+The interval is distribution-free: the Hodges-Lehmann interval of the shift
+in log values, read off the Mann-Whitney null distribution
+(:func:`shift_interval`). It assumes nothing about the noise except that
+runs of one side are alike, so its coverage holds for 4 runs as for 40, and
+one outlying run moves it by one order statistic, not by its size. With too
+few runs for the confidence asked, the interval is unbounded and the
+verdict is "inconclusive", never a guess.
+
+Runs that continue until they can tell (:func:`look_alpha`): ``bench.ab``
+judges after a growing number of pairs and stops when every metric is
+decided. Each look spends part of the error rate (``alpha / (j (j + 1))`` at
+look ``j``, which sums to ``alpha``), so every interval of every look holds at
+once with 95% confidence, and a verdict taken at any look is as sound as a
+single fixed-size test's.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from functools import lru_cache
+from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
 Better = Literal["lower", "higher"]
-Verdict = Literal["faster", "slower", "no change", "too noisy"]
+Verdict = Literal["faster", "slower", "no change", "inconclusive"]
+VERDICTS: tuple[Verdict, ...] = ("slower", "faster", "no change", "inconclusive")
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,8 +52,10 @@ class Comparison:
     ci_low: float
     ci_high: float
     verdict: Verdict
-    # The tolerance the verdict was judged with, so a report can say "no change beyond 5%".
+    # The tolerance the verdict was judged with, so a report can say "no change within 5%".
     tolerance: float = 0.05
+    #: the error rate this interval was built with (less than 5% at later looks of a sequential run)
+    alpha: float = DEFAULT_ALPHA
 
     @property
     def change(self) -> float:
@@ -55,9 +70,41 @@ class Comparison:
     def b_median(self) -> float:
         return float(np.median(self.b_values))
 
+    @property
+    def worst_change(self) -> float:
+        """The change of the worst regression the interval leaves open, in the metric's own units as a share.
+
+        +0.43: B may measure 43% more of a lower-is-better metric; -0.23: B may
+        measure 23% less of a higher-is-better one. Unbounded: +inf, or -1.
+        """
+        return self.ci_high - 1.0 if self.better == "lower" else self.ci_low - 1.0
+
+    @property
+    def worst_regression(self) -> float:
+        """The size of :attr:`worst_change` (0.43, 0.23), whichever way is worse for this metric."""
+        return abs(self.worst_change)
+
+    @property
+    def detectable(self) -> float:
+        """About the smallest change these runs could tell from none: the interval's half-width, as a share."""
+        if not (self.ci_low > 0 and math.isfinite(self.ci_high)):
+            return math.inf
+        return math.exp((math.log(self.ci_high) - math.log(self.ci_low)) / 2) - 1.0
+
     def describe(self) -> str:
         """One line, e.g. ``server CPU per 1k acks: 1.11x (95% CI 1.07-1.15), slower``."""
-        return f"{self.metric}: {self.ratio:.2f}x (95% CI {self.ci_low:.2f}-{self.ci_high:.2f}), {self.verdict}"
+        return f"{self.metric}: {self.ratio:.2f}x (95% CI {format_interval(self)}), {self.verdict}"
+
+
+def spread(values: Sequence[float]) -> float:
+    """Run-to-run spread of one side: the coefficient of variation (0.05: runs vary by about 5%)."""
+    arr = np.asarray(values, dtype=float)
+    return float(np.std(arr, ddof=1) / np.mean(arr)) if arr.size >= 2 else math.nan
+
+
+def format_interval(c: Comparison) -> str:
+    high = f"{c.ci_high:.2f}" if math.isfinite(c.ci_high) else "inf"
+    return f"{c.ci_low:.2f}-{high}"
 
 
 def _values(metric: str, side: str, values: Iterable[float]) -> np.ndarray:
@@ -71,6 +118,92 @@ def _values(metric: str, side: str, values: Iterable[float]) -> np.ndarray:
     return arr
 
 
+@lru_cache(maxsize=None)
+def _mann_whitney_counts(m: int, n: int) -> tuple[int, ...]:
+    """How many orderings of m A and n B runs give each value of U (0..m*n), with no ties."""
+    if m == 0 or n == 0:
+        return (1,)
+    # Either the largest value is a B (each of the m A runs is below it: U grows by m) or an A.
+    with_b_last = _mann_whitney_counts(m, n - 1)
+    with_a_last = _mann_whitney_counts(m - 1, n)
+    counts = [0] * (m * n + 1)
+    for u, k in enumerate(with_b_last):
+        counts[u + m] += k
+    for u, k in enumerate(with_a_last):
+        counts[u] += k
+    return tuple(counts)
+
+
+def mann_whitney_cut(m: int, n: int, alpha: float) -> int | None:
+    """The largest c with P(U <= c) <= alpha / 2 under no difference; None when even U = 0 is likelier."""
+    counts = _mann_whitney_counts(m, n)
+    total = math.comb(m + n, m)
+    cumulative, cut = 0, None
+    for c, k in enumerate(counts):
+        cumulative += k
+        if cumulative / total > alpha / 2:
+            break
+        cut = c
+    return cut
+
+
+def shift_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:
+    """A (1 - alpha) interval for the ratio B/A: Hodges-Lehmann on log values, Mann-Whitney critical values.
+
+    Every pairwise log ratio ``log b_j - log a_i`` is sorted; the interval runs
+    from the (c+1)-th smallest to the (c+1)-th largest, where c is the
+    Mann-Whitney cut for ``alpha``. With too few runs for ``alpha`` it is
+    ``(0, inf)``: nothing can be ruled out.
+    """
+    cut = mann_whitney_cut(a.size, b.size, alpha)
+    if cut is None:
+        return 0.0, math.inf
+    diffs = np.sort((np.log(b)[None, :] - np.log(a)[:, None]).ravel())
+    return float(np.exp(diffs[cut])), float(np.exp(diffs[diffs.size - 1 - cut]))
+
+
+def look_alpha(look: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """The error rate spent at the ``look``-th judgement (1-based) of a sequential run: the sum over all is alpha."""
+    if look < 1:
+        raise ValueError(f"look must be >= 1, got {look}")
+    return alpha / (look * (look + 1))
+
+
+def look_schedule(first: int, most: int) -> list[int]:
+    """Pairs after which a sequential run judges: ``first``, then about a quarter more each time, up to ``most``.
+
+    Looking after every pair would spend the error rate on looks that add
+    little; growing steps keep the later intervals narrow.
+    """
+    if first < 2:
+        raise ValueError(f"the first look needs at least 2 pairs, got {first}")
+    looks = [first]
+    while looks[-1] < most:
+        looks.append(min(most, max(looks[-1] + 1, math.ceil(looks[-1] * 1.25))))
+    return looks
+
+
+def judge_interval(ratio: float, ci_low: float, ci_high: float, better: Better, tolerance: float) -> Verdict:
+    """What an interval shows, and no more.
+
+    - "no change": the whole interval lies inside ``1 +/- tolerance`` (an
+      equivalence test: any change there may be, is smaller than that);
+    - B measured more when the whole interval lies above 1 and the ratio is
+      beyond the tolerance ("slower" when lower is better, "faster" when
+      higher is); less when the interval lies below 1 and the ratio is
+      beyond the tolerance on that side;
+    - otherwise "inconclusive": the runs could not rule out a change the
+      size of the interval's far end.
+    """
+    if 1.0 - tolerance <= ci_low and ci_high <= 1.0 + tolerance:
+        return "no change"
+    if ci_low > 1.0 and ratio > 1.0 + tolerance:
+        return "slower" if better == "lower" else "faster"
+    if ci_high < 1.0 and ratio < 1.0 - tolerance:
+        return "faster" if better == "lower" else "slower"
+    return "inconclusive"
+
+
 def compare(
     metric: str,
     a: Sequence[float],
@@ -78,69 +211,27 @@ def compare(
     *,
     better: Better,
     tolerance: float = 0.05,
-    resamples: int = 10_000,
-    seed: int = 0,
-    max_ci_width: float = 0.5,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Comparison:
-    """Compare one metric of A (base) and B (head) runs.
+    """Compare one metric of A (base) and B (head) runs: ratio of medians, interval, verdict.
 
-    The ratio is median(B) / median(A). Its 95% CI is a percentile bootstrap:
-    A and B are resampled independently with replacement ``resamples`` times
-    (all at once, as index matrices of shape ``(resamples, n)``), the ratio of
-    medians is taken for each resample, and the CI is the 2.5th and 97.5th
-    percentiles of those ratios. ``seed`` makes the CI reproducible.
-
-    Verdict rule, checked in this order:
-
-    1. "too noisy" when the CI is wider than ``max_ci_width`` relative to the
-       ratio, ``(ci_high - ci_low) / ratio > max_ci_width``: the runs cannot
-       tell even a large change from none, so neither verdict is claimed.
-    2. B measured more when **both** the CI lies wholly above 1.0
-       (``ci_low > 1``) **and** the point estimate is beyond the tolerance
-       (``ratio > 1 + tolerance``); B measured less when ``ci_high < 1`` and
-       ``ratio < 1 - tolerance``. "More" is "slower" for ``better="lower"``
-       (CPU, latency) and "faster" for ``better="higher"`` (throughput), and
-       the other way round for "less".
-    3. Otherwise "no change".
-
-    Why both conditions: "CI excludes 1" alone is a ~5% test, and with 5-6
-    runs per side at 5% noise a point estimate beyond 5% alone happens by
-    chance in 1 comparison of 5-8; together they keep A vs A false alarms
-    at 4% or less. The tolerance also keeps a tiny but consistent shift (1%, say from
-    the runner's state) from earning a verdict. The CI is not required to lie
-    wholly beyond ``1 + tolerance``: that would miss most 10% shifts at 5 runs
-    per side.
-
-    What it catches (lognormal noise, 400 synthetic pairs each): a 10% shift
-    at 3% CV is flagged ~96% of the time with 5 runs per side, ~99% with 6;
-    at 5% CV only ~63% with 5 runs, ~78% with 6, ~87% with 8 and ~93% with
-    10. That is the limit of medians of so few runs, not of the rule: at 5%
-    noise, run 8-10 per side.
+    The interval is :func:`shift_interval` at ``alpha`` (a sequential run
+    passes :func:`look_alpha` of its look); the verdict is
+    :func:`judge_interval`. Why the ratio must also pass the tolerance for
+    "slower": a tiny but consistent shift (1%, say from the runner's state)
+    does not earn a verdict; with more runs its interval narrows into the
+    band and it becomes "no change".
     """
     if tolerance < 0:
         raise ValueError(f"{metric}: tolerance must be >= 0, got {tolerance}")
-    if resamples < 1:
-        raise ValueError(f"{metric}: resamples must be >= 1, got {resamples}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"{metric}: alpha must be in (0, 1), got {alpha}")
     if better not in ("lower", "higher"):
         raise ValueError(f"{metric}: better must be 'lower' or 'higher', got {better!r}")
     av = _values(metric, "A", a)
     bv = _values(metric, "B", b)
-
     ratio = float(np.median(bv) / np.median(av))
-    rng = np.random.default_rng(seed)
-    a_meds = np.median(av[rng.integers(0, av.size, size=(resamples, av.size))], axis=1)
-    b_meds = np.median(bv[rng.integers(0, bv.size, size=(resamples, bv.size))], axis=1)
-    ci_low, ci_high = (float(x) for x in np.percentile(b_meds / a_meds, [2.5, 97.5]))
-
-    verdict: Verdict
-    if (ci_high - ci_low) / ratio > max_ci_width:
-        verdict = "too noisy"
-    elif ci_low > 1.0 and ratio > 1.0 + tolerance:
-        verdict = "slower" if better == "lower" else "faster"
-    elif ci_high < 1.0 and ratio < 1.0 - tolerance:
-        verdict = "faster" if better == "lower" else "slower"
-    else:
-        verdict = "no change"
+    ci_low, ci_high = shift_interval(av, bv, alpha)
     return Comparison(
         metric=metric,
         better=better,
@@ -149,9 +240,15 @@ def compare(
         ratio=ratio,
         ci_low=ci_low,
         ci_high=ci_high,
-        verdict=verdict,
+        verdict=judge_interval(ratio, ci_low, ci_high, better, tolerance),
         tolerance=tolerance,
+        alpha=alpha,
     )
+
+
+def pair_order(pair: int) -> tuple[str, str]:
+    """The order of the two runs in pair ``pair`` (0-based): A B, then B A, then A B ..."""
+    return ("A", "B") if pair % 2 == 0 else ("B", "A")
 
 
 def interleaved_order(repeats: int) -> list[str]:
@@ -164,26 +261,36 @@ def interleaved_order(repeats: int) -> list[str]:
     """
     if repeats < 0:
         raise ValueError(f"repeats must be >= 0, got {repeats}")
-    return [run for i in range(repeats) for run in (("A", "B") if i % 2 == 0 else ("B", "A"))]
+    return [run for pair in range(repeats) for run in pair_order(pair)]
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _open_change(c: Comparison, *, named: bool = True) -> str:
+    """The worst change an inconclusive interval leaves open: ``+43% in server CPU``, or ``any change``."""
+    where = f" in {c.metric}" if named else ""
+    if not math.isfinite(c.ci_high) or c.ci_low <= 0:
+        return f"any change{where}"
+    return f"{c.worst_change:+.0%}{where}"
+
+
 def _headline(comparisons: Sequence[Comparison], b_label: str) -> str:
+    """Every verdict counted, e.g. ``B is slower on 1 of 4 metrics; 2 no change within 5%; 1 inconclusive``."""
     n = len(comparisons)
     if n == 0:
         return "no metrics compared"
-    counts = {v: sum(c.verdict == v for c in comparisons) for v in ("slower", "faster", "too noisy")}
-    parts = [f"{verdict} on {counts[verdict]} of {n} metrics" for verdict in ("slower", "faster") if counts[verdict]]
-    if parts:
-        line = f"{b_label} is " + ", ".join(parts)
-    else:
-        line = f"no change beyond {max(c.tolerance for c in comparisons):.0%}"
-    if counts["too noisy"]:
-        line += f" ({counts['too noisy']} of {n} too noisy to tell)"
-    return line
+    counts = {v: sum(c.verdict == v for c in comparisons) for v in VERDICTS}
+    parts = [f"{b_label} is " + ", ".join(f"{v} on {counts[v]} of {n} metrics" for v in ("slower", "faster")
+                                          if counts[v])] if counts["slower"] or counts["faster"] else []
+    if counts["no change"]:
+        tolerance = max(c.tolerance for c in comparisons if c.verdict == "no change")
+        parts.append(f"{counts['no change']} of {n} no change within {tolerance:.0%}")
+    if counts["inconclusive"]:
+        worst = max(comparisons, key=lambda c: c.worst_regression if c.verdict == "inconclusive" else -1.0)
+        parts.append(f"{counts['inconclusive']} of {n} inconclusive (could not rule out {_open_change(worst)})")
+    return "; ".join(parts)
 
 
 def render_markdown(comparisons: Sequence[Comparison], *, a_label: str, b_label: str) -> str:
@@ -191,13 +298,53 @@ def render_markdown(comparisons: Sequence[Comparison], *, a_label: str, b_label:
     lines = [
         _headline(comparisons, b_label),
         "",
-        f"| metric | {_cell(a_label)} median | {_cell(b_label)} median | ratio | 95% CI | verdict |",
-        "|---|---:|---:|---:|---:|---|",
+        f"| metric | {_cell(a_label)} median | {_cell(b_label)} median | ratio | 95% CI | verdict "
+        f"| {_cell(a_label)} spread | {_cell(b_label)} spread |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for c in comparisons:
         verdict = f"**{c.verdict}**" if c.verdict == "slower" else c.verdict
+        if c.verdict == "inconclusive":
+            verdict += f" (could not rule out {_open_change(c, named=False)})"
         lines.append(
             f"| {_cell(c.metric)} | {c.a_median:.4g} | {c.b_median:.4g} | {c.ratio:.2f}x "
-            f"| {c.ci_low:.2f}-{c.ci_high:.2f} | {verdict} |"
+            f"| {format_interval(c)} | {verdict} | {spread(c.a_values):.1%} | {spread(c.b_values):.1%} |"
         )
     return "\n".join(lines) + "\n"
+
+
+class SequentialJudge:
+    """Judges a growing set of runs at scheduled looks, keeping each metric's first decided verdict.
+
+    With ``sequential=False`` there is one look, at the full ``alpha`` (a
+    fixed number of runs). Otherwise look ``j`` spends :func:`look_alpha`, so
+    a verdict from any look holds with ``1 - alpha`` confidence overall.
+    """
+
+    def __init__(self, *, tolerance: float, alpha: float = DEFAULT_ALPHA, sequential: bool = True) -> None:
+        self.tolerance = tolerance
+        self.alpha = alpha
+        self.sequential = sequential
+        self.looks = 0
+        self.decided: dict[str, Comparison] = {}
+        self.latest: dict[str, Comparison] = {}
+
+    def look(self, values: Mapping[str, tuple[Better, Sequence[float], Sequence[float]]]) -> bool:
+        """Judge every undecided metric with at least 2 runs a side; True once every metric is decided."""
+        self.looks += 1
+        alpha = look_alpha(self.looks, self.alpha) if self.sequential else self.alpha
+        for metric, (better, a, b) in values.items():
+            if metric in self.decided or len(a) < 2 or len(b) < 2:
+                continue
+            comparison = compare(metric, a, b, better=better, tolerance=self.tolerance, alpha=alpha)
+            self.latest[metric] = comparison
+            if comparison.verdict != "inconclusive":
+                self.decided[metric] = comparison
+        return bool(self.latest) and all(metric in self.decided for metric in self.latest)
+
+    def comparisons(self) -> list[Comparison]:
+        """Each metric's decided verdict, or its latest look's when undecided, in the order first seen."""
+        return [self.decided.get(metric, latest) for metric, latest in self.latest.items()]
+
+    def undecided(self) -> list[str]:
+        return [metric for metric in self.latest if metric not in self.decided]

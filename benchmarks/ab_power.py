@@ -3,24 +3,30 @@
 One pool of runs is measured, interleaved: the reference target (gevent-dev,
 echo) as is (A), and with ``--handler-cost-us`` set to add 5% and 10% of
 its measured server CPU per ack (B5, B10). Trials are then drawn from the
-pool: ``--trials`` times, ``--per-side`` runs of A against as many of B
-(without replacement), each judged by :func:`bench.abstats.compare` exactly
-as ``bench.ab`` judges a pull request. A vs A (two disjoint draws of A) gives
-the false-alarm rate. Drawing trials from one measured pool, instead of
-running every trial afresh, is what keeps this to minutes.
+pool: ``--trials`` times, a sequence of A runs against a sequence of B runs
+(without replacement), judged exactly as ``bench.ab`` judges a pull request
+with a budget: the first look after ``--first`` pairs, more pairs until the
+verdict is decided, at most as many pairs as the budget holds at the pace
+measured (``--budget``). A vs A (two disjoint draws of A) gives the
+false-alarm rate. Drawing trials from one measured pool, instead of running
+every trial afresh, is what keeps this to minutes.
 
-    .venv/bin/python -m benchmarks.ab_power --pool 16 --per-side 5 --trials 10
+    .venv/bin/python -m benchmarks.ab_power --pool 24 --trials 10
+    .venv/bin/python -m tests.busy_core -- .venv/bin/python -m benchmarks.ab_power   # on a busy machine
 """
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import statistics
 import sys
 import threading
+import time
+from collections import Counter
 from pathlib import Path
 
-from bench.abstats import compare
+from bench.abstats import Better, SequentialJudge, look_schedule, spread
 from bench.cell import CellPlan, run_cell
 from bench.matrix import DEFAULT_RESULTS
 from bench.profile import LoadShape, Scenario, TargetSpec
@@ -48,27 +54,32 @@ def run_one(run_dir: Path, name: str, cost_us: float, load: LoadShape) -> dict:
     return {"cpu": lookup(summary, CPU_METRIC[0]), "acks_per_s": lookup(summary, THROUGHPUT_METRIC[0])}
 
 
-def detection(pool_a: list[float], pool_b: list[float], *, per_side: int, trials: int, better: str,
-              tolerance: float, seed: int, same_pool: bool = False) -> tuple[int, int]:
-    """(trials judged slower, trials judged faster) of ``trials`` draws."""
+def detection(pool_a: list[float], pool_b: list[float], *, first: int, max_pairs: int, trials: int,
+              better: Better, tolerance: float, seed: int, same_pool: bool = False) -> tuple[Counter[str], list[int]]:
+    """Verdicts of ``trials`` sequential draws, and the pairs each one took."""
     rng = random.Random(seed)
-    slower = faster = 0
-    for trial in range(trials):
+    verdicts: Counter[str] = Counter()
+    pairs_used = []
+    for _ in range(trials):
         if same_pool:
-            drawn = rng.sample(pool_a, 2 * per_side)
-            a, b = drawn[:per_side], drawn[per_side:]
+            drawn = rng.sample(pool_a, 2 * max_pairs)
+            a, b = drawn[:max_pairs], drawn[max_pairs:]
         else:
-            a, b = rng.sample(pool_a, per_side), rng.sample(pool_b, per_side)
-        verdict = compare("m", a, b, better=better, tolerance=tolerance, seed=trial).verdict  # type: ignore[arg-type]
-        slower += verdict == "slower"
-        faster += verdict == "faster"
-    return slower, faster
+            a, b = rng.sample(pool_a, max_pairs), rng.sample(pool_b, max_pairs)
+        judge = SequentialJudge(tolerance=tolerance)
+        for pairs in look_schedule(first, max_pairs):
+            if judge.look({"m": (better, a[:pairs], b[:pairs])}):
+                break
+        verdicts[judge.comparisons()[0].verdict] += 1
+        pairs_used.append(pairs)
+    return verdicts, pairs_used
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_power", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pool", type=int, default=16, help="runs measured per level (default 16)")
-    parser.add_argument("--per-side", type=int, default=5, help="runs per side in a trial (default 5)")
+    parser.add_argument("--pool", type=int, default=24, help="runs measured per level (default 24)")
+    parser.add_argument("--first", type=int, default=5, help="pairs before the first look (default 5)")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds a trial may take (default 300)")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--levels", default="0.05,0.10", help="added server CPU per ack, as shares")
     parser.add_argument("--duration", type=float, default=6.0)
@@ -82,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True)
 
     calibration = run_one(run_dir, "calibrate", 0.0, load)
+    measuring_started = time.monotonic()
     cpu_per_ack_us = calibration["cpu"] * 1000  # s per 1k acks -> us per ack
     costs = {"A": 0.0} | {f"B{round(level * 100)}": level * cpu_per_ack_us for level in levels}
     print(f"ab_power: server CPU per ack {cpu_per_ack_us:.1f} us; added per event: "
@@ -93,27 +105,35 @@ def main(argv: list[str] | None = None) -> int:
             pools[key].append(run_one(run_dir, f"{key.lower()}--echo--r{round_no + 1:02d}", costs[key], load))
         print(f"ab_power: round {round_no + 1}/{args.pool} done", flush=True)
 
+    # A pair of bench.ab runs takes what two runs took here (each with its start and report).
+    pair_s = 2 * (time.monotonic() - measuring_started) / (args.pool * len(costs))
+    max_pairs = max(args.first, min(int(args.budget // pair_s), args.pool // 2))
     rows = []
     for key in costs:
         for metric, (path, better) in (("server CPU per 1k acks", CPU_METRIC), ("acks/s", THROUGHPUT_METRIC)):
             field = "cpu" if path == CPU_METRIC[0] else "acks_per_s"
             a = [run[field] for run in pools["A"]]
             b = [run[field] for run in pools[key]]
-            slower, faster = detection(a, b, per_side=args.per_side, trials=args.trials, better=better,
-                                       tolerance=args.tolerance, seed=7, same_pool=key == "A")
-            pooled = compare(metric, a, b if key != "A" else a[::-1], better=better)  # type: ignore[arg-type]
-            rows.append({"level": key, "metric": metric, "pool_ratio": pooled.ratio, "slower": slower,
-                         "faster": faster, "trials": args.trials})
-    write = json.dumps({"cpu_per_ack_us": cpu_per_ack_us, "costs_us": costs, "pools": pools, "rows": rows},
-                       indent=1)
+            verdicts, pairs_used = detection(a, b, first=args.first, max_pairs=max_pairs, trials=args.trials,
+                                             better=better, tolerance=args.tolerance, seed=7,  # type: ignore[arg-type]
+                                             same_pool=key == "A")
+            rows.append({"level": key, "metric": metric, "pool_ratio": statistics.median(b) / statistics.median(a),
+                         "spread": spread(a), "verdicts": dict(verdicts), "pairs": sorted(pairs_used),
+                         "trials": args.trials})
+    write = json.dumps({"cpu_per_ack_us": cpu_per_ack_us, "costs_us": costs, "pair_s": pair_s,
+                        "max_pairs": max_pairs, "pools": pools, "rows": rows}, indent=1)
     (run_dir / "power.json").write_text(write)
-    print(f"\n| change | metric | ratio of pool medians | judged slower | judged faster |  ({args.per_side} vs "
-          f"{args.per_side} runs, {args.trials} trials, tolerance {args.tolerance:.0%})")
-    print("|---|---|---:|---:|---:|")
+    print(f"\n{args.trials} trials; first look after {args.first} pairs, at most {max_pairs} pairs "
+          f"({args.budget:g} s budget at {pair_s:.1f} s a pair); tolerance {args.tolerance:.0%}\n")
+    print("| change | metric | ratio of pool medians | run-to-run spread | slower | faster | no change "
+          "| inconclusive | pairs (median) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         change = "none (A vs A)" if row["level"] == "A" else f"+{row['level'][1:]}% server CPU per ack"
-        print(f"| {change} | {row['metric']} | {row['pool_ratio']:.3f}x | {row['slower']}/{row['trials']} | "
-              f"{row['faster']}/{row['trials']} |")
+        counts = [f"{row['verdicts'].get(v, 0)}/{row['trials']}" for v in ("slower", "faster", "no change",
+                                                                           "inconclusive")]
+        print(f"| {change} | {row['metric']} | {row['pool_ratio']:.3f}x | {row['spread']:.1%} | "
+              + " | ".join(counts) + f" | {statistics.median(row['pairs']):g} |")
     print(f"\nab_power: results in {run_dir}")
     return 0
 

@@ -61,8 +61,8 @@ def repo(tmp_path: Path) -> Path:
 
 
 def run_ab(repo: Path, results: Path, *extra: str) -> int:
-    return ab.main(["--repo", str(repo), "--target-cmd", "python app.py --port {port}", "--repeats", "3",
-                    "--duration", "3", "--warmup", "1", "--users", "4", "--results", str(results),
+    return ab.main(["--repo", str(repo), "--target-cmd", "python app.py --port {port}", "--repeats", "4",
+                    "--budget", "0", "--duration", "3", "--warmup", "1", "--users", "4", "--results", str(results),
                     "--run-id", "ab", *extra])
 
 
@@ -73,12 +73,12 @@ def test_a_slower_commit_is_judged_slower(repo: Path, tmp_path: Path, capsys: py
     verdicts = {m["metric"]: m for m in json.loads((tmp_path / "ab" / "ab.json").read_text())["metrics"]}
     cpu = verdicts["server CPU s per 1k acks"]
     assert cpu["verdict"] == "slower" and cpu["ratio"] > 1.5 and cpu["ci_low"] > 1.0, cpu
-    assert len(cpu["a"]) == len(cpu["b"]) == 3
+    assert len(cpu["a"]) == len(cpu["b"]) == 4
     assert "**slower**" in (tmp_path / "ab" / "ab.md").read_text()
     assert (tmp_path / "ab" / "ab.html").is_file()
     order = sorted(p.name for p in (tmp_path / "ab").iterdir() if (p / "run.json").is_file())
-    assert order == ["a--echo--r01", "a--echo--r02", "a--echo--r03", "b--echo--r01", "b--echo--r02",
-                     "b--echo--r03"]
+    assert order == [f"{side}--echo--r0{i}" for side in "ab" for i in range(1, 5)]
+    assert "4 pairs" in (tmp_path / "ab" / "ab.md").read_text()
     worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
     assert worktrees.count("\n") == 1, "the worktrees made for the run are removed"
 
@@ -99,9 +99,11 @@ def test_a_dirty_tree_is_refused_when_comparing_refs(repo: Path, tmp_path: Path,
 def test_a_revision_whose_server_does_not_start_keeps_the_other_sides_results(
         repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     commit(repo, "broken", "raise SystemExit('this revision cannot start')\n")
-    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD", "--repeats", "2")
+    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD")
     captured = capsys.readouterr()
     assert code == 1
     assert "side B could not run" in captured.err and "this revision cannot start" in captured.out + captured.err
+    # The pair that found B broken is the last: A's run of it is kept, and no more are made.
     kept = [p for p in (tmp_path / "ab").glob("a--echo--r*") if list(p.glob("samples-*.parquet"))]
-    assert len(kept) == 2, "side A ran all its repeats and its samples are kept"
+    assert len(kept) == 1, "side A's run is kept"
+    assert "a side could not run" in (tmp_path / "ab" / "ab.md").read_text()
