@@ -57,7 +57,8 @@ from core.scenarios import SCENARIO_USERS
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
 
-DEFAULT_REPEATS = 5
+#: pairs before the first look: 7 is the fewest that can reach 95% at the first look's share
+DEFAULT_REPEATS = 7
 DEFAULT_BUDGET_S = 300.0
 DEFAULT_MAX_PAIRS = 30
 DEFAULT_TOLERANCE = 0.05
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--warmup", type=float, default=2.0, help="seconds cut from each run's start (default 2)")
     server.add_argument("--emit-rate", type=float, default=0.0, help="emits/s per user (0 = flat out)")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
-                        help="pairs (one run a side) before the first verdict (default 5)")
+                        help="pairs (one run a side) before the first verdict (default 7)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
                         help="run more pairs until every metric is decided, within this many seconds "
                              "(default 300; 0: exactly --repeats pairs, judged once)")
@@ -261,18 +262,23 @@ def run_side_cell(side: Side, index: int, scenario: Scenario, run_dir: Path, pro
 
 @dataclass
 class Measured:
-    """Every run's value of each metric, per side, and which way each metric is better."""
+    """Every run's value of each metric, by side and pair, and which way each metric is better."""
 
-    values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    #: metric -> side ("a", "b") -> pair index -> value
+    values: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
     better: dict[str, Better] = field(default_factory=dict)
 
-    def add(self, label: str, side: str, better: Better, value: float) -> None:
-        self.values.setdefault(label, {"a": [], "b": []})[side].append(value)
+    def add(self, label: str, side: str, better: Better, value: float, pair: int) -> None:
+        self.values.setdefault(label, {"a": {}, "b": {}})[side][pair] = value
         self.better[label] = better
 
     def triples(self) -> dict[str, tuple[Better, list[float], list[float]]]:
-        """metric -> (better, A's values, B's values), as :meth:`SequentialJudge.look` takes them."""
-        return {label: (self.better[label], sides["a"], sides["b"]) for label, sides in self.values.items()}
+        """metric -> (better, A's values, B's values) over the pairs where both runs have the metric."""
+        out = {}
+        for label, sides in self.values.items():
+            pairs = sorted(sides["a"].keys() & sides["b"].keys())
+            out[label] = (self.better[label], [sides["a"][i] for i in pairs], [sides["b"][i] for i in pairs])
+        return out
 
 
 @dataclass
@@ -303,7 +309,7 @@ def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: Sequen
     started = clock()
     for pair in range(looks[-1]):
         for letter in pair_order(pair):
-            run_one_side(a if letter == "A" else b, scenario, run_dir, progress, pin, interrupted, measured)
+            run_one_side(a if letter == "A" else b, pair, scenario, run_dir, progress, pin, interrupted, measured)
         stopping.pairs = pair + 1
         stopping.elapsed_s = clock() - started
         if a.failure or b.failure:
@@ -328,7 +334,7 @@ def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: Sequen
     return measured, stopping
 
 
-def run_one_side(side: Side, scenario: Scenario, run_dir: Path, progress: ProgressLine, pin: bool,
+def run_one_side(side: Side, pair: int, scenario: Scenario, run_dir: Path, progress: ProgressLine, pin: bool,
                  interrupted: threading.Event, measured: Measured) -> None:
     """One run of one side; its metrics join ``measured``, or its failure stops that side."""
     if side.failure is not None:
@@ -345,7 +351,7 @@ def run_one_side(side: Side, scenario: Scenario, run_dir: Path, progress: Progre
         side.failure = f"{side.label}: no report: {exc}"
         return
     for label, (_, better, value) in metric_values(summary, scenario.name).items():
-        measured.add(label, side.key, better, value)
+        measured.add(label, side.key, better, value, pair)
 
 
 def strip_plot(comparisons: Sequence[Comparison], a_label: str, b_label: str) -> str:
@@ -380,7 +386,7 @@ def stopping_notes(comparisons: Sequence[Comparison], stopping: Stopping) -> str
         if c.verdict == "inconclusive":
             size = "no change of any size" if not math.isfinite(c.detectable) else f"about +/-{c.detectable:.0%}"
             lines.append(f"- **too noisy for the budget:** {c.metric} (runs vary by {spread(c.a_values):.1%} and "
-                         f"{spread(c.b_values):.1%}); {len(c.a_values)} runs a side could detect {size}")
+                         f"{spread(c.b_values):.1%}); {len(c.a_values)} pairs could detect {size}")
     return "\n".join(lines) + "\n"
 
 
@@ -462,8 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def bad_numbers(args: argparse.Namespace) -> str | None:
     """The first numeric option out of range, named; None when all are usable."""
-    if args.repeats < 4:
-        return f"--repeats must be >= 4 (fewer runs a side cannot reach 95% confidence), got {args.repeats}"
+    if args.repeats < 6:
+        return f"--repeats must be >= 6 (fewer pairs cannot reach 95% confidence), got {args.repeats}"
     if not 0 <= args.tolerance < 1:
         return f"--tolerance must be in 0..1, got {args.tolerance}"
     if not (math.isfinite(args.budget) and args.budget >= 0):

@@ -6,13 +6,16 @@ compared with :func:`compare`: the ratio of medians B/A, a confidence
 interval for the ratio, and a verdict that claims no more than the interval
 shows.
 
-The interval is distribution-free: the Hodges-Lehmann interval of the shift
-in log values, read off the Mann-Whitney null distribution
-(:func:`shift_interval`). It assumes nothing about the noise except that
-runs of one side are alike, so its coverage holds for 4 runs as for 40, and
-one outlying run moves it by one order statistic, not by its size. With too
-few runs for the confidence asked, the interval is unbounded and the
-verdict is "inconclusive", never a guess.
+The runs come in pairs, an A and a B one after the other, and the interval
+is built from each pair's ratio (:func:`paired_interval`, the Wilcoxon
+signed-rank interval of the log ratios): what the two runs of a pair share,
+the machine's state at that moment, cancels out. On this project's 2-core VM
+the machine drifted enough that pairing halved the spread of the
+difference. The interval is distribution-free: it assumes only that a
+pair's log ratio is as likely above its centre as below, so its coverage
+holds for 7 pairs as for 30, and one odd pair moves it by one rank, not by
+its size. With too few pairs for the confidence asked (5 for 95%), it is
+unbounded and the verdict is "inconclusive", never a guess.
 
 Runs that continue until they can tell (:func:`look_alpha`): ``bench.ab``
 judges after a growing number of pairs and stops when every metric is
@@ -119,25 +122,23 @@ def _values(metric: str, side: str, values: Iterable[float]) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _mann_whitney_counts(m: int, n: int) -> tuple[int, ...]:
-    """How many orderings of m A and n B runs give each value of U (0..m*n), with no ties."""
-    if m == 0 or n == 0:
-        return (1,)
-    # Either the largest value is a B (each of the m A runs is below it: U grows by m) or an A.
-    with_b_last = _mann_whitney_counts(m, n - 1)
-    with_a_last = _mann_whitney_counts(m - 1, n)
-    counts = [0] * (m * n + 1)
-    for u, k in enumerate(with_b_last):
-        counts[u + m] += k
-    for u, k in enumerate(with_a_last):
-        counts[u] += k
+def _signed_rank_counts(n: int) -> tuple[int, ...]:
+    """How many of the 2**n sign patterns of n pairs give each signed-rank sum W+ (0..n(n+1)/2)."""
+    counts = [1]
+    for rank in range(1, n + 1):
+        # Pair ``rank`` is either negative (W+ unchanged) or positive (W+ grows by its rank).
+        grown = [0] * (len(counts) + rank)
+        for w, k in enumerate(counts):
+            grown[w] += k
+            grown[w + rank] += k
+        counts = grown
     return tuple(counts)
 
 
-def mann_whitney_cut(m: int, n: int, alpha: float) -> int | None:
-    """The largest c with P(U <= c) <= alpha / 2 under no difference; None when even U = 0 is likelier."""
-    counts = _mann_whitney_counts(m, n)
-    total = math.comb(m + n, m)
+def signed_rank_cut(n: int, alpha: float) -> int | None:
+    """The largest c with P(W+ <= c) <= alpha / 2 when B and A do not differ; None when even W+ = 0 is likelier."""
+    counts = _signed_rank_counts(n)
+    total = 2**n
     cumulative, cut = 0, None
     for c, k in enumerate(counts):
         cumulative += k
@@ -147,19 +148,23 @@ def mann_whitney_cut(m: int, n: int, alpha: float) -> int | None:
     return cut
 
 
-def shift_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:
-    """A (1 - alpha) interval for the ratio B/A: Hodges-Lehmann on log values, Mann-Whitney critical values.
+def paired_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:
+    """A (1 - alpha) interval for the ratio B/A from pairs of runs made side by side (Wilcoxon signed rank).
 
-    Every pairwise log ratio ``log b_j - log a_i`` is sorted; the interval runs
-    from the (c+1)-th smallest to the (c+1)-th largest, where c is the
-    Mann-Whitney cut for ``alpha``. With too few runs for ``alpha`` it is
-    ``(0, inf)``: nothing can be ruled out.
+    Each pair's log ratio ``log b_i - log a_i`` cancels what the two runs of a
+    pair shared (the machine's state at that moment); the Walsh averages of
+    those log ratios are sorted and the interval runs from the (c+1)-th
+    smallest to the (c+1)-th largest, c being the signed-rank cut for
+    ``alpha``. With too few pairs for ``alpha`` it is ``(0, inf)``: nothing
+    can be ruled out.
     """
-    cut = mann_whitney_cut(a.size, b.size, alpha)
+    cut = signed_rank_cut(a.size, alpha)
     if cut is None:
         return 0.0, math.inf
-    diffs = np.sort((np.log(b)[None, :] - np.log(a)[:, None]).ravel())
-    return float(np.exp(diffs[cut])), float(np.exp(diffs[diffs.size - 1 - cut]))
+    d = np.log(b) - np.log(a)
+    upper = np.triu_indices(d.size)
+    walsh = np.sort(((d[:, None] + d[None, :]) / 2)[upper])
+    return float(np.exp(walsh[cut])), float(np.exp(walsh[walsh.size - 1 - cut]))
 
 
 def look_alpha(look: int, alpha: float = DEFAULT_ALPHA) -> float:
@@ -213,9 +218,10 @@ def compare(
     tolerance: float = 0.05,
     alpha: float = DEFAULT_ALPHA,
 ) -> Comparison:
-    """Compare one metric of A (base) and B (head) runs: ratio of medians, interval, verdict.
+    """Compare one metric of pairs of A (base) and B (head) runs: ratio of medians, interval, verdict.
 
-    The interval is :func:`shift_interval` at ``alpha`` (a sequential run
+    ``a[i]`` and ``b[i]`` are the runs of pair i, made one after the other.
+    The interval is :func:`paired_interval` at ``alpha`` (a sequential run
     passes :func:`look_alpha` of its look); the verdict is
     :func:`judge_interval`. Why the ratio must also pass the tolerance for
     "slower": a tiny but consistent shift (1%, say from the runner's state)
@@ -230,8 +236,10 @@ def compare(
         raise ValueError(f"{metric}: better must be 'lower' or 'higher', got {better!r}")
     av = _values(metric, "A", a)
     bv = _values(metric, "B", b)
+    if av.size != bv.size:
+        raise ValueError(f"{metric}: runs come in pairs, got {av.size} for A and {bv.size} for B")
     ratio = float(np.median(bv) / np.median(av))
-    ci_low, ci_high = shift_interval(av, bv, alpha)
+    ci_low, ci_high = paired_interval(av, bv, alpha)
     return Comparison(
         metric=metric,
         better=better,

@@ -56,16 +56,23 @@ def run_one(run_dir: Path, name: str, cost_us: float, load: LoadShape) -> dict:
 
 def detection(pool_a: list[float], pool_b: list[float], *, first: int, max_pairs: int, trials: int,
               better: Better, tolerance: float, seed: int, same_pool: bool = False) -> tuple[Counter[str], list[int]]:
-    """Verdicts of ``trials`` sequential draws, and the pairs each one took."""
+    """Verdicts of ``trials`` sequential draws of pairs, and the pairs each one took.
+
+    A vs A (``same_pool``) pairs runs of two different rounds: no pair shares
+    its moment, so this false-alarm rate is the worse case.
+    """
     rng = random.Random(seed)
     verdicts: Counter[str] = Counter()
     pairs_used = []
+    rounds = range(len(pool_a))
     for _ in range(trials):
+        # A pair is two runs of one measuring round, made side by side as bench.ab makes them.
         if same_pool:
-            drawn = rng.sample(pool_a, 2 * max_pairs)
-            a, b = drawn[:max_pairs], drawn[max_pairs:]
+            drawn = rng.sample(rounds, 2 * max_pairs)
+            a, b = [pool_a[i] for i in drawn[:max_pairs]], [pool_a[i] for i in drawn[max_pairs:]]
         else:
-            a, b = rng.sample(pool_a, max_pairs), rng.sample(pool_b, max_pairs)
+            drawn = rng.sample(rounds, max_pairs)
+            a, b = [pool_a[i] for i in drawn], [pool_b[i] for i in drawn]
         judge = SequentialJudge(tolerance=tolerance)
         for pairs in look_schedule(first, max_pairs):
             if judge.look({"m": (better, a[:pairs], b[:pairs])}):
@@ -78,7 +85,7 @@ def detection(pool_a: list[float], pool_b: list[float], *, first: int, max_pairs
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_power", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pool", type=int, default=24, help="runs measured per level (default 24)")
-    parser.add_argument("--first", type=int, default=5, help="pairs before the first look (default 5)")
+    parser.add_argument("--first", type=int, default=7, help="pairs before the first look (default 7)")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds a trial may take (default 300)")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--levels", default="0.05,0.10", help="added server CPU per ack, as shares")
@@ -86,7 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--from", dest="from_json", type=Path, metavar="POWER_JSON",
+                        help="judge the pools of an earlier study's power.json again, measuring nothing")
     args = parser.parse_args(argv)
+    if args.from_json:
+        measured = json.loads(args.from_json.read_text())
+        report(args, args.from_json.parent, measured["cpu_per_ack_us"], measured["costs_us"], measured["pools"],
+               measured["pair_s"])
+        return 0
     levels = [float(x) for x in args.levels.split(",")]
     load = LoadShape(users=args.users, spawn_rate=50, duration_s=args.duration, warmup_s=2.0)
     run_dir = args.results / new_run_id("ab-power")
@@ -107,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # A pair of bench.ab runs takes what two runs took here (each with its start and report).
     pair_s = 2 * (time.monotonic() - measuring_started) / (args.pool * len(costs))
-    max_pairs = max(args.first, min(int(args.budget // pair_s), args.pool // 2))
+    report(args, run_dir, cpu_per_ack_us, costs, pools, pair_s)
+    return 0
+
+
+def report(args: argparse.Namespace, run_dir: Path, cpu_per_ack_us: float, costs: dict[str, float],
+           pools: dict[str, list[dict]], pair_s: float) -> None:
+    """Judge the trials drawn from the pools; power.json and the table."""
+    pool_size = len(pools["A"])
+    max_pairs = max(args.first, min(int(args.budget // pair_s), pool_size // 2))
     rows = []
     for key in costs:
         for metric, (path, better) in (("server CPU per 1k acks", CPU_METRIC), ("acks/s", THROUGHPUT_METRIC)):
@@ -122,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                          "trials": args.trials})
     write = json.dumps({"cpu_per_ack_us": cpu_per_ack_us, "costs_us": costs, "pair_s": pair_s,
                         "max_pairs": max_pairs, "pools": pools, "rows": rows}, indent=1)
-    (run_dir / "power.json").write_text(write)
+    (run_dir / ("power.json" if not args.from_json else f"power-judged-{new_run_id('again')}.json")).write_text(write)
     print(f"\n{args.trials} trials; first look after {args.first} pairs, at most {max_pairs} pairs "
           f"({args.budget:g} s budget at {pair_s:.1f} s a pair); tolerance {args.tolerance:.0%}\n")
     print("| change | metric | ratio of pool medians | run-to-run spread | slower | faster | no change "
@@ -135,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {change} | {row['metric']} | {row['pool_ratio']:.3f}x | {row['spread']:.1%} | "
               + " | ".join(counts) + f" | {statistics.median(row['pairs']):g} |")
     print(f"\nab_power: results in {run_dir}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def run_ab(repo: Path, results: Path, *extra: str) -> int:
-    return ab.main(["--repo", str(repo), "--target-cmd", "python app.py --port {port}", "--repeats", "4",
+    return ab.main(["--repo", str(repo), "--target-cmd", "python app.py --port {port}", "--repeats", "6",
                     "--budget", "0", "--duration", "3", "--warmup", "1", "--users", "4", "--results", str(results),
                     "--run-id", "ab", *extra])
 
@@ -73,12 +73,12 @@ def test_a_slower_commit_is_judged_slower(repo: Path, tmp_path: Path, capsys: py
     verdicts = {m["metric"]: m for m in json.loads((tmp_path / "ab" / "ab.json").read_text())["metrics"]}
     cpu = verdicts["server CPU s per 1k acks"]
     assert cpu["verdict"] == "slower" and cpu["ratio"] > 1.5 and cpu["ci_low"] > 1.0, cpu
-    assert len(cpu["a"]) == len(cpu["b"]) == 4
+    assert len(cpu["a"]) == len(cpu["b"]) == 6
     assert "**slower**" in (tmp_path / "ab" / "ab.md").read_text()
     assert (tmp_path / "ab" / "ab.html").is_file()
     order = sorted(p.name for p in (tmp_path / "ab").iterdir() if (p / "run.json").is_file())
-    assert order == [f"{side}--echo--r0{i}" for side in "ab" for i in range(1, 5)]
-    assert "4 pairs" in (tmp_path / "ab" / "ab.md").read_text()
+    assert order == [f"{side}--echo--r0{i}" for side in "ab" for i in range(1, 7)]
+    assert "6 pairs" in (tmp_path / "ab" / "ab.md").read_text()
     worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
     assert worktrees.count("\n") == 1, "the worktrees made for the run are removed"
 
