@@ -16,8 +16,6 @@ that many worker processes; each writes its own sample shards.
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import shutil
 import signal
@@ -29,6 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench.cell_status import (
+    CellEnding,
+    LiveFigures,
+    cell_status,
+    final_figures,
+    read_live_figures,
+    read_load_bounds,
+    read_lost_workers,
+)
 from bench.locust_command import STOP_TIMEOUT_S, headless_args
 from bench.own_app import CommandTarget
 from bench.profile import Scenario, Target
@@ -42,9 +49,8 @@ from bench.target_group import (
 )
 from core.cells import CellName
 from core.children import dies_with_parent
-from core.exit_codes import EXIT_NOTHING_MEASURED, EXIT_SAMPLES_LOST
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
-from core.run_record import LOAD_BOUNDS_FILE, RUNNING, RunRecord
+from core.run_record import RUNNING, RunRecord
 from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
 from core.stats_client import probe_stats
@@ -69,15 +75,6 @@ class CellResult:
     def measured_nothing(self) -> bool:
         """Locust counted requests and every one failed: no connect, or no call, was answered."""
         return bool(self.requests) and self.failures == self.requests
-
-
-@dataclass
-class LiveFigures:
-    """What the progress line shows, read from Locust's stats CSV as it runs."""
-
-    requests: int = 0
-    failures: int = 0
-    rps: float = 0.0
 
 
 @dataclass
@@ -152,35 +149,6 @@ def locust_argv(plan: CellPlan, url: str | Sequence[str]) -> list[str]:
     return argv + list(plan.locust_args) + [plan.scenario.user_class]
 
 
-def read_load_bounds(cell_dir: Path) -> dict[str, int]:
-    """``load_started_ns``/``load_ended_ns`` as the Locust harness recorded them (load.json)."""
-    try:
-        bounds = json.loads((cell_dir / LOAD_BOUNDS_FILE).read_text())
-        return {key: int(bounds[key]) for key in ("load_started_ns", "load_ended_ns") if key in bounds}
-    except (OSError, ValueError, TypeError):
-        return {}
-
-
-def read_lost_workers(cell_dir: Path) -> list[str]:
-    """Locust workers the master lost mid-run (load.json ``workers_lost``), if any."""
-    try:
-        lost = json.loads((cell_dir / LOAD_BOUNDS_FILE).read_text()).get("workers_lost") or []
-        return [str(worker) for worker in lost]
-    except (OSError, ValueError, TypeError, AttributeError):
-        return []
-
-
-def read_final_figures(stats_json: Path) -> LiveFigures | None:
-    """Totals from Locust's --json-file, written at shutdown."""
-    try:
-        entries = json.loads(stats_json.read_text())
-        requests = sum(int(e["num_requests"]) for e in entries)
-        failures = sum(int(e["num_failures"]) for e in entries)
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    return LiveFigures(requests, failures, 0.0)
-
-
 def target_event_counts(urls: Sequence[str]) -> dict[str, int] | None:
     """Contract events handled, summed over the targets' ``/stats``; None when one cannot say."""
     totals: dict[str, int] = {}
@@ -192,39 +160,6 @@ def target_event_counts(urls: Sequence[str]) -> dict[str, int] | None:
             if isinstance(count, int) and name not in ("unknown", "handler_error"):
                 totals[str(name)] = totals.get(str(name), 0) + count
     return totals
-
-
-def nothing_answered(stats_json: Path) -> str | None:
-    """Why a run measured nothing, from Locust's final counts: every call or every connect failed."""
-    try:
-        entries = json.loads(stats_json.read_text())
-        totals: dict[str, list[int]] = {}
-        for entry in entries:
-            counts = totals.setdefault(str(entry["method"]), [0, 0])
-            counts[0] += int(entry["num_requests"])
-            counts[1] += int(entry["num_failures"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-    for method, what in (("connect", "connects"), ("ack", "acked calls")):
-        requests, failures = totals.get(method, [0, 0])
-        if requests and failures == requests:
-            names = sorted({str(e["name"]) for e in entries if e["method"] == method})
-            return (f"the server answered none of the run's {what}: all {requests:,} failed "
-                    f"({', '.join(names)}); see locust_failures.csv")
-    return None
-
-
-def read_live_figures(stats_csv: Path) -> LiveFigures | None:
-    """The Aggregated row of Locust's stats CSV (rewritten every second), if readable."""
-    try:
-        with open(stats_csv, newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("Name") == "Aggregated":
-                    return LiveFigures(int(row["Request Count"]), int(row["Failure Count"]),
-                                       float(row["Requests/s"]))
-    except (OSError, ValueError, KeyError):
-        return None
-    return None
 
 
 def _run_record(plan: CellPlan, *, status: str, reason: str | None, started_ns: int, ended_ns: int | None,
@@ -349,7 +284,7 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
             extra["target_events"] = target_event_counts(group.urls)
         group.stop()
         group.merge_logs(cell_dir)
-    live = read_final_figures(cell_dir / "locust_stats.json") or read_live_figures(cell_dir / "locust_stats.csv")
+    live = final_figures(cell_dir)
     extra |= read_load_bounds(cell_dir)
     lost_workers = read_lost_workers(cell_dir)
     if lost_workers:
@@ -357,23 +292,10 @@ def run_cell(plan: CellPlan, *, on_progress: Callable[[float, LiveFigures | None
     extra |= {"locust_exit_code": locust.returncode if locust else None,
               "loadgen_cpu_s": loadgen_sampler.cpu_s if loadgen_sampler else None,
               "server_cpu_s": server_sampler.cpu_s if server_sampler else None}
-    if group.faults and status == "ok":
-        status, reason = "failed", _fault_reason(group)
-    elif lost_workers and status == "ok":
-        status, reason = "failed", (f"{len(lost_workers)} of {load.processes} Locust worker processes lost during "
-                                    f"the run: their users stopped early, the samples they flushed are kept")
-    elif status == "ok" and locust is not None and locust.returncode == EXIT_SAMPLES_LOST:
-        status, reason = "failed", ("samples lost: the recorder could not write every sample (disk full?); "
-                                    "see locust.log")
-    elif status == "ok" and locust is not None and locust.returncode == EXIT_NOTHING_MEASURED:
-        status, reason = "failed", (nothing_answered(cell_dir / "locust_stats.json")
-                                    or "Locust measured nothing: every request failed; see locust.log")
-    elif status == "ok" and locust is not None and locust.returncode not in (0, 1):
-        status, reason = "failed", f"locust exited with code {locust.returncode}; see locust.log"
-    elif status == "ok" and (live is None or live.requests == 0):
-        status, reason = "failed", "locust recorded no requests; see locust.log"
-    elif status == "ok" and (silent := nothing_answered(cell_dir / "locust_stats.json")):
-        status, reason = "failed", silent
+    ending = CellEnding(status, reason, exit_codes=[locust.returncode] if locust is not None else [],
+                        target_fault=_fault_reason(group) if group.faults else None, processes=load.processes,
+                        lost_workers=lost_workers)
+    status, reason = cell_status(cell_dir, ending, live)
     return finish(status, reason, group.url, live)
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Sequence, TextIO
 from urllib.parse import urlsplit
 
-from bench.cell import CellPlan, CellResult, LiveFigures, run_cell
+from bench.cell import CellPlan, CellResult, run_cell
+from bench.cell_status import LiveFigures
 from bench.locustfile_check import LocustfileError, check_user_classes
 from bench.own_app import READY_TIMEOUT_S, check_target_pid
 from bench.profile import ExternalTarget, Profile, ProfileError, Scenario, command_targets, load_profile

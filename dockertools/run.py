@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.cell_status import CellEnding, cell_status, final_figures, read_lost_workers
 from bench.locust_command import STOP_TIMEOUT_S, headless_args
 from bench.profile import SCENARIO_USERS, LoadShape
 from core.cells import cell_name
@@ -207,6 +208,7 @@ def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = 
     run_record(plan, status=RUNNING, reason=None, started_ns=started_ns, ended_ns=None, base_image=base_image,
                versions=versions, extra={}).write(plan.cell_dir)
     status, reason, master_code = "ok", None, None
+    worker_codes: list[int | None] = []
     sampler: TreeSampler | None = None
     extra: dict[str, Any] = {}
     try:
@@ -224,10 +226,8 @@ def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = 
         master_code = wait_exit(masters[0], plan.deadline_s)
         if master_code is None:
             status, reason = "failed", f"master still running at the deadline ({plan.deadline_s:.0f} s); stopped it"
-        elif master_code not in (0, 1):  # 1: the run had failures, which the report shows
-            status, reason = "failed", f"locust master exited with code {master_code}; see locust.log"
         for worker in container_ids(plan.worker_service, project=project):
-            extra.setdefault("worker_exit_codes", []).append(wait_exit(worker, WORKER_EXIT_TIMEOUT_S))
+            worker_codes.append(wait_exit(worker, WORKER_EXIT_TIMEOUT_S))
         if sampler is not None:
             extra["server_cpu_s"] = sampler.cpu_s
     except DockerError as exc:
@@ -237,13 +237,25 @@ def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = 
         if sampler is not None:
             sampler.stop()
         ended_ns = time.time_ns()
-        with contextlib.suppress(DockerError):
+        with contextlib.suppress(DockerError, OSError):  # a full disk loses the logs, not the verdict
             save_logs(plan, project=project, settings=settings)
         if not keep_up:
             down(project=project, settings=settings)
-        run_record(plan, status=status, reason=reason, started_ns=started_ns, ended_ns=ended_ns,
-                   base_image=base_image, versions=versions,
-                   extra=extra | {"master_exit_code": master_code}).write(plan.cell_dir)
+        # The native runner's ladder: lost workers or samples, nothing measured, fail the cell here too.
+        lost_workers = read_lost_workers(plan.cell_dir)
+        ending = CellEnding(status, reason, exit_codes=[master_code, *worker_codes], processes=plan.workers,
+                            lost_workers=lost_workers)
+        status, reason = cell_status(plan.cell_dir, ending, final_figures(plan.cell_dir))
+        extra |= {"master_exit_code": master_code, "worker_exit_codes": worker_codes}
+        if lost_workers:
+            extra["locust_workers_lost"] = lost_workers
+        record = run_record(plan, status=status, reason=reason, started_ns=started_ns, ended_ns=ended_ns,
+                            base_image=base_image, versions=versions, extra=extra)
+        try:
+            record.write(plan.cell_dir)
+        except OSError as exc:  # a full disk: the cell fails and says so, as a native cell does
+            status, reason = "failed", f"cannot write {plan.cell_dir / 'run.json'}: {exc.strerror or exc}"
+            say(f"run: {reason}")
     return DockerRunResult(plan.cell_dir, status, reason, master_code, time.monotonic() - t0)
 
 

@@ -47,12 +47,25 @@ from dockertools.cli import (
 )
 from dockertools.run import DockerRunPlan, build_report, container_ids, run_headless
 from dockertools.stack import StackSettings, build, down, resolve_base, up
+from target_app.process import free_port
+from tests.disk import fill, tmpfs
 
 pytestmark = pytest.mark.docker
 
 PROJECT = "siolh-test"
-TARGET_PORT = 5050
-WEB_PORT = 8089
+
+
+def two_free_ports() -> tuple[int, int]:
+    first = free_port()
+    while (second := free_port()) == first:
+        pass
+    return first, second
+
+
+#: Published ports free when the tests start: other work on the machine (a web UI on 8089,
+#: a target on 5050) must not fail the stack's setup, as fixed ports did on a busy machine.
+TARGET_PORT, WEB_PORT = two_free_ports()
+PORTS = {"target_port": TARGET_PORT, "web_port": WEB_PORT}
 TARGET_URL = f"http://127.0.0.1:{TARGET_PORT}"
 READY_TIMEOUT_S = 90.0
 #: Serializes Docker test sessions on this machine (see ``exclusive``).
@@ -138,7 +151,7 @@ def stack(base_image: str) -> Iterator[StackSettings]:
             if _port_open(port):
                 pytest.fail(f"127.0.0.1:{port} is already in use; the Docker tests publish the stack there "
                             "(another stack up? `make docker-down`)")
-    settings = StackSettings(base_image=base_image)
+    settings = StackSettings(base_image=base_image, **PORTS)
     down(project=PROJECT, settings=settings)
     build(settings, project=PROJECT)
     try:
@@ -236,7 +249,7 @@ def test_images_build_from_the_base_with_the_pinned_stack(stack: StackSettings) 
 
 @pytest.mark.parametrize("mode", ["threading", "eventlet", "gevent"])
 def test_target_container_serves_each_async_mode(stack: StackSettings, mode: str) -> None:
-    settings = StackSettings(base_image=stack.base_image, mode=mode)
+    settings = StackSettings(base_image=stack.base_image, mode=mode, **PORTS)
     up(settings, ("target",), project=PROJECT)
     wait_http_200(f"{TARGET_URL}/healthz")
     wait_healthy("target")
@@ -249,7 +262,7 @@ def test_target_container_serves_each_async_mode(stack: StackSettings, mode: str
 
 
 def test_mq_profile_target_publishes_through_redis(stack: StackSettings) -> None:
-    settings = StackSettings(base_image=stack.base_image, mode="gevent",
+    settings = StackSettings(base_image=stack.base_image, mode="gevent", **PORTS,
                              extra={"TARGET_MESSAGE_QUEUE": "redis://redis:6379/0"})
     compose(["--profile", "mq", "up", "-d", "--no-build", "target", "redis"], project=PROJECT,
             env=settings.env(), timeout=300)
@@ -275,7 +288,7 @@ def test_mq_profile_target_publishes_through_redis(stack: StackSettings) -> None
 def test_workers_without_a_volume_deliver_their_samples_through_the_master(stack: StackSettings) -> None:
     """Compose profile "relay": worker containers with no results mount, as on hosts that share no disk."""
     run_id = f"pytest-docker-relay-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    plan = DockerRunPlan(mode="gevent", scenario="echo",
+    plan = DockerRunPlan(mode="gevent", scenario="echo", **PORTS,
                          load=LoadShape(users=6, spawn_rate=6, duration_s=8, warmup_s=1, emit_rate=5),
                          workers=2, run_id=run_id, samples_via_master=True)
     mounts: list[list[str]] = []
@@ -315,7 +328,7 @@ def test_workers_without_a_volume_deliver_their_samples_through_the_master(stack
 
 def test_headless_run_in_containers_lands_in_results_and_reports(stack: StackSettings) -> None:
     run_id = f"pytest-docker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    plan = DockerRunPlan(mode="gevent", scenario="echo",
+    plan = DockerRunPlan(mode="gevent", scenario="echo", **PORTS,
                          load=LoadShape(users=6, spawn_rate=6, duration_s=10, warmup_s=1, emit_rate=5),
                          workers=2, run_id=run_id)
     try:
@@ -342,6 +355,61 @@ def test_headless_run_in_containers_lands_in_results_and_reports(stack: StackSet
         assert (cell / "report.html").is_file()
     finally:
         shutil.rmtree(REPO_ROOT / "results" / run_id, ignore_errors=True)
+
+
+def test_a_docker_cell_whose_workers_lose_samples_fails(stack: StackSettings) -> None:
+    """The results disk fills mid-run: the worker's recorder cannot write, and the cell fails as a native one does.
+
+    The worker's exit status is all it can leave (its accounting cannot be
+    written either); the runner's status ladder reads it.
+    """
+    run_id = f"pytest-docker-lost-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    plan = DockerRunPlan(mode="gevent", scenario="echo", **PORTS,
+                         load=LoadShape(users=4, spawn_rate=4, duration_s=8, warmup_s=1, emit_rate=50),
+                         workers=1, run_id=run_id)
+    outcome: list[Any] = []
+
+    def run_cell() -> None:
+        try:
+            outcome.append(run_headless(plan, base_image=stack.base_image, project=PROJECT, build_images=False))
+        except Exception as exc:  # the test reads it from the list
+            outcome.append(exc)
+
+    try:
+        with tmpfs(REPO_ROOT / "results" / run_id, "80m", mode="0777") as disk:
+            runner = threading.Thread(target=run_cell)
+            runner.start()
+            try:
+                # Fill the disk once the worker has written a shard: it recorded, and now it cannot.
+                deadline = time.monotonic() + 180
+                while not list(plan.cell_dir.glob("samples-*.parquet")):
+                    assert runner.is_alive() and time.monotonic() < deadline, f"no first shard: {outcome}"
+                    time.sleep(0.2)
+                filler = fill(disk)
+                # Free it once the worker has exited (its last flush failed), so run.json can be written.
+                while runner.is_alive() and not worker_exited(plan.worker_service):
+                    assert time.monotonic() < deadline + plan.deadline_s, "the worker did not exit"
+                    time.sleep(0.2)
+                filler.unlink()
+            finally:
+                runner.join(timeout=plan.deadline_s + 180)
+            assert not runner.is_alive()
+            result = outcome[0]
+            assert not isinstance(result, BaseException), result
+            assert result.status == "failed" and result.reason.startswith("samples lost"), result.reason
+            run_info = json.loads((plan.cell_dir / "run.json").read_text())
+            assert run_info["status"] == "failed" and run_info["reason"].startswith("samples lost")
+            assert run_info["docker"]["worker_exit_codes"] == [5]  # core.exit_codes.EXIT_SAMPLES_LOST
+    finally:
+        shutil.rmtree(REPO_ROOT / "results" / run_id, ignore_errors=True)
+
+
+def worker_exited(service: str) -> bool:
+    ids = container_ids(service, project=PROJECT)
+    if not ids:
+        return False
+    state = run(["docker", "inspect", "--format", "{{.State.Status}}", ids[0]], timeout=30, check=False).stdout
+    return state.strip() == "exited"
 
 
 def test_web_ui_answers_on_loopback(stack: StackSettings) -> None:

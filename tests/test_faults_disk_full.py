@@ -5,7 +5,6 @@ always unmounts.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -13,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -22,35 +20,9 @@ import pytest
 from bench import matrix as bench
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from target_app.process import start_target
+from tests.disk import fill, tmpfs
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    path.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write zeros until the disk is full; the filler's path."""
-    filler = disk / "filler"
-    with open(filler, "wb") as handle:
-        chunk = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(chunk)
-                handle.flush()
-    return filler
 
 
 def test_a_nearly_full_results_folder_is_refused_before_the_run(tmp_path: Path,
