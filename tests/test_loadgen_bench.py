@@ -4,7 +4,6 @@ from __future__ import annotations
 import stat
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -83,13 +82,16 @@ def test_artillery_is_found_in_its_install_folder_or_explained(tmp_path, monkeyp
 
 
 def test_tree_cpu_counts_the_children():
-    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(3)\n"
+    busy = ("import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+            "print('burnt', flush=True)\ntime.sleep(30)\n")
     parent = subprocess.Popen([sys.executable, "-c",
                                f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {busy!r}]);"
-                               "time.sleep(3)"])
+                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
     root = psutil.Process(parent.pid)
     try:
-        time.sleep(1.5)  # the child has burnt its 0.3 s by now, and sleeps
+        # The child says when it has burnt its 0.3 s of CPU (it shares the parent's stdout), however
+        # long a busy machine took to start it; then it sleeps, so the count holds still.
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "burnt"
         assert artillery.tree_cpu_s(root) >= 0.25
     finally:
         for proc in [*root.children(recursive=True), root]:
