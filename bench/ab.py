@@ -4,7 +4,7 @@ A benchmark baseline from another machine cannot judge a change: runners
 differ by more than the regressions worth catching. So both sides run here,
 in one job, interleaved A B B A ... (:func:`bench.abstats.pair_order`),
 target and load generator pinned to separate cores, a warm-up cut from each
-run; each metric is then the ratio of medians B/A with a distribution-free
+run; each metric is then a pair's typical ratio B/A with a distribution-free
 95% interval and a verdict that claims no more than the interval shows
 (slower, faster, no change, inconclusive). Undecided metrics earn more
 pairs, within ``--budget`` seconds (:class:`bench.abstats.SequentialJudge`).

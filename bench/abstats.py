@@ -2,9 +2,8 @@
 
 Base revision A and head revision B are each run several times on the same
 machine, interleaved (:func:`interleaved_order`), and every metric is then
-compared with :func:`compare`: the ratio of medians B/A, a confidence
-interval for the ratio, and a verdict that claims no more than the interval
-shows.
+compared with :func:`compare`: a pair's typical ratio B/A, a confidence
+interval for it, and a verdict that claims no more than the interval shows.
 
 The runs come in pairs, an A and a B one after the other, and the interval
 is built from each pair's ratio (:func:`paired_interval`, the Wilcoxon
@@ -43,8 +42,9 @@ DEFAULT_ALPHA = 0.05
 class Comparison:
     """One metric of an A/B comparison.
 
-    ``ratio`` is median(B) / median(A) whatever ``better`` says, so "1.10x"
-    always means B measured 10% more; ``verdict`` is what interprets it.
+    ``ratio`` is a pair's typical B/A (:func:`paired_ratio`) whatever
+    ``better`` says, so "1.10x" always means B measured 10% more; it always
+    lies inside the interval. ``verdict`` is what interprets it.
     """
 
     metric: str
@@ -148,6 +148,18 @@ def signed_rank_cut(n: int, alpha: float) -> int | None:
     return cut
 
 
+def walsh_averages(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted means of every two pairs' log ratios (each pair with itself too)."""
+    d = np.log(b) - np.log(a)
+    upper = np.triu_indices(d.size)
+    return np.sort(((d[:, None] + d[None, :]) / 2)[upper])
+
+
+def paired_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """A pair's typical ratio B/A: the Hodges-Lehmann estimate, the median of the Walsh averages."""
+    return float(np.exp(np.median(walsh_averages(a, b))))
+
+
 def paired_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, float]:
     """A (1 - alpha) interval for the ratio B/A from pairs of runs made side by side (Wilcoxon signed rank).
 
@@ -161,9 +173,7 @@ def paired_interval(a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[float, 
     cut = signed_rank_cut(a.size, alpha)
     if cut is None:
         return 0.0, math.inf
-    d = np.log(b) - np.log(a)
-    upper = np.triu_indices(d.size)
-    walsh = np.sort(((d[:, None] + d[None, :]) / 2)[upper])
+    walsh = walsh_averages(a, b)
     return float(np.exp(walsh[cut])), float(np.exp(walsh[walsh.size - 1 - cut]))
 
 
@@ -218,7 +228,7 @@ def compare(
     tolerance: float = 0.05,
     alpha: float = DEFAULT_ALPHA,
 ) -> Comparison:
-    """Compare one metric of pairs of A (base) and B (head) runs: ratio of medians, interval, verdict.
+    """Compare one metric of pairs of A (base) and B (head) runs: typical ratio, interval, verdict.
 
     ``a[i]`` and ``b[i]`` are the runs of pair i, made one after the other.
     The interval is :func:`paired_interval` at ``alpha`` (a sequential run
@@ -238,7 +248,7 @@ def compare(
     bv = _values(metric, "B", b)
     if av.size != bv.size:
         raise ValueError(f"{metric}: runs come in pairs, got {av.size} for A and {bv.size} for B")
-    ratio = float(np.median(bv) / np.median(av))
+    ratio = paired_ratio(av, bv)
     ci_low, ci_high = paired_interval(av, bv, alpha)
     return Comparison(
         metric=metric,
