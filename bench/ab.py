@@ -49,8 +49,9 @@ from bench.locustfile_check import LocustfileError, single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
 from bench.own_app import CommandTarget, TargetCommandError
 from bench.profile import LoadShape, Scenario, TargetSpec
+from bench.signals import interrupt_on_signals
 from core.cells import CellName
-from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from core.files import write_json, write_text
 from core.runinfo import new_run_id
 from core.scenarios import SCENARIO_USERS
@@ -293,25 +294,36 @@ class Stopping:
 
 def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: SequentialJudge, first_look: int,
            budget_s: float, max_pairs: int, pin: bool, out: Any = None,
-           clock: Callable[[], float] = time.monotonic) -> tuple[Measured, Stopping]:
+           clock: Callable[[], float] = time.monotonic,
+           interrupted: threading.Event | None = None) -> tuple[Measured, Stopping]:
     """Run interleaved pairs (A B, B A, ...) and judge at the scheduled looks until every metric is decided.
 
     With ``budget_s`` 0 exactly ``first_look`` pairs run and are judged once.
     Otherwise pairs continue past the first look until the judge has decided
     every metric, ``max_pairs`` ran, or the next look cannot be reached within
-    the budget at the pace so far.
+    the budget at the pace so far. When ``interrupted`` is set, the run in
+    flight ends (kept, not measured) and what the complete pairs show is
+    judged once more, as one more look.
     """
     progress = ProgressLine(out or sys.stdout)
-    interrupted = threading.Event()
+    interrupted = interrupted or threading.Event()
     measured = Measured()
     stopping = Stopping()
     looks = look_schedule(first_look, first_look if budget_s == 0 else max(first_look, max_pairs))
     started = clock()
     for pair in range(looks[-1]):
         for letter in pair_order(pair):
+            if interrupted.is_set():
+                break
             run_one_side(a if letter == "A" else b, pair, scenario, run_dir, progress, pin, interrupted, measured)
-        stopping.pairs = pair + 1
         stopping.elapsed_s = clock() - started
+        if interrupted.is_set():
+            stopping.reason = f"interrupted after {pair} complete pairs"
+            if pair >= 2:  # one more look, at a moment the data did not choose
+                stopping.looks += 1
+                judge.look(measured.triples())
+            return measured, stopping
+        stopping.pairs = pair + 1
         if a.failure or b.failure:
             stopping.reason = "a side could not run"
             return measured, stopping
@@ -341,6 +353,8 @@ def run_one_side(side: Side, pair: int, scenario: Scenario, run_dir: Path, progr
         return  # it could not run: the other side's runs go on, and are kept
     result = run_side_cell(side, len(side.runs) + 1, scenario, run_dir, progress, pin, interrupted)
     side.runs.append(result)
+    if result.status == "partial":
+        return  # interrupted: the run is kept as it is, its figures are not used
     if result.status != "ok":
         lines = [line.strip() for line in (result.reason or result.status).splitlines() if line.strip()]
         side.failure = f"{side.label}: {' '.join(lines[:1] + lines[1:][-3:])}"  # the reason, its log's end
@@ -434,21 +448,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run_dir.exists() and any(run_dir.iterdir()):
         print(f"bench.ab: {run_dir} already holds results; choose another --run-id", file=sys.stderr)
         return EXIT_BAD_INPUT
-    try:
-        scenario = scenario_of(args)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with sides_of(args, run_dir) as (a, b):
-            more = "" if args.budget == 0 else f", more until every metric is decided (budget {args.budget:g} s)"
-            print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
-                  f"({args.duration:g} s), interleaved{more}; results in {run_dir}", flush=True)
-            judge = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
-            _, stopping = run_ab(a, b, scenario, run_dir, judge=judge, first_look=args.repeats, budget_s=args.budget,
-                                 max_pairs=args.max_pairs, pin=not args.no_pin)
-            comparisons = judge.comparisons()
-            markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance, stopping)
-    except AbInputError as exc:
-        print(f"bench.ab: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    # Signals end the run in flight and still judge, write ab.md and remove the worktrees; a second
+    # Ctrl-C while the reports build changes nothing more.
+    with interrupt_on_signals("bench.ab", "ending the run in flight, then judging the pairs so far") as interrupted:
+        try:
+            scenario = scenario_of(args)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with sides_of(args, run_dir) as (a, b):
+                more = "" if args.budget == 0 else f", more until every metric is decided (budget {args.budget:g} s)"
+                print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
+                      f"({args.duration:g} s), interleaved{more}; results in {run_dir}", flush=True)
+                judge = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
+                _, stopping = run_ab(a, b, scenario, run_dir, judge=judge, first_look=args.repeats,
+                                     budget_s=args.budget, max_pairs=args.max_pairs, pin=not args.no_pin,
+                                     interrupted=interrupted)
+                comparisons = judge.comparisons()
+                markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance, stopping)
+        except AbInputError as exc:
+            print(f"bench.ab: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return report_and_exit(args, run_dir, a, b, comparisons, markdown, interrupted)
+
+
+def report_and_exit(args: argparse.Namespace, run_dir: Path, a: Side, b: Side, comparisons: Sequence[Comparison],
+                    markdown: str, interrupted: threading.Event) -> int:
+    """Every run's report, the verdict table where it is read, and the exit status."""
     subprocess.run([sys.executable, "-m", "reports", str(run_dir)], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=False)
     print("\n" + markdown)
@@ -459,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if side.failure:
             print(f"bench.ab: side {side.key.upper()} could not run ({side.failure}); the other side's results "
                   f"are kept in {run_dir}", file=sys.stderr)
+    if interrupted.is_set():
+        return EXIT_INTERRUPTED
     if a.failure or b.failure or not comparisons:
         return EXIT_FAILED
     print(f"bench.ab: report {run_dir / 'ab.html'}")

@@ -21,9 +21,7 @@ failed), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
-import signal
 import socket
 import sys
 import threading
@@ -38,6 +36,7 @@ from bench.cell_status import LiveFigures
 from bench.locustfile_check import LocustfileError, check_user_classes
 from bench.own_app import READY_TIMEOUT_S, check_target_pid
 from bench.profile import ExternalTarget, Profile, ProfileError, Scenario, command_targets, load_profile
+from bench.signals import interrupt_on_signals
 from core.exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -313,26 +312,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profile.source:
         shutil.copy(profile.source, run_dir / "profile.toml")
 
-    interrupted = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        interrupted.set()
-        with contextlib.suppress(OSError):  # after a SIGHUP the terminal may be gone
-            print(f"\nbench: {signal.Signals(signum).name}: ending the cell in flight, then reporting",
-                  file=sys.stderr)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     cells = profile.cell_runs()
     gc_part = f" x {len(profile.gc)} GC settings" if len(profile.gc) > 1 else ""
     print(f"bench: profile {profile.name!r}: {len(cells)} cells "
           f"({len(profile.targets)} targets x {len(profile.scenarios)} scenarios{gc_part}), "
           f"about {profile.estimated_seconds() / 60:.1f} min; results in {run_dir}", flush=True)
-    try:
+    with interrupt_on_signals("bench", "ending the cell in flight, then reporting") as interrupted:
         results = run_matrix(profile, run_dir, pin=not args.no_pin, target_args=args.target_arg,
                              interrupted=interrupted, i_own_this_host=args.i_own_this_host)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
     if not args.no_report and results:
         print("bench: building reports", flush=True)

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench import ab
+from core.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +112,34 @@ def test_a_revision_whose_server_does_not_start_keeps_the_other_sides_results(
     kept = [p for p in (tmp_path / "ab").glob("a--echo--r*") if list(p.glob("samples-*.parquet"))]
     assert len(kept) == 1, "side A's run is kept"
     assert "a side could not run" in (tmp_path / "ab" / "ab.md").read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_run_in_flight_and_still_judges_and_cleans_up(repo: Path, tmp_path: Path,
+                                                                        sig: signal.Signals) -> None:
+    """What CI sends on cancel (SIGTERM) and Ctrl-C: ab.md for the pairs so far, no worktree left, exit 130."""
+    argv = [sys.executable, "-m", "bench.ab", "--repo", str(repo), "--target-cmd", "python app.py --port {port}",
+            "--base", "HEAD~1", "--head", "HEAD", "--duration", "30", "--warmup", "1", "--users", "2",
+            "--results", str(tmp_path), "--run-id", "ab"]
+    ab_run = subprocess.Popen(argv, cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_cell = tmp_path / "ab" / "a--echo--r01"
+    try:
+        # Signal once the first run's Locust is recording (its first shard), whatever start-up took.
+        deadline = time.monotonic() + 120
+        while not list(first_cell.glob("samples-*.parquet")):
+            assert ab_run.poll() is None and time.monotonic() < deadline, ab_run.communicate()
+            time.sleep(0.2)
+        ab_run.send_signal(sig)
+        out, err = ab_run.communicate(timeout=120)
+    finally:
+        if ab_run.poll() is None:
+            ab_run.kill()
+            ab_run.wait()
+    assert ab_run.returncode == 130, err[-3000:]  # core.exit_codes.EXIT_INTERRUPTED
+    assert "Traceback" not in err, err[-3000:]
+    assert json.loads((first_cell / "run.json").read_text())["status"] == "partial"
+    assert "interrupted after 0 complete pairs" in (tmp_path / "ab" / "ab.md").read_text()
+    worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
+    assert worktrees.count("\n") == 1, worktrees
+    assert not (tmp_path / "ab" / "src-a").exists() and not (tmp_path / "ab" / "src-b").exists()
