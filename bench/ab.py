@@ -53,7 +53,7 @@ from bench.signals import interrupt_on_signals
 from core.cells import CellName
 from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from core.files import write_json, write_text
-from core.runinfo import new_run_id
+from core.run_dirs import RunDirError, claim_run_dir
 from core.scenarios import SCENARIO_USERS
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
@@ -444,16 +444,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"bench.ab: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    run_dir = args.results / (args.run_id or new_run_id("ab"))
-    if run_dir.exists() and any(run_dir.iterdir()):
-        print(f"bench.ab: {run_dir} already holds results; choose another --run-id", file=sys.stderr)
+    try:
+        run_dir = claim_run_dir(args.results, args.run_id, "ab")
+    except RunDirError as exc:
+        print(f"bench.ab: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     # Signals end the run in flight and still judge, write ab.md and remove the worktrees; a second
     # Ctrl-C while the reports build changes nothing more.
     with interrupt_on_signals("bench.ab", "ending the run in flight, then judging the pairs so far") as interrupted:
         try:
             scenario = scenario_of(args)
-            run_dir.mkdir(parents=True, exist_ok=True)
             with sides_of(args, run_dir) as (a, b):
                 more = "" if args.budget == 0 else f", more until every metric is decided (budget {args.budget:g} s)"
                 print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "

@@ -35,7 +35,7 @@ from bench.profile import (
 )
 from core.cells import CellName, capacity_variant
 from core.files import write_json, write_text
-from core.runinfo import new_run_id
+from core.run_dirs import RunDirError, claim_run_dir
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
 from target_app.gc_setting import GcSetting
@@ -217,8 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # ProfileError and LocustfileError are ValueErrors
         print(f"capacity: {exc}", file=sys.stderr)
         return 2
-    run_dir = args.results / (args.run_id or new_run_id(f"capacity-{scenario.name}"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir = claim_run_dir(args.results, args.run_id, f"capacity-{scenario.name}")
+    except RunDirError as exc:
+        print(f"capacity: {exc}", file=sys.stderr)
+        return 2
     interrupted = threading.Event()
     results: dict[str, list[StepVerdict]] = {}
     started = time.monotonic()

@@ -46,7 +46,7 @@ from core.exit_codes import (
 )
 from core.files import write_json
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
-from core.runinfo import new_run_id
+from core.run_dirs import RunDirError, claim_run_dir
 from loadtests.instances import parse_target_urls
 from loadtests.recorder import ResultsFolderError, check_results_folder
 from loadtests.safety import ALLOW_FLAG, require_loopback
@@ -300,13 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reference = args.reference or profile.reference
-    run_dir = args.results / (args.run_id or new_run_id(profile.name))
-    if run_dir.exists() and any(run_dir.iterdir()):
-        print(f"bench: {run_dir} already holds results; choose another --run-id", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        run_dir = claim_run_dir(args.results, args.run_id, profile.name)
         check_results_folder(run_dir)
-    except ResultsFolderError as exc:
+    except (RunDirError, ResultsFolderError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if profile.source:

@@ -30,6 +30,7 @@ from bench.cell_status import CellEnding, cell_status, final_figures, read_lost_
 from bench.locust_command import STOP_TIMEOUT_S, headless_args
 from bench.profile import SCENARIO_USERS, LoadShape
 from core.cells import cell_name
+from core.run_dirs import check_run_id
 from core.run_record import RUNNING, RunRecord
 from core.runinfo import MEASURED_PACKAGES, machine, new_run_id
 from core.sampler import TreeSampler, stats_connected
@@ -80,6 +81,7 @@ class DockerRunPlan:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id("docker"))
+        check_run_id(self.run_id)  # a RunDirError is a ValueError: one line, exit 2
 
     @property
     def worker_service(self) -> str:
