@@ -10,6 +10,29 @@ RUN_ID ?=
 THRESHOLDS ?= profiles/thresholds.toml
 BASELINE ?= baselines/$(PROFILE).json
 TOLERANCE ?= 0.5
+ARGS_FROM := $(PY) -m core.env_args
+
+BASE ?=
+AB_ARGS ?=
+RUN ?=
+UI_ARGS ?=
+DOCKER_BASE ?= auto
+MODE        ?= threading
+SERVER      ?= dev
+SCENARIO    ?= echo
+USERS       ?= 20
+DURATION    ?= 10
+WORKERS     ?= 2
+# What a user or a CI workflow types reaches the recipes as data, never as command text:
+# - a value given on make's command line is kept as typed (make does not expand $(...) in it);
+# - every value goes to the recipes as an environment variable, which the shell quotes ("$$RUN"),
+#   and option lists (AB_ARGS, UI_ARGS, PYTEST_ARGS) are split into words by core.env_args
+#   (shlex: quotes group, nothing is evaluated).
+# So BASE='origin/`id`', a valid branch name, is just a name.
+USER_VARS := PROFILE PYTEST_ARGS RUN_ID THRESHOLDS BASELINE TOLERANCE BASE AB_ARGS RUN UI_ARGS \
+	DOCKER_BASE MODE SERVER SCENARIO USERS DURATION WORKERS
+$(foreach v,$(USER_VARS),$(if $(filter command line,$(origin $(v))),$(eval override $(v) := $$(value $(v)))))
+export $(USER_VARS)
 
 .PHONY: help venv test test-stress lint bench abtest check baseline capacity ui clean-results
 
@@ -17,10 +40,10 @@ help:
 	@echo "make test            create .venv, install, run the test suite"
 	@echo "make test-stress     the slow tests with one core kept busy, as on a shared CI runner"
 	@echo "make lint            ruff and mypy over the harness"
-	@echo "make bench           compare async modes on the '$(PROFILE)' profile (PROFILE=full for the long one)"
+	@echo "make bench           compare async modes on the '$$PROFILE' profile (PROFILE=full for the long one)"
 	@echo "make abtest          same-runner A/B: BASE=<ref> (default merge base) vs the working tree, AB_ARGS=..."
-	@echo "make check RUN=DIR   check a run against $(THRESHOLDS) and $(BASELINE) (exit 1 on a failure)"
-	@echo "make baseline RUN=DIR  refresh $(BASELINE) from a run"
+	@echo "make check RUN=DIR   check a run against $$THRESHOLDS and $$BASELINE (exit 1 on a failure)"
+	@echo "make baseline RUN=DIR  refresh $$BASELINE from a run"
 	@echo "make capacity        max clients at SLO per async mode (echo scenario)"
 	@echo "make ui              target + Locust web UI on http://127.0.0.1:8089 (UI_ARGS='--target eventlet-dev --processes 2')"
 
@@ -36,38 +59,36 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest
 
 # Before landing timing-sensitive work: a test tied to a guessed delay fails here.
 test-stress: $(STAMP)
-	$(PY) -m tests.busy_core -- $(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m tests.busy_core -- $(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) -m bench --profile $(PROFILE) $(if $(RUN_ID),--run-id $(RUN_ID))
+	$(PY) -m bench --profile "$$PROFILE" $${RUN_ID:+--run-id "$$RUN_ID"}
 
-BASE ?=
-AB_ARGS ?=
 abtest: $(STAMP)
-	$(PY) -m bench.ab $(if $(BASE),--base $(BASE)) $(AB_ARGS)
+	$(ARGS_FROM) AB_ARGS -- $(PY) -m bench.ab $${BASE:+--base "$$BASE"}
 
 check: $(STAMP)
-	@test -n "$(RUN)" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }
-	$(PY) -m bench.check $(RUN) --thresholds $(THRESHOLDS) $(if $(wildcard $(BASELINE)),--baseline $(BASELINE)) --tolerance $(TOLERANCE)
+	@test -n "$$RUN" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }
+	set --; if [ -f "$$BASELINE" ]; then set -- --baseline "$$BASELINE"; fi; \
+	$(PY) -m bench.check "$$RUN" --thresholds "$$THRESHOLDS" "$$@" --tolerance "$$TOLERANCE"
 
 baseline: $(STAMP)
-	@test -n "$(RUN)" || { echo "usage: make baseline RUN=results/<run-id>"; exit 2; }
-	$(PY) -m bench.check $(RUN) --write-baseline $(BASELINE)
+	@test -n "$$RUN" || { echo "usage: make baseline RUN=results/<run-id>"; exit 2; }
+	$(PY) -m bench.check "$$RUN" --write-baseline "$$BASELINE"
 
 capacity: $(STAMP)
 	$(PY) -m bench.capacity
 
-UI_ARGS ?=
 ui: $(STAMP)
-	$(PY) -m bench.ui $(UI_ARGS)
+	$(ARGS_FROM) UI_ARGS -- $(PY) -m bench.ui
 
 clean-results:
 	rm -rf results
@@ -76,14 +97,6 @@ clean-results:
 # The same harness as containers (README, "Docker"). DOCKER_BASE: auto (the
 # local Debian base when this machine made one, else python:3.11-slim),
 # public, local, or an image name. Engine and base commands need root.
-DOCKER_BASE ?= auto
-MODE        ?= threading
-SERVER      ?= dev
-SCENARIO    ?= echo
-USERS       ?= 20
-DURATION    ?= 10
-WORKERS     ?= 2
-
 .PHONY: docker-engine-up docker-engine-down docker-base docker-build docker-run docker-ui docker-down docker-test
 
 docker-engine-up:      ## start dockerd (root, Debian) when no engine runs
@@ -96,17 +109,17 @@ docker-base:           ## local Python base image from Debian packages (no regis
 	$(PYTHON) -m dockertools.base
 
 docker-build:          ## target and Locust images
-	$(PYTHON) -m dockertools.stack build --base $(DOCKER_BASE)
+	$(PYTHON) -m dockertools.stack build --base "$$DOCKER_BASE"
 
 docker-run: $(STAMP)   ## one scenario headless in containers, then the report
-	$(PY) -m dockertools.run --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) \
-		--scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) --workers $(WORKERS)
+	$(PY) -m dockertools.run --base "$$DOCKER_BASE" --mode "$$MODE" --server "$$SERVER" \
+		--scenario "$$SCENARIO" --users "$$USERS" --duration "$$DURATION" --workers "$$WORKERS"
 
 docker-ui:             ## target + Locust web UI on http://127.0.0.1:8089 + workers
-	$(PYTHON) -m dockertools.stack ui --base $(DOCKER_BASE) --mode $(MODE) --server $(SERVER) --workers $(WORKERS)
+	$(PYTHON) -m dockertools.stack ui --base "$$DOCKER_BASE" --mode "$$MODE" --server "$$SERVER" --workers "$$WORKERS"
 
 docker-down:           ## remove the stack's containers and network
 	$(PYTHON) -m dockertools.stack down
 
 docker-test: $(STAMP)  ## the Docker tests; starts (and then stops) an engine when none runs and we are root
-	SIO_DOCKER_START_ENGINE=1 $(PY) -m pytest -m docker tests/test_docker_*.py $(PYTEST_ARGS)
+	SIO_DOCKER_START_ENGINE=1 $(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest -m docker tests/test_docker_*.py
