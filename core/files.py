@@ -4,19 +4,38 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+#: attempts at a fresh temporary name before giving up (each name is 64 random bits)
+TEMP_ATTEMPTS = 100
+
 
 def temp_path(path: Path) -> Path:
-    """Where ``path`` is written before the rename: hidden, per process, same folder."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """A new, empty temporary file for ``path``: hidden, in the same folder, created here.
+
+    The name is random and the file is created exclusively without following
+    links (``O_EXCL | O_NOFOLLOW``), so a link planted in a results folder (a
+    downloaded CI artifact) under a name the writer might use cannot make it
+    write elsewhere: a taken name is skipped, never opened.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(TEMP_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        try:
+            os.close(os.open(tmp, flags, 0o666))  # the umask applies, as for a plain open
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name for {path} after {TEMP_ATTEMPTS} attempts")
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it becomes ``path``, on failure it is removed."""
+    """Yield a temporary path to write (an empty file of ours); on success it becomes ``path``,
+    on failure it is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:

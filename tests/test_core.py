@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -85,3 +86,26 @@ def test_atomic_writes_leave_no_temp_file_behind(tmp_path: Path) -> None:
         raise RuntimeError("writer died")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_a_planted_link_under_a_temp_name_is_never_written_through(tmp_path: Path) -> None:
+    """A results folder (a downloaded artifact) may hold links named like the writer's temp files."""
+    folder, outside = tmp_path / "cell", tmp_path / "outside.txt"
+    folder.mkdir()
+    outside.write_text("keep me")
+    for pid in range(os.getpid() - 50, os.getpid() + 50):  # every name a per-process scheme would pick
+        (folder / f".summary.json.{pid}.tmp").symlink_to(outside)
+    write_json(folder / "summary.json", {"status": "ok"})
+    with atomic_open(folder / "report.md") as handle:
+        handle.write("# report")
+    assert outside.read_text() == "keep me"
+    assert json.loads((folder / "summary.json").read_text()) == {"status": "ok"}
+    assert not (folder / "summary.json").is_symlink() and (folder / "report.md").read_text() == "# report"
+
+
+def test_a_planted_link_at_the_final_name_is_replaced_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (tmp_path / "summary.json").symlink_to(outside)
+    write_json(tmp_path / "summary.json", {"status": "ok"})
+    assert outside.read_text() == "keep me" and not (tmp_path / "summary.json").is_symlink()
