@@ -314,17 +314,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"bench: profile {profile.name!r}: {len(cells)} cells "
           f"({len(profile.targets)} targets x {len(profile.scenarios)} scenarios{gc_part}), "
           f"about {profile.estimated_seconds() / 60:.1f} min; results in {run_dir}", flush=True)
-    with interrupt_on_signals("bench", "ending the cell in flight, then reporting") as interrupted:
+    # A signal ends the cell in flight; the reports are built all the same, and a second Ctrl-C
+    # while they build changes nothing more (no traceback, no half report).
+    with interrupt_on_signals("bench", "ending the cell in flight, then reporting") \
+            as interrupted:
         results = run_matrix(profile, run_dir, pin=not args.no_pin, target_args=args.target_arg,
                              interrupted=interrupted, i_own_this_host=args.i_own_this_host)
-
-    if not args.no_report and results:
-        print("bench: building reports", flush=True)
-        build_reports(run_dir, reference, sys.stdout)
-        print_ranking(run_dir, sys.stdout)
-        report = run_dir / "compare.html"
-        if report.is_file():
-            print(f"bench: report: {report}")
+        if not args.no_report and results:
+            print("bench: building reports", flush=True)
+            build_reports(run_dir, reference, sys.stdout)
+            print_ranking(run_dir, sys.stdout)
+            report = run_dir / "compare.html"
+            if report.is_file():
+                print(f"bench: report: {report}")
     failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"bench: {len(failed)} of {len(results)} cells failed: {', '.join(r.cell for r in failed)}",

@@ -119,3 +119,34 @@ def test_a_killed_runner_takes_its_children_along(tmp_path: Path) -> None:
     report = subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "r" / CELL)], cwd=REPO,
                             env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
     assert "never finished this cell" in report.stdout + report.stderr
+
+
+def test_ctrl_c_while_the_reports_build_changes_nothing_more(tmp_path: Path) -> None:
+    """The reports are being built when Ctrl-C comes: no traceback, the reports are whole, exit 130."""
+    argv = [sys.executable, "-m", "bench", "--targets", "gevent-dev", "--scenarios", "echo",
+            "--duration", "3", "--warmup", "0", "--users", "2", "--emit-rate", "20",
+            "--results", str(tmp_path), "--run-id", "r"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        # Signal on the line that says the reports are being built (a matplotlib import alone
+        # outlasts the signal's delivery), however long the cell took.
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("bench: building reports"):
+                proc.send_signal(signal.SIGINT)
+                break
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    out = "".join(seen) + out
+    assert any(line.startswith("bench: building reports") for line in seen), out[-3000:]
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    summary = json.loads((tmp_path / "r" / CELL / "summary.json").read_text())
+    assert summary["samples"]["total"] > 0
+    assert (tmp_path / "r" / CELL / "report.html").stat().st_size > 0
+    assert [p.name for p in (tmp_path / "r").rglob(".*")] == []
