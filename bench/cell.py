@@ -36,7 +36,7 @@ from bench.cell_status import (
     read_load_bounds,
     read_lost_workers,
 )
-from bench.locust_command import STOP_TIMEOUT_S, headless_args
+from bench.locust_command import STOP_TIMEOUT_S, headless_args, local_master_args
 from bench.own_app import CommandTarget
 from bench.profile import Scenario, Target
 from bench.target_group import (
@@ -55,7 +55,6 @@ from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
 from core.stats_client import probe_stats
 from target_app.gc_setting import GcSetting
-from target_app.process import free_port
 
 # Beyond duration + stop timeout: Locust start-up, the recorder's last flush.
 DEADLINE_GRACE_S = 25.0
@@ -139,11 +138,7 @@ def locust_argv(plan: CellPlan, url: str | Sequence[str]) -> list[str]:
     if len(urls) > 1:
         argv += ["--target-urls", ",".join(urls)]
     if load.processes > 1:
-        # The master listens for its workers on loopback and a free port: Locust's
-        # default is every interface on 5557, which another run may hold.
-        port = str(free_port())
-        argv += ["--processes", str(load.processes), "--master-bind-host", "127.0.0.1",
-                 "--master-bind-port", port, "--master-port", port]
+        argv += local_master_args(load.processes)
     if plan.i_own_this_host:
         argv.append("--i-own-this-host")
     return argv + list(plan.locust_args) + [plan.scenario.user_class]

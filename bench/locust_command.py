@@ -7,6 +7,7 @@ describes becomes the same options everywhere.
 from __future__ import annotations
 
 from bench.profile import LoadShape
+from target_app.process import free_port
 
 #: seconds Locust lets users finish their task after the run time (``--stop-timeout``)
 STOP_TIMEOUT_S = 5.0
@@ -39,3 +40,15 @@ def headless_args(load: LoadShape, *, results_dir: str, loglevel: str = "WARNING
     if final_stats:
         argv += ["--json-file", f"{results_dir}/locust_stats"]
     return argv + load_args(load)
+
+
+def local_master_args(processes: int) -> list[str]:
+    """For ``--processes N``: the master listens for its workers on loopback and a free port.
+
+    Locust's default is every interface on 5557, which another run (or a
+    second web UI) may hold, and whose workers would then join the wrong
+    master.
+    """
+    port = str(free_port())
+    return ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-port", port]

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
+from bench.locust_command import local_master_args
 from bench.locustfile_check import LocustfileError, check_user_classes
 from bench.own_app import DEFAULT_MODE, CommandTarget, TargetCommandError, launch_command
 from bench.profile import TargetSpec
@@ -198,6 +199,10 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
     if not is_loopback_host(args.web_host) and auth is None:
         raise UsageError(f"--web-host {args.web_host} exposes the web UI (which starts load) beyond loopback: "
                          "add --web-auth USER:PASSWORD")
+    for arg in args.locust_arg:
+        if (owned := arg.split("=", 1)[0]) in LAUNCHER_OWNED:
+            raise UsageError(f"--locust-arg={arg}: {owned} is set by bench.ui itself "
+                             f"({LAUNCHER_OWNED[owned]}), so it is checked")
     users = [name.strip() for name in (args.user or "").split(",") if name.strip()]
     locustfile = args.locustfile.resolve() if args.locustfile else None
     if locustfile is not None or users:
@@ -214,6 +219,17 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
                   locustfile=locustfile, user_classes=users, target_cmd=command)
 
 
+#: Locust options the launcher sets and checks (a web UI beyond loopback needs a login; the master
+#: stays on loopback): given again through --locust-arg, the last one would win unchecked.
+LAUNCHER_OWNED = {
+    "--web-host": "use --web-host", "--web-port": "use --web-port", "--web-login": "use --web-auth",
+    "--web-auth": "use --web-auth", "--master-bind-host": "the master listens on loopback",
+    "--master-bind-port": "a free port", "--master-port": "a free port", "--processes": "use --processes",
+    "-f": "use --locustfile", "--locustfile": "use --locustfile", "-H": "use --target-url",
+    "--host": "use --target-url", "--results-dir": "use --results",
+}
+
+
 def locust_argv(plan: UiPlan, target_url: str) -> list[str]:
     """The Locust command: web UI with the class picker, recording into the session folder."""
     # A user's locustfile gets the web UI extension as a second locustfile.
@@ -226,7 +242,7 @@ def locust_argv(plan: UiPlan, target_url: str) -> list[str]:
         "--stop-timeout", f"{plan.stop_timeout:g}",
     ]
     if plan.processes:
-        argv += ["--processes", str(plan.processes)]
+        argv += local_master_args(plan.processes)
     if plan.auth:
         argv.append("--web-login")  # the credentials travel in the environment, not on the command line
     if plan.i_own_this_host:

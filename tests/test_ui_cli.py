@@ -90,3 +90,20 @@ def test_a_target_url_where_nothing_answers_fails_before_starting_locust(tmp_pat
     assert "nothing answers at --target-url" in capsys.readouterr().err
     record = json.loads((tmp_path / "s" / "ui-session.json").read_text())
     assert record["status"] == "failed" and record["command"] is None and record["cells"] == []
+
+
+@pytest.mark.parametrize("locust_args", [["--locust-arg=--web-host=0.0.0.0"],
+                                         ["--locust-arg=--web-host", "--locust-arg=0.0.0.0"],
+                                         ["--locust-arg=--master-bind-host=0.0.0.0"],
+                                         ["--locust-arg=--results-dir=/elsewhere"]])
+def test_a_locust_arg_cannot_reset_what_the_launcher_checks(locust_args: list[str]) -> None:
+    """Locust takes the last of a repeated flag: passed through, it would open the UI to every interface."""
+    with pytest.raises(UsageError, match="is set by bench.ui itself"):
+        plan(*locust_args)
+
+
+def test_worker_processes_meet_their_master_on_loopback_and_a_port_of_its_own() -> None:
+    argv = locust_argv(plan("--processes", "2"), "http://127.0.0.1:5001")
+    port = argv[argv.index("--master-bind-port") + 1]
+    assert argv[argv.index("--master-bind-host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--master-port") + 1] == port != "5557"  # a free port, not Locust's shared default
