@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import psutil
+
 from bench.cell_status import (
     CellEnding,
     LiveFigures,
@@ -171,15 +173,40 @@ def _run_record(plan: CellPlan, *, status: str, reason: str | None, started_ns: 
     return record.updated(plan.extra_run_info | extra)
 
 
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The living (not zombie) processes of process group ``pgid``."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
 def _end_process_group(process: subprocess.Popen, timeout: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL, the process group this module started."""
+    """SIGTERM, then SIGKILL, every process left in the group this module started (Locust and its workers).
+
+    The group is signalled whether or not its leader is still there: Locust's
+    worker processes outlive a master that was killed, and would go on
+    writing shards into a cell already reported. A stopped worker is
+    continued, so that it can act on the SIGTERM.
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        if process.poll() is not None:
-            return
+        if process.poll() is not None and not _group_members(process.pid):
+            return  # all ended by themselves; the group's id may not be ours any more
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + timeout
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout)
+            process.wait(timeout=timeout)  # reap the leader
+        while _group_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _group_members(process.pid):
+            return
 
 
 def remove_partial_files(cell_dir: Path) -> list[str]:

@@ -7,6 +7,7 @@ keeps and reports the samples, and leaves no process behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,6 +63,8 @@ class Killer:
     killed_ns: int | None = None
     victim: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
+    #: SIGKILL, or SIGSTOP for a process that hangs
+    sig: signal.Signals = signal.SIGKILL
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -71,7 +74,7 @@ class Killer:
                 if victim is not None:
                     self.victim = cmdline(victim)
                     self.killed_ns = time.time_ns()
-                    victim.send_signal(signal.SIGKILL)
+                    victim.send_signal(self.sig)
                     return
             self.stop.wait(0.1)
 
@@ -107,7 +110,8 @@ class BenchRun:
 
 
 def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[psutil.Process]], psutil.Process | None],
-              *args: str, users: int = 6, duration: float = 5, writers: int = 1) -> BenchRun:
+              *args: str, users: int = 6, duration: float = 5, writers: int = 1,
+              sig: signal.Signals = signal.SIGKILL) -> BenchRun:
     run_dir = tmp_path / "r"
     cell = f"{target}--{scenario}"
     argv = ["nice", "-n", "10", sys.executable, "-m", "bench", "--profile", "scaleout",
@@ -115,7 +119,7 @@ def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[p
             "--warmup", "0", "--results", str(tmp_path), "--run-id", "r", "--no-report", *args]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    killer = Killer(proc.pid, run_dir / cell, pick, writers=writers)
+    killer = Killer(proc.pid, run_dir / cell, pick, writers=writers, sig=sig)
     thread = threading.Thread(target=killer.run, daemon=True)
     thread.start()
     try:
@@ -206,13 +210,60 @@ def test_killing_redis_mid_run_refuses_broadcasts_with_a_clear_error(tmp_path: P
     assert "publish failed" in (run.cell_dir / "target.log").read_text()
 
 
+def locust_master_and_workers(procs: list[psutil.Process]) -> tuple[psutil.Process | None, list[psutil.Process]]:
+    # Locust itself, not any process whose arguments name a path with "locust" in it
+    # (the target's --gc-log lies in the test's folder, test_losing_a_locust_worker...).
+    locusts = [p for p in procs if " -m locust " in f" {cmdline(p)} "]
+    masters = [p for p in locusts if not any(q.pid == p.ppid() for q in locusts)]
+    master = masters[0] if masters else None
+    return master, [p for p in locusts if master is not None and p.ppid() == master.pid]
+
+
+def living(procs: list[psutil.Process]) -> list[str]:
+    alive = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(cmdline(proc))
+    return alive
+
+
+def test_a_killed_locust_master_takes_its_workers_along(tmp_path: Path) -> None:
+    """Orphaned workers would write shards into a cell already reported; they end with the cell."""
+    workers_seen: list[psutil.Process] = []
+
+    def master(procs: list[psutil.Process]) -> psutil.Process | None:
+        leader, workers = locust_master_and_workers(procs)
+        if leader is None or len(workers) != 2:
+            return None
+        workers_seen.extend(workers)
+        return leader
+
+    run = run_bench(tmp_path, "gevent-dev", "echo", master, "--processes", "2", "--emit-rate", "20", users=4,
+                    writers=2)
+    assert run.info()["status"] == "failed", run.out[-3000:]
+    assert len(workers_seen) == 2 and living(workers_seen) == [], "workers outlived the cell"
+
+
+def test_a_stopped_locust_worker_is_ended_with_the_cell(tmp_path: Path) -> None:
+    """A worker that hangs (SIGSTOP) holds its memory forever unless the cell ends it."""
+    stopped: list[psutil.Process] = []
+
+    def worker(procs: list[psutil.Process]) -> psutil.Process | None:
+        _, workers = locust_master_and_workers(procs)
+        if len(workers) != 2:
+            return None
+        stopped.append(workers[-1])
+        return workers[-1]
+
+    run_bench(tmp_path, "gevent-dev", "echo", worker, "--processes", "2", "--emit-rate", "20", users=4, writers=2,
+              sig=signal.SIGSTOP)
+    assert len(stopped) == 1 and living(stopped) == [], "the stopped worker outlived the cell"
+
+
 def test_losing_a_locust_worker_still_ends_and_reports(tmp_path: Path) -> None:
     def worker(procs: list[psutil.Process]) -> psutil.Process | None:
-        # Locust itself, not any process whose arguments name a path with "locust" in it
-        # (the target's --gc-log lies in this test's folder, test_losing_a_locust_worker...).
-        locusts = [p for p in procs if " -m locust " in f" {cmdline(p)} "]
-        masters = [p for p in locusts if not any(q.pid == p.ppid() for q in locusts)]
-        workers = [p for p in locusts if masters and p.ppid() == masters[0].pid]
+        _, workers = locust_master_and_workers(procs)
         return workers[-1] if len(workers) == 2 else None
 
     # Killed once both workers have flushed, so the lost one's samples exist to be kept.
