@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from bench.cell import CellPlan, CellResult, run_cell
 from bench.cell_status import LiveFigures
 from bench.locustfile_check import LocustfileError, check_user_classes
-from bench.own_app import READY_TIMEOUT_S, check_target_pid
+from bench.own_app import READY_TIMEOUT_S, TargetCommandError, app_targets, check_target_pid
 from bench.profile import ExternalTarget, Profile, ProfileError, Scenario, command_targets, load_profile
 from bench.signals import interrupt_on_signals
 from core.exit_codes import (
@@ -122,9 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--locustfile", type=Path, help="run the user classes of this locustfile")
     own.add_argument("--user", metavar="CLASS[,CLASS]",
                      help="user classes to run, one scenario each (default: every class of --locustfile)")
+    own.add_argument("--app", metavar="PATH_OR_MODULE:OBJECT",
+                     help="serve your Flask-SocketIO app unchanged for each cell, e.g. app.py:socketio "
+                          "(each async mode forced on it; docs/own-app.md)")
+    own.add_argument("--app-server", metavar="SERVER[,SERVER]",
+                     help="with --app: dev (socketio.run, the default) and/or gunicorn")
+    own.add_argument("--app-python", metavar="PYTHON",
+                     help="with --app: the app's own interpreter (its venv's bin/python), for its dependencies")
+    own.add_argument("--app-nodelay", action="store_true",
+                     help="with --app: set TCP_NODELAY on its connections (the WSGI servers leave Nagle on)")
     own.add_argument("--target-cmd", metavar="COMMAND",
                      help="start your server for each cell: a command with {port} (and {mode}, {host})")
-    own.add_argument("--modes", metavar="MODE[,MODE]", help="one cell per mode, each with --target-cmd's {mode}")
+    own.add_argument("--modes", metavar="MODE[,MODE]",
+                     help="one cell per mode: --app's (default threading,eventlet,gevent) or --target-cmd's {mode}")
     own.add_argument("--app-name", default="app", help="the server part of your cells' names (default: app)")
     own.add_argument("--target-timeout", type=float, default=READY_TIMEOUT_S, metavar="SECONDS",
                      help=f"seconds --target-cmd has to open its port (default {READY_TIMEOUT_S:g})")
@@ -215,9 +225,13 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         raise ProfileError(str(exc)) from None
     if args.target_pid is not None and not args.target_url:
         raise ProfileError("--target-pid samples a server you started: give its --target-url too")
-    if (args.modes or args.app_name != "app") and not args.target_cmd:
-        raise ProfileError("--modes and --app-name go with --target-cmd (the command that starts your app)")
-    if profile.gc != ("default",) and (args.target_url or args.target_cmd):
+    if (args.modes or args.app_name != "app") and not (args.target_cmd or args.app):
+        raise ProfileError("--modes and --app-name go with --app or --target-cmd (how the runner starts your app)")
+    if (args.app_server or args.app_python or args.app_nodelay) and not args.app:
+        raise ProfileError("--app-server, --app-python and --app-nodelay go with --app")
+    if args.app and (args.target_cmd or args.target_url or args.targets):
+        raise ProfileError("--app excludes --target-cmd, --target-url and --targets: one way to name the server")
+    if profile.gc != ("default",) and (args.target_url or args.target_cmd or args.app):
         raise ProfileError("GC settings (--gc, the profile's gc list) apply to the targets the runner starts, "
                            "not to --target-url or --target-cmd servers")
     external = external_target(args)
@@ -228,6 +242,14 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
             raise ProfileError("--targets and --target-cmd exclude each other: the reference targets, or your app")
         targets = command_targets(args.target_cmd, split_list(args.modes), args.app_name, args.target_timeout)
         profile = replace(profile, targets=targets, reference=None)  # ratios against the best-ranked mode
+    elif args.app:
+        try:
+            targets = app_targets(args.app, modes=split_list(args.modes), servers=split_list(args.app_server),
+                                  app_python=args.app_python, app_name=args.app_name, nodelay=args.app_nodelay,
+                                  ready_timeout_s=args.target_timeout)
+        except TargetCommandError as exc:
+            raise ProfileError(str(exc)) from None
+        profile = replace(profile, targets=targets, reference=None)
     scenarios = own_app_scenarios(args, profile)
     if scenarios is not None:
         profile = replace(profile, scenarios=scenarios)

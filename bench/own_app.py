@@ -12,6 +12,13 @@ own interpreter. ``SIO_GC_LOG`` names the cell's ``gc.csv``, where
 connection; a command that exits first, or never opens its port, fails the
 cell with the last lines of its log.
 
+``--app PATH_OR_MODULE:OBJECT`` is the same with a command the runner
+writes: ``bench/app_launcher.py`` imports the app unchanged (in the app's own
+interpreter with ``--app-python``), forces the cell's async mode on its
+``SocketIO`` and serves it with the dev server or gunicorn. It writes what
+it found (the mode, whether the app logs every packet) to ``app.json`` in the
+cell's folder (``core.schema.APP_INFO_FILE``).
+
 ``--target-pid PID`` (with ``--target-url``) samples a server the user
 started themselves; it is never signalled.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import string
 import subprocess
@@ -39,6 +47,13 @@ PLACEHOLDERS: tuple[str, ...] = ("port", "host", "mode")
 #: the mode of a command that has no {mode}: the app runs as it chooses
 DEFAULT_MODE = "app"
 READY_TIMEOUT_S = 30.0
+#: the script that serves an --app; it imports nothing of the harness
+APP_LAUNCHER = Path(__file__).resolve().with_name("app_launcher.py")
+#: the async modes and servers an --app runs in
+APP_MODES: tuple[str, ...] = ("threading", "eventlet", "gevent")
+APP_SERVERS: tuple[str, ...] = ("dev", "gunicorn")
+#: names the file (core.schema.APP_INFO_FILE, in the cell's folder) where the launcher describes the app
+APP_INFO_ENV = "SIO_APP_INFO"
 
 
 class TargetCommandError(ValueError):
@@ -77,6 +92,75 @@ class CommandTarget:
         if argv[0] in ("python", "python3"):
             argv[0] = sys.executable  # the harness's interpreter, with its pinned stack
         return argv
+
+
+def app_targets(spec: str, *, modes: Sequence[str] | None = None, servers: Sequence[str] | None = None,
+                app_python: str | None = None, app_name: str = "app", nodelay: bool = False,
+                ready_timeout_s: float = READY_TIMEOUT_S) -> tuple[CommandTarget, ...]:
+    """One target per server and async mode for ``--app`` (default: the dev server in every mode).
+
+    ``nodelay`` sets TCP_NODELAY on the app's connections (``--app-nodelay``).
+
+    TargetCommandError for a spec, mode, server or interpreter that cannot be used.
+    """
+    where = check_app_spec(spec)
+    modes = list(modes or APP_MODES)
+    servers = list(servers or ("dev",))
+    for kind, chosen, known in (("mode", modes, APP_MODES), ("server", servers, APP_SERVERS)):
+        unknown = [value for value in chosen if value not in known]
+        if unknown:
+            raise TargetCommandError(f"--app: unknown {kind} {unknown[0]!r} (known: {', '.join(known)})")
+        if len(set(chosen)) != len(chosen):
+            raise TargetCommandError(f"--app: a {kind} is listed twice: {', '.join(chosen)}")
+    python = "python" if app_python is None else _check_python(app_python)
+    targets: list[CommandTarget] = []
+    for server in servers:
+        argv = [python, str(APP_LAUNCHER), "--app", where, "--port", "{port}", "--mode", "{mode}",
+                "--server", server] + (["--nodelay"] if nodelay else [])
+        command = shlex.join(arg if arg in ("{port}", "{mode}") else _escape_braces(arg) for arg in argv)
+        label = app_name if server == "dev" else f"{app_name}-{server}"
+        targets.extend(CommandTarget(command, mode=mode, server=label, ready_timeout_s=ready_timeout_s)
+                       for mode in modes)
+    return tuple(targets)
+
+
+def _escape_braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def check_app_spec(spec: str) -> str:
+    """The spec with a file path made absolute; TargetCommandError when its file is missing or it is malformed."""
+    if not spec or not spec.strip() or "\0" in spec:
+        raise TargetCommandError("--app is empty: give PATH_OR_MODULE[:OBJECT], e.g. app.py:socketio")
+    where, sep, obj = spec.rpartition(":")
+    if not sep:
+        where, obj = spec, ""
+    if sep and not where:
+        raise TargetCommandError(f"--app {spec!r}: name the module or file before the ':'")
+    if obj and not all(part.isidentifier() for part in obj.removesuffix("()").split(".")):
+        raise TargetCommandError(f"--app {spec!r}: {obj!r} is not an attribute name (e.g. socketio, app, "
+                                 "create_app())")
+    if where.endswith(".py") or "/" in where:
+        path = Path(where).expanduser()
+        if not path.is_file():
+            raise TargetCommandError(f"--app {spec!r}: no such file {path}")
+        where = str(path.resolve())
+    elif not all(part.isidentifier() for part in where.split(".")):
+        raise TargetCommandError(f"--app {spec!r}: {where!r} is neither a .py file nor a module name")
+    return f"{where}:{obj}" if obj else where
+
+
+def _check_python(app_python: str) -> str:
+    """``--app-python``: an executable interpreter (a venv's bin/python, say), as an absolute path."""
+    path = Path(app_python).expanduser()
+    if "/" not in app_python:
+        found = shutil.which(app_python)
+        if found is None:
+            raise TargetCommandError(f"--app-python {app_python!r}: not found on PATH")
+        path = Path(found)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise TargetCommandError(f"--app-python {app_python!r}: not an executable file")
+    return str(path.absolute())  # a venv's python is a symlink that must stay one
 
 
 def check_command(command: str) -> None:
@@ -124,10 +208,12 @@ def _log_tail(target: TargetProcess) -> str:
 
 
 def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequence[int] | None = None,
-                   port: int | None = None, gc_log: Path | None = None) -> TargetProcess:
+                   port: int | None = None, gc_log: Path | None = None,
+                   app_info: Path | None = None) -> TargetProcess:
     """Start the user's server on ``port`` (default: a free loopback one) and wait for it; the caller stops it.
 
-    ``gc_log`` goes to the app as ``$SIO_GC_LOG`` (``record_gc_pauses()`` writes there).
+    ``gc_log`` goes to the app as ``$SIO_GC_LOG`` (``record_gc_pauses()`` writes there), ``app_info``
+    as ``$SIO_APP_INFO`` (where the ``--app`` launcher describes the app).
     """
     port = port or free_port(LOOPBACK)
     argv = spec.argv(port=port)
@@ -136,6 +222,8 @@ def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequenc
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     if gc_log is not None:
         env[GC_LOG_ENV] = str(gc_log.resolve())  # the app may run in another folder
+    if app_info is not None:
+        env[APP_INFO_ENV] = str(app_info.resolve())
     if spec.cwd is not None:  # the checkout's own code, not the harness's
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(spec.cwd), os.environ.get("PYTHONPATH")]))
     with open(log_path, "ab") as log:

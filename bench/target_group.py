@@ -31,6 +31,7 @@ from bench.profile import ExternalTarget, TargetSpec
 from bench.redis_server import RedisServer, RedisStartError, RedisUnavailable, launch_redis
 from core.files import atomic_open
 from core.gc_pauses import GC_CSV
+from core.schema import APP_INFO_FILE
 from core.stats_client import probe_stats
 from target_app.process import TargetProcess, TargetStartError, launch_target
 
@@ -186,7 +187,7 @@ def command_group(spec: CommandTarget, cell_dir: Path, *,
                   cpu_affinity: Sequence[int] | None = None) -> TargetGroup:
     """The user's own server, started from ``--target-cmd``; TargetStartError with its log tail."""
     target = launch_command(spec, log_path=cell_dir / "target.log", cpu_affinity=cpu_affinity,
-                            gc_log=cell_dir / GC_CSV)
+                            gc_log=cell_dir / GC_CSV, app_info=cell_dir / APP_INFO_FILE)
     return TargetGroup(spec, instances=[target])
 
 

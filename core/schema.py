@@ -66,3 +66,8 @@ RECORDER_FILE_GLOB = "recorder-*.json"
 # number, whether the worker's final flush arrived, what it kept on its own
 # disk; the reports name a worker whose samples did not all arrive.
 RELAY_FILE_GLOB = "relayed-*.json"
+
+# What the --app launcher found about a user's app (bench/app_launcher.py), in
+# the cell's folder: {"app": spec, "async_mode": str, "server": str,
+# "socketio_logs_packets": bool, "engineio_logs_packets": bool, "tcp_nodelay": bool}.
+APP_INFO_FILE = "app.json"

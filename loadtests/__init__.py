@@ -10,7 +10,7 @@ A locustfile for your own server::
 
         def on_start(self):
             self.room = self.group_room("chat", size=5)
-            if self.connect(auth={"token": "..."}) and self.call("join_room", {"room": self.room}):
+            if self.connect(auth={"token": "..."}) and self.call("join_room", {"room": self.room}) is not None:
                 self.joined(self.room)
 
         @task
@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loadtests.fanout import FanOut, stamped
-    from loadtests.socketio_user import AckError, SocketIOUser
+    from loadtests.socketio_user import ACKED, AckError, SocketIOUser
 
-__all__ = ["AckError", "FanOut", "SocketIOUser", "stamped"]
+__all__ = ["ACKED", "AckError", "FanOut", "SocketIOUser", "stamped"]
 
-_HOMES = {"AckError": "loadtests.socketio_user", "SocketIOUser": "loadtests.socketio_user",
+_HOMES = {"ACKED": "loadtests.socketio_user", "AckError": "loadtests.socketio_user",
+          "SocketIOUser": "loadtests.socketio_user",
           "FanOut": "loadtests.fanout", "stamped": "loadtests.fanout"}
 
 

@@ -60,6 +60,8 @@ Handler = Callable[..., Any]
 NEW, OPENING, CONNECTING, CONNECTED, CLOSED = "new", "opening", "connecting", "connected", "closed"
 
 _RECV_BYTES = 65536
+#: events a server may send before the namespace's CONNECT (a connect handler's greetings)
+MAX_EARLY_EVENTS = 1000
 _READ, _WRITE = 1, 2
 _CONNECT_PENDING = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 #: what the read watcher's callback hands a waiting reader
@@ -131,14 +133,50 @@ class PendingAck:
             if timeout is None:
                 timeout = client.timeout
             if not client._pump_until(self, timeout):
-                client._pending.pop(self.ack_id, None)
-                raise CallTimeout(f"no ack for call #{self.ack_id} within {timeout:g} s")
+                self._forget()
+                raise CallTimeout(f"{self._awaited()} within {timeout:g} s")
         if self._error is not None:
             raise self._error
         args = self._args
         if not args:
             return None
         return args[0] if len(args) == 1 else tuple(args)
+
+    @property
+    def args(self) -> list[Any]:
+        """The arguments the answer carried (empty until it arrived, or when it carried none)."""
+        return self._args
+
+    def _forget(self) -> None:
+        self._client._pending.pop(self.ack_id, None)
+
+    def _awaited(self) -> str:
+        return f"no ack for call #{self.ack_id}"
+
+
+class PendingReply(PendingAck):
+    """An emit waiting for the server's reply event (see :meth:`Client.request_async`).
+
+    The first ``reply`` event whose arguments ``match`` accepts (any, when
+    ``match`` is None) answers it; the event's handlers still run after.
+    """
+
+    __slots__ = ("event", "match")
+
+    def __init__(self, client: Client, event: str, match: Callable[..., Any] | None) -> None:
+        super().__init__(client, 0)
+        #: the reply's event name
+        self.event = event
+        #: called with the reply's arguments; a true result claims the reply
+        self.match = match
+
+    def _forget(self) -> None:
+        waiting = self._client._replies.get(self.event)
+        if waiting and self in waiting:
+            waiting.remove(self)
+
+    def _awaited(self) -> str:
+        return f"no {self.event!r} reply"
 
 
 class Client:
@@ -165,7 +203,7 @@ class Client:
         "message_bytes", "pings", "wakes", "close_reason", "closed_cleanly",
         "_state", "_sock", "_hub", "_read_watcher", "_write_watcher", "_parser", "_write_lock",
         "_reader", "_broken", "_close_sent", "_last_rx", "_drained", "_handlers", "_catch_all",
-        "_pending", "_next_id", "_partial", "_timer", "_timer_after", "_ack_head",
+        "_pending", "_next_id", "_partial", "_timer", "_timer_after", "_ack_head", "_replies", "_early",
     )
 
     def __init__(
@@ -204,6 +242,7 @@ class Client:
                     query.append((key, value))
         self._target = "/" + path.strip("/") + "/?" + urlencode(query)
         self._headers = headers or {}
+        frames.handshake_request(self._host_header, self._target, "", self._headers)  # bad headers fail here
         self._max_message_bytes = max_message_bytes
 
         #: the Socket.IO session id of the namespace connection
@@ -244,6 +283,10 @@ class Client:
         self._handlers: dict[str, Handler] = {}
         self._catch_all: Handler | None = None
         self._pending: dict[int, PendingAck] = {}
+        #: reply event -> emits waiting for it, oldest first (:meth:`request_async`)
+        self._replies: dict[str, list[PendingReply]] = {}
+        #: events the server sent before the namespace's CONNECT, delivered after it
+        self._early: list[protocol.Packet] = []
         self._next_id = 0
         self._partial: protocol.Packet | None = None
         # The deadline timer of the calls, reused (see _start_deadline).
@@ -342,6 +385,32 @@ class Client:
     def call(self, event: str, *args: Any, timeout: float | None = None) -> Any:
         """Send an event and return its ack (see :meth:`PendingAck.wait`)."""
         return self.call_async(event, *args).wait(timeout)
+
+    def request_async(self, event: str, *args: Any, reply: str,
+                      match: Callable[..., Any] | None = None) -> PendingReply:
+        """Emit ``event`` (no ack asked) and await the server's ``reply`` event; collect it with ``.wait()``.
+
+        The commonest Flask-SocketIO pattern: a handler answers with
+        ``emit(reply, ...)``. ``match(*reply_args)`` picks the reply that
+        belongs to this request when several may be on their way.
+        """
+        if not isinstance(reply, str) or not reply:
+            raise ValueError(f"request({event!r}): reply must be the event name the server answers with, "
+                             f"got {reply!r}")
+        pending = PendingReply(self, reply, match)
+        waiting = self._replies.setdefault(reply, [])
+        waiting.append(pending)  # before the emit: a reply can be read while the send waits
+        try:
+            pending.sent_bytes = self.emit(event, *args)
+        except BaseException:
+            pending._forget()
+            raise
+        return pending
+
+    def request(self, event: str, *args: Any, reply: str, match: Callable[..., Any] | None = None,
+                timeout: float | None = None) -> Any:
+        """Emit ``event`` and return the arguments of its ``reply`` event (see :meth:`PendingAck.wait`)."""
+        return self.request_async(event, *args, reply=reply, match=match).wait(timeout)
 
     def pump(self, timeout: float) -> None:
         """Read the connection for ``timeout`` seconds: run handlers, answer pings.
@@ -716,6 +785,9 @@ class Client:
                 data = packet.data or {}
                 self.sid = data.get("sid")
                 self._state = CONNECTED
+                early, self._early = self._early, []
+                for event in early:
+                    self._dispatch(event)
         elif ptype == protocol.CONNECT_ERROR:
             if self._state == CONNECTING:
                 raise ConnectRefused(self.namespace, packet.data)
@@ -727,6 +799,13 @@ class Client:
 
     def _dispatch(self, packet: protocol.Packet) -> None:
         if self._state != CONNECTED:
+            if self._state == CONNECTING and packet.type in (protocol.EVENT, protocol.BINARY_EVENT):
+                # Flask-SocketIO sends what a connect handler emits before the
+                # CONNECT packet; the JS client buffers it (receiveBuffer) too.
+                if len(self._early) >= MAX_EARLY_EVENTS:
+                    raise ProtocolError(f"more than {MAX_EARLY_EVENTS} events before the namespace was connected")
+                self._early.append(packet)
+                return
             raise ProtocolError(f"{packet.name} packet before the namespace was connected")
         if packet.type == protocol.ACK or packet.type == protocol.BINARY_ACK:
             if packet.ack_id is None:
@@ -736,6 +815,9 @@ class Client:
                 pending._resolve(packet.data)
             return
         event, *args = packet.data
+        waiting = self._replies.get(event)
+        if waiting:
+            self._answer_request(waiting, args)
         handler = self._handlers.get(event)
         try:
             if handler is not None:
@@ -754,6 +836,22 @@ class Client:
             text, attachments = protocol.encode(protocol.ACK, self.namespace, ack_args, packet.ack_id)
             self._send_packet(text, attachments)
 
+    @staticmethod
+    def _answer_request(waiting: list[PendingReply], args: list[Any]) -> None:
+        """Hand a reply event to the oldest waiting request it matches."""
+        for index, pending in enumerate(waiting):
+            if pending.match is not None:
+                try:
+                    if not pending.match(*args):
+                        continue
+                except Exception:
+                    logger.exception("match for %r failed; the reply is not taken as this request's",
+                                     pending.event)
+                    continue
+            del waiting[index]
+            pending._resolve(args)
+            return
+
     # --- teardown -------------------------------------------------------
 
     def _try_send_close(self, code: int, reason: str) -> None:
@@ -770,10 +868,16 @@ class Client:
         self._state = CLOSED
         self.close_reason = reason
         pending, self._pending = self._pending, {}
+        replies, self._replies = self._replies, {}
         for ack in pending.values():
             error = ConnectionClosed(f"connection closed before the ack arrived: {reason}")
             error.__cause__ = reason
             ack._fail(error)
+        for waiting in replies.values():
+            for reply in waiting:
+                error = ConnectionClosed(f"connection closed before the {reply.event!r} reply arrived: {reason}")
+                error.__cause__ = reason
+                reply._fail(error)
         sock, self._sock = self._sock, None
         if sock is not None:
             # Wake a greenlet blocked on this socket, then release the watchers

@@ -1,4 +1,4 @@
-"""Declared fan-out: which acked event causes which push, and how many deliveries to expect.
+"""Declared fan-out: which sent event causes which push, and how many deliveries to expect.
 
 A user class declares its pairs::
 
@@ -36,12 +36,19 @@ class FanOut:
         ``(user, data, ack) -> int``.
     :param room_key: the key of the sent data that names the room (roster).
     :param includes_sender: the sender receives its own push (roster).
+    :param stamp: where the push carries its sender's ``t_ns``, a dotted
+        path such as ``"data.t_ns"`` (None: the user class's ``stamp``).
+    :param match: called with a ``push`` event's arguments; only those it
+        accepts are this fan-out's deliveries (for an app that sends several
+        kinds of message under one event name). None: every one is.
     """
 
     push: str
     expected: str | ExpectedFunction = "ack"
     room_key: str = "room"
     includes_sender: bool = True
+    stamp: str | None = None
+    match: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.push, str) or not self.push:
@@ -51,6 +58,17 @@ class FanOut:
                              f"or a function (user, data, ack) -> int, got {self.expected!r}")
         if not isinstance(self.expected, str) and not callable(self.expected):
             raise ValueError(f"FanOut({self.push!r}): expected must be a source name or a function")
+        check_stamp(f"FanOut({self.push!r}).stamp", self.stamp)
+        if self.match is not None and not callable(self.match):
+            raise ValueError(f"FanOut({self.push!r}): match must be a function of the push's arguments")
+
+
+def check_stamp(owner: str, stamp: Any) -> None:
+    """ValueError unless ``stamp`` is None or a dotted path of keys (``"data.t_ns"``)."""
+    if stamp is None:
+        return
+    if not isinstance(stamp, str) or not all(stamp.split(".")):
+        raise ValueError(f"{owner} must be a dotted path such as 'data.t_ns', got {stamp!r}")
 
 
 def check_declarations(owner: str, fanout: Any) -> dict[str, FanOut]:
@@ -83,8 +101,21 @@ def stamped(data: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, A
     return {**(data or {}), **fields, "t_ns": time.time_ns()}
 
 
-def sent_ns_of(data: Any) -> Any:
-    """The sender's ``t_ns`` in a push: ``data["t_ns"]`` or ``data["payload"]["t_ns"]``; None if absent."""
+def sent_ns_of(data: Any, stamp: str | None = None) -> Any:
+    """The sender's ``t_ns`` in a push; None if absent.
+
+    At the dotted path ``stamp`` (a number steps into a list), else
+    ``data["t_ns"]`` or ``data["payload"]["t_ns"]``.
+    """
+    if stamp is not None:
+        for key in stamp.split("."):
+            if isinstance(data, dict):
+                data = data.get(key)
+            elif isinstance(data, list) and key.isdigit() and int(key) < len(data):
+                data = data[int(key)]
+            else:
+                return None
+        return data
     if not isinstance(data, dict):
         return None
     if "t_ns" in data:

@@ -58,7 +58,10 @@ def handshake_request(host: str, target: str, key: str, headers: dict[str, str] 
         f"Sec-WebSocket-Key: {key}",
         "Sec-WebSocket-Version: 13",
     ]
-    lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
+    for name, value in (headers or {}).items():
+        if not name or any(c in f"{name}{value}" for c in "\r\n\0") or ":" in name:
+            raise ValueError(f"header {name!r} cannot go into the upgrade request as it is")
+        lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 

@@ -41,14 +41,16 @@ from locust.exception import LocustError, StopUser
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from loadtests import harness
-from loadtests.client import Client, PendingAck
+from loadtests.client import Client, PendingAck, PendingReply
 from loadtests.env_state import set_settings, settings_of
 from loadtests.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
-from loadtests.fanout import FanOut, check_declarations, sent_ns_of
+from loadtests.fanout import FanOut, check_declarations, check_stamp, sent_ns_of
+from loadtests.http_session import TargetHttpSession, cookie_header
 from loadtests.instances import ROSTER, USER_TARGETS, TargetChoice, on_instance, pick_target
 from loadtests.options import LoadSettings
 from loadtests.pacing import LEDGER, Pacer
 from loadtests.recorder import shard_tag
+from loadtests.safety import require_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,22 @@ def payload_of(size: int) -> str:
 
 class AckError(Exception):
     """The server acknowledged with an error (``{"error": ...}``)."""
+
+
+class _Acked:
+    """What :meth:`SocketIOUser.call` returns for a successful answer that carried nothing."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ACKED"
+
+
+#: the answer to a call (or request) that succeeded with no arguments, or only null: true, and not None
+ACKED: Any = _Acked()
 
 
 class _Recording:
@@ -144,14 +162,14 @@ class _Recording:
             context={"kind": kind, "t_ns": t_ns, "user": self.user_id, "expected": expected, "bytes": nbytes},
         )
 
-    def record_push(self, name: str, sent_ns: Any, nbytes: int) -> None:
-        """A push received now, sent at the wall-clock ``sent_ns`` (same host)."""
+    def record_push(self, name: str, sent_ns: Any, nbytes: int, where: str = "t_ns") -> None:
+        """A push received now, sent at the wall-clock ``sent_ns`` (same host), found at ``where``."""
         now = _wall_ns()
         if isinstance(sent_ns, int) and not isinstance(sent_ns, bool):
             self.record("push", name, sent_ns, now - sent_ns, nbytes=nbytes)
         else:
             self.record("push", name, now, 0, nbytes=nbytes,
-                        exception=ValueError(f"{name} push without an integer t_ns: {sent_ns!r:.40}"))
+                        exception=ValueError(f"{name} push without an integer {where}: {sent_ns!r:.40}"))
 
 
 class SocketIOUser(_Recording, User):
@@ -174,12 +192,16 @@ class SocketIOUser(_Recording, User):
     reconnect_backoff: float = 1.0
     #: push events to record (delivery latency from the push's ``t_ns``)
     pushes: tuple[str, ...] = ()
-    #: acked event -> :class:`FanOut`: which push each send causes, and how many
+    #: sent event -> :class:`FanOut`: which push each send causes, and how many
     fanout: dict[str, FanOut] = {}
+    #: where pushes carry their sender's ``t_ns``: a dotted path such as ``"data.t_ns"``
+    #: (None: ``t_ns`` at the top level or under ``payload``); a :class:`FanOut` may set its own
+    stamp: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         check_declarations(cls.__name__, cls.fanout)
+        check_stamp(f"{cls.__name__}.stamp", cls.stamp)
         for event in cls.pushes if isinstance(cls.pushes, (tuple, list)) else [cls.pushes]:
             if not isinstance(event, str) or not event:
                 raise ValueError(f"{cls.__name__}.pushes must be a tuple of event names, got {cls.pushes!r}")
@@ -190,12 +212,40 @@ class SocketIOUser(_Recording, User):
         self.client: Client | None = None
         #: the call being waited for: (pending, event, t_ns, start_perf_ns, expected)
         self._inflight: tuple[PendingAck, str, int, int, int | None] | None = None
-        #: handlers registered with :meth:`on_push`, applied to every new connection
-        self._push_handlers: dict[str, Callable[[Any], None] | None] = dict.fromkeys(self.pushes)
+        #: recorded pushes -> handler registered with :meth:`on_push`, applied to every new connection
+        self._push_handlers: dict[str, Callable[..., None] | None] = dict.fromkeys(self.pushes)
         for declaration in self.fanout.values():
             self._push_handlers.setdefault(declaration.push, None)
+        #: handlers registered with :meth:`on` (nothing recorded), applied to every new connection
+        self._handlers: dict[str, Callable[..., None]] = {}
         #: rooms whose join was acknowledged on the current connection (:meth:`joined`)
         self._rooms: set[str] = set()
+        #: push -> where its sender's t_ns is
+        self._stamps = {event: self.stamp for event in self._push_handlers}
+        #: fan-out push -> the declarations' matches (None: every such push is one)
+        self._fanout_matches: dict[str, list[Callable[..., Any] | None]] = {}
+        for declaration in self.fanout.values():
+            if declaration.stamp is not None:
+                self._stamps[declaration.push] = declaration.stamp
+            self._fanout_matches.setdefault(declaration.push, []).append(declaration.match)
+        self._http: TargetHttpSession | None = None
+
+    @property
+    def http(self) -> TargetHttpSession:
+        """Locust's HTTP session on this user's target: each request is a sample; its cookies go with connect().
+
+        Redirects may lead only where the load may go (see :mod:`loadtests.http_session`).
+        """
+        if self._http is None:
+            s = self.settings
+            self._http = TargetHttpSession(
+                self.target.url, self.environment.events.request, self,
+                check_url=lambda url: require_loopback(url, allow_remote=s.i_own_this_host, owned=s.owned_hosts))
+        return self._http
+
+    def context(self) -> dict[str, Any]:
+        """What Locust's HTTP session adds to its samples: this user's number."""
+        return {"user": self.user_id}
 
     # --- measured operations --------------------------------------------
 
@@ -205,38 +255,66 @@ class SocketIOUser(_Recording, User):
         return self.client is not None and self.client.connected
 
     def setup_client(self, client: Client) -> None:
-        """Register push handlers on a new client (before it connects)."""
-        for event in self._push_handlers:
-            client.on(event, functools.partial(self._on_declared_push, event))
+        """Register the push and event handlers on a new client (before it connects)."""
+        for event in {**self._push_handlers, **self._handlers}:
+            client.on(event, functools.partial(self._on_server_event, event))
 
-    def on_push(self, event: str, handler: Callable[[Any], None] | None = None) -> None:
+    def on_push(self, event: str, handler: Callable[..., None] | None = None) -> None:
         """Record ``event`` pushes (delivery latency from their ``t_ns``); ``handler`` also gets each one."""
         self._push_handlers[event] = handler
+        self._stamps.setdefault(event, self.stamp)
         if self.client is not None:
-            self.client.on(event, functools.partial(self._on_declared_push, event))
+            self.client.on(event, functools.partial(self._on_server_event, event))
 
-    def _on_declared_push(self, event: str, data: Any) -> None:
-        self.record_push(event, sent_ns_of(data), self.client.message_bytes if self.client else 0)
-        LEDGER.delivered[_ledger_key(event)] += 1
-        handler = self._push_handlers.get(event)
-        if handler is not None:
-            handler(data)
+    def on(self, event: str, handler: Callable[..., None]) -> None:
+        """Call ``handler(*args)`` for each ``event`` the server sends, on this and every later connection.
+
+        Nothing is recorded for it (see :meth:`on_push`). Registered before
+        :meth:`connect`, it also gets what the app's connect handler emits.
+        """
+        self._handlers[event] = handler
+        if self.client is not None:
+            self.client.on(event, functools.partial(self._on_server_event, event))
+
+    def _on_server_event(self, event: str, *args: Any) -> None:
+        if event in self._push_handlers:
+            matches = self._fanout_matches.get(event)
+            if matches is None or any(match is None or match(*args) for match in matches):
+                data = args[0] if args else None
+                stamp = self._stamps.get(event)
+                self.record_push(event, sent_ns_of(data, stamp), self.client.message_bytes if self.client else 0,
+                                 stamp or "t_ns")
+                if matches is not None:
+                    LEDGER.delivered[_ledger_key(event)] += 1
+            if (handler := self._push_handlers.get(event)) is not None:
+                handler(*args)
+        if (handler := self._handlers.get(event)) is not None:
+            handler(*args)
 
     def connect(self, *, auth: dict[str, Any] | None = None, namespace: str | None = None,
-                transport: str | None = None) -> bool:
+                transport: str | None = None, headers: dict[str, str] | None = None,
+                cookies: dict[str, str] | None = None) -> bool:
         """Open a new connection; records a ``connect`` sample. False on failure.
 
         ``auth`` (the CONNECT payload) defaults to ``--auth-token``'s
-        ``{"token": ...}``, ``namespace`` to ``--namespace``. The lean client
-        speaks websocket only: ``transport="polling"`` is refused (Locust's
-        python-socketio ``ReferenceUser`` does long-polling).
+        ``{"token": ...}``, ``namespace`` to ``--namespace``. ``headers`` go
+        with the websocket upgrade request, and so do ``cookies``, which
+        default to those :attr:`http` holds (log in over HTTP, then connect).
+        The lean client speaks websocket only: ``transport="polling"`` is
+        refused (Locust's python-socketio ``ReferenceUser`` does long-polling).
         """
         s = self.settings
         if (transport or "websocket") != "websocket":
             raise LocustError(f"{type(self).__name__}.connect(transport={transport!r}): the lean client speaks "
                               "websocket only; ReferenceUser runs long-polling")
+        request_headers = dict(headers or {})
+        if cookies is None and self._http is not None:
+            cookies = {k: v or "" for k, v in self._http.cookies.get_dict().items()}
+        if cookies:
+            request_headers["Cookie"] = cookie_header(cookies)
         client = Client(self.target.url, namespace=namespace or s.namespace, auth=auth if auth is not None else
-                        s.auth, timeout=s.call_timeout, close_timeout=min(s.call_timeout, 5.0))
+                        s.auth, timeout=s.call_timeout, close_timeout=min(s.call_timeout, 5.0),
+                        headers=request_headers)
         self.setup_client(client)
         t_ns = _wall_ns()
         start = _now_ns()
@@ -307,31 +385,72 @@ class SocketIOUser(_Recording, User):
     def call(
         self,
         event: str,
-        data: Any,
-        *,
+        *args: Any,
         name: str | None = None,
         t_ns: int | None = None,
         start_ns: int | None = None,
         expected: int | None = None,
     ) -> Any:
-        """Call ``event`` and record an ``ack`` sample; the ack, or None on failure.
+        """Call ``event`` with ``args`` and record an ``ack`` sample; the ack, or None on failure only.
 
-        ``t_ns``/``start_ns`` (wall / perf clock) time it from an intended send
-        time instead of now. ``expected`` (deliveries the send should cause)
-        is given, or else taken from an ack ``{"recipients": n}``.
+        An ack with no arguments (or only null) returns :data:`ACKED`, so
+        ``call(...) is not None`` always means it succeeded. ``t_ns``/
+        ``start_ns`` (wall / perf clock) time it from an intended send time
+        instead of now. ``expected`` (deliveries the send should cause) is
+        given, or else taken from an ack ``{"recipients": n}``.
         """
+        client = self._client_for("call", event)
+        return self._round_trip(client.call_async, event, args, name, t_ns, start_ns, expected)
+
+    def request(
+        self,
+        event: str,
+        *args: Any,
+        reply: str,
+        match: Callable[..., Any] | None = None,
+        name: str | None = None,
+        t_ns: int | None = None,
+        start_ns: int | None = None,
+        expected: int | None = None,
+    ) -> Any:
+        """Emit ``event`` and time the round trip until the server emits ``reply`` back; one ``ack`` sample.
+
+        The pattern of a handler that answers with ``emit("my_response", ...)``.
+        ``match`` is called with the reply's arguments, as a handler would be,
+        and picks the reply that belongs to this request (default: the next
+        ``reply`` to arrive). Returns what the reply carried (:data:`ACKED`
+        when nothing), or None when it failed: no reply within
+        ``--call-timeout``, or the connection ended. ``name`` names the
+        sample (default: ``event``); the other keywords are :meth:`call`'s.
+        """
+        client = self._client_for("request", event)
+
+        def send(ev: str, *a: Any) -> PendingReply:
+            return client.request_async(ev, *a, reply=reply, match=match)
+
+        return self._round_trip(send, event, args, name, t_ns, start_ns, expected)
+
+    def _client_for(self, what: str, event: str) -> Client:
         client = self.client
         if client is None:
-            raise LocustError(f"{type(self).__name__}.call({event!r}) before connect(): connect first "
+            raise LocustError(f"{type(self).__name__}.{what}({event!r}) before connect(): connect first "
                               "(it returns False when the connection failed)")
+        return client
+
+    def _round_trip(self, send: Callable[..., PendingAck], event: str, args: tuple[Any, ...], name: str | None,
+                    t_ns: int | None, start_ns: int | None, expected: int | None) -> Any:
+        """Send with ``send(event, *args)``, wait for its answer, record the ``ack`` sample."""
+        client = self.client
+        assert client is not None
         if t_ns is None or start_ns is None:
             t_ns, start_ns = _wall_ns(), _now_ns()
         name = name or event
         declaration = self.fanout.get(event)
+        data = args[0] if args else None
         if declaration is not None and expected is None and declaration.expected == "roster":
             expected = self.roster_count(data, declaration)
         try:
-            pending = client.call_async(event, data)
+            pending = send(event, *args)
             self._inflight = (pending, name, t_ns, start_ns, expected)
             ack = pending.wait(self.settings.call_timeout)
         except SocketIOError as exc:
@@ -346,7 +465,7 @@ class SocketIOUser(_Recording, User):
             # The common case (an echo): what _record_ack does, without its checks.
             self.record("ack", name, t_ns, latency_ns, nbytes=pending.sent_bytes,
                         expected=0 if expected is None else expected)
-            return ack
+            return ACKED if ack is None else ack
         if declaration is not None and callable(declaration.expected) and expected is None:
             expected = int(declaration.expected(self, data, ack))
         answer = self._record_ack(pending, ack, name, t_ns, latency_ns, expected)
@@ -354,16 +473,24 @@ class SocketIOUser(_Recording, User):
             LEDGER.expected[_ledger_key(declaration.push)] += promised(answer, expected)
         return answer
 
-    def emit(self, event: str, data: Any = None) -> bool:
-        """Send ``event`` without an ack: nothing to time, so no sample. False when not connected."""
+    def emit(self, event: str, *args: Any) -> bool:
+        """Send ``event`` with ``args`` (none: no argument at all) without an ack: no sample.
+
+        False when not connected. A send declared in :attr:`fanout` with
+        ``expected="roster"`` promises a delivery to each room member.
+        """
         client = self.client
         if client is None or not client.connected:
             return False
+        declaration = self.fanout.get(event)
         try:
-            client.emit(event, data)
+            client.emit(event, *args)
         except SocketIOError as exc:
             self.connection_lost(exc)
             return False
+        if declaration is not None and declaration.expected == "roster":
+            LEDGER.expected[_ledger_key(declaration.push)] += self.roster_count(args[0] if args else None,
+                                                                                declaration)
         return True
 
     def _record_ack(self, pending: PendingAck, ack: Any, name: str, t_ns: int, latency_ns: int,
@@ -377,7 +504,9 @@ class SocketIOUser(_Recording, User):
                 recipients = ack["recipients"]
         self.record("ack", name, t_ns, latency_ns, exception=exception, nbytes=pending.sent_bytes,
                     expected=recipients if expected is None else expected)
-        return None if exception else ack
+        if exception is not None:
+            return None
+        return ACKED if ack is None else ack
 
     def finish_inflight(self, timeout: float) -> Any:
         """Wait for a call a stop interrupted and record it; its ack or None."""

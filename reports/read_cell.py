@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
-from core.schema import FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SHARD_GLOB
+from core.schema import APP_INFO_FILE, FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SHARD_GLOB
 from reports.errors import ReportInputError
 from reports.gc_pauses import read_gc_pauses
 from reports.scan import PairScan, PreScan, scan_plan
@@ -148,6 +148,8 @@ class CellData:
     """Things worth knowing that do not make a figure incomplete."""
     fanout_pairs: dict[str, str] = field(default_factory=dict)
     """acked event -> push declared by the run's user classes (beside the reference pairs)."""
+    app: dict[str, Any] | None = None
+    """What the ``--app`` launcher found about the user's app (``app.json``), None without one."""
     span: TimeSpan | None = None
     """The run's span; rows outside it were dropped (counted in ``problems``)."""
     out_of_span: int = 0
@@ -247,13 +249,14 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None,
         locust_users = drop_out_of_span(locust_users, span, f"{LOCUST_HISTORY_CSV} row(s)", notes)
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
     fanout_pairs = read_fanout_pairs(path, problems)
+    app = read_app_info(path, notes)
     lost: list[str] = []
     recorder = read_recorder_files(path, problems, lost, rows_read=scan.total_rows)
     check_relayed(path, load_started_ns=run.load_started_ns if run else None, problems=problems, lost=lost,
                   notes=notes)  # samples sent through the Locust master: did every worker's arrive?
     return CellData(
         path=path, cell=cell, run=run, source=source, server=server, loadgen=loadgen,
-        locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs,
+        locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs, app=app,
         shards_read=len(scan.usable), shards_skipped=scan.skipped, problems=problems, notes=notes,
         span=span, out_of_span=source.out_of_span, read_counts=scan.read_counts(), recorder=recorder, lost=lost,
         prescan=prescan,
@@ -462,6 +465,42 @@ def read_fanout_pairs(cell_dir: Path, problems: list[str] | None = None) -> dict
             continue
         pairs.update(found)
     return pairs
+
+
+#: app.json fields and their types; anything else in the file is ignored
+_APP_INFO_FIELDS = {"app": str, "async_mode": str, "server": str, "socketio_logs_packets": bool,
+                    "engineio_logs_packets": bool, "tcp_nodelay": bool}
+_MAX_APP_INFO_BYTES = 64 * 1024
+
+
+def read_app_info(cell_dir: Path, notes: list[str]) -> dict[str, Any] | None:
+    """The ``--app`` launcher's description of the app (``app.json``); a note when the app logs every packet."""
+    path = cell_dir / APP_INFO_FILE
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_APP_INFO_BYTES + 1)
+        if len(raw) > _MAX_APP_INFO_BYTES:
+            raise ValueError(f"larger than {_MAX_APP_INFO_BYTES} bytes")
+        document = json.loads(raw)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, RecursionError) as exc:
+        notes.append(f"{APP_INFO_FILE} unreadable ({str(exc)[:200]}); what the app was is not reported")
+        return None
+    info = {key: document[key] for key, kind in _APP_INFO_FIELDS.items()
+            if isinstance(document.get(key), kind)}
+    loggers = [name for name, key in (("Socket.IO", "socketio_logs_packets"), ("Engine.IO", "engineio_logs_packets"))
+               if info.get(key)]
+    if loggers:
+        notes.append(f"the app logs every {' and '.join(loggers)} packet (logger=True / engineio_logger=True): "
+                     "that logging is part of every figure here; measured on the classic example it cost "
+                     "a quarter of the throughput (docs/own-app.md)")
+    if info.get("tcp_nodelay") is False:
+        notes.append("the app's server leaves Nagle's algorithm on (no TCP_NODELAY): a reply written right "
+                     "after another write can wait ~40 ms for the client's delayed ACK (--app-nodelay)")
+    return info
 
 
 # --- run.json -----------------------------------------------------------------

@@ -91,6 +91,7 @@ def build_summary(data: CellData, metrics: CellMetrics) -> dict[str, Any]:
         "notes": [*data.notes, *metrics.notes],
         "scenario": metrics.scenario,
         "run": run_fields(data.run),
+        "app": data.app,
         "window": {
             "load_start_ns": window.load_start_ns,
             "start_ns": window.start_ns,

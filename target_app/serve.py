@@ -129,6 +129,8 @@ def gunicorn_argv(settings: TargetSettings) -> list[str]:
         "--backlog", str(LISTEN_BACKLOG),
         "--log-level", settings.log_level,
         "--graceful-timeout", "5",
+        # Else every gunicorn of the user shares one control socket in $XDG_RUNTIME_DIR or ~/.gunicorn.
+        "--no-control-socket",
     ]
     if settings.async_mode == "threading":
         argv += ["--threads", str(settings.threads)]
