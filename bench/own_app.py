@@ -74,6 +74,8 @@ class CommandTarget:
     ready_timeout_s: float = READY_TIMEOUT_S
     #: the folder the command runs in, first on its PYTHONPATH (an A/B side's checkout); None: here
     cwd: Path | None = None
+    #: an --app launcher: ready once it has described the app (gunicorn binds before its worker loads it)
+    describes_app: bool = False
 
     def __post_init__(self) -> None:
         check_command(self.command)
@@ -119,8 +121,8 @@ def app_targets(spec: str, *, modes: Sequence[str] | None = None, servers: Seque
                 "--server", server] + (["--nodelay"] if nodelay else [])
         command = shlex.join(arg if arg in ("{port}", "{mode}") else _escape_braces(arg) for arg in argv)
         label = app_name if server == "dev" else f"{app_name}-{server}"
-        targets.extend(CommandTarget(command, mode=mode, server=label, ready_timeout_s=ready_timeout_s)
-                       for mode in modes)
+        targets.extend(CommandTarget(command, mode=mode, server=label, ready_timeout_s=ready_timeout_s,
+                                     describes_app=True) for mode in modes)
     return tuple(targets)
 
 
@@ -186,20 +188,26 @@ def check_command(command: str) -> None:
                                  "\"python app.py --port {port}\": the runner picks a free one per cell")
 
 
-def wait_for_port(target: TargetProcess, timeout: float) -> None:
-    """Return once ``target`` accepts a TCP connection; TargetStartError with its log tail otherwise."""
+def wait_for_port(target: TargetProcess, timeout: float, ready_file: Path | None = None,
+                  who: str = "--target-cmd") -> None:
+    """Return once ``target`` accepts a TCP connection (and ``ready_file`` exists); TargetStartError otherwise.
+
+    The error carries the last lines of the target's log.
+    """
     deadline = time.monotonic() + timeout
+    what = f"port {target.port}" + (f" and describe the app in {ready_file.name}" if ready_file else "")
     while time.monotonic() < deadline:
         if not target.alive():
-            raise TargetStartError(f"--target-cmd exited with code {target.process.returncode} before it opened "
-                                   f"port {target.port}. {_log_tail(target)}")
+            raise TargetStartError(f"{who} exited with code {target.process.returncode} before it opened "
+                                   f"{what}. {_log_tail(target)}")
         try:
             with socket.create_connection((target.host, target.port), timeout=0.5):
-                return
+                if ready_file is None or ready_file.exists():
+                    return
         except OSError:
-            time.sleep(0.1)
-    raise TargetStartError(f"--target-cmd did not open port {target.port} within {timeout:.0f} s. "
-                           f"{_log_tail(target)}")
+            pass
+        time.sleep(0.1)
+    raise TargetStartError(f"{who} did not open {what} within {timeout:.0f} s. {_log_tail(target)}")
 
 
 def _log_tail(target: TargetProcess) -> str:
@@ -217,6 +225,8 @@ def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequenc
     """
     port = port or free_port(LOOPBACK)
     argv = spec.argv(port=port)
+    if app_info is not None:
+        app_info.unlink(missing_ok=True)  # a stale one must not pass for this start's
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
@@ -235,7 +245,10 @@ def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequenc
     target = TargetProcess(process=process, host=LOOPBACK, port=port, log_path=log_path, mode=spec.mode,
                            server=spec.server, argv=argv)
     try:
-        wait_for_port(target, spec.ready_timeout_s)
+        if spec.describes_app:
+            wait_for_port(target, spec.ready_timeout_s, app_info, who="--app")
+        else:
+            wait_for_port(target, spec.ready_timeout_s)
     except BaseException:
         target.stop()
         raise

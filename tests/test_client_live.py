@@ -177,8 +177,10 @@ def _frame(payload: bytes, opcode: int = 1, first: int | None = None) -> bytes:
 class ScriptedServer:
     """Speaks just enough Engine.IO to connect a namespace, then runs a script."""
 
-    def __init__(self, script: Callable) -> None:
+    def __init__(self, script: Callable, before_connect: bytes = b"") -> None:
         self.script = script
+        #: frames sent between the client's CONNECT and the server's answer (a connect handler's emits)
+        self.before_connect = before_connect
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
 
     def __enter__(self) -> str:
@@ -199,7 +201,7 @@ class ScriptedServer:
                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
         sock.sendall(_frame(b'0{"sid":"e1","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'))
         _read_client_frame(sock)  # the namespace CONNECT
-        sock.sendall(_frame(b'40{"sid":"s1"}'))
+        sock.sendall(self.before_connect + _frame(b'40{"sid":"s1"}'))
         try:
             self.script(sock)
         except (EOFError, OSError):
@@ -338,3 +340,96 @@ def test_server_that_never_opens_is_a_connect_timeout():
             client.connect()
     finally:
         server.stop(timeout=1)
+
+
+def _idle(sock):
+    gevent.sleep(5)
+
+
+def test_events_sent_before_the_connect_are_delivered_after_it():
+    """Flask-SocketIO sends a connect handler's emits before the CONNECT packet; the JS client buffers them."""
+    early = _frame(b'42["my_response",{"data":"Connected"}]') + _frame(b'42["second",1,2]')
+    with ScriptedServer(_idle, before_connect=early) as url:
+        client = Client(url, timeout=5)
+        seen = []
+        client.on("my_response", lambda data: seen.append(("my_response", client.connected, data)))
+        client.on("second", lambda *args: seen.append(("second", client.connected, args)))
+        client.connect()
+        assert seen == [("my_response", True, {"data": "Connected"}), ("second", True, (1, 2))]
+        client.close()
+
+
+def test_too_many_events_before_the_connect_is_a_protocol_error(monkeypatch):
+    monkeypatch.setattr("loadtests.client.MAX_EARLY_EVENTS", 2)
+    with ScriptedServer(_idle, before_connect=_frame(b'42["x"]') * 3) as url:
+        client = Client(url, timeout=5)
+        with pytest.raises(ProtocolError, match="more than 2 events before the namespace was connected"):
+            client.connect()
+        assert not client.connected
+
+
+def test_an_ack_before_the_connect_is_still_a_protocol_error():
+    with ScriptedServer(_idle, before_connect=_frame(b'431["x"]')) as url:
+        with pytest.raises(ProtocolError, match="ACK packet before the namespace was connected"):
+            Client(url, timeout=5).connect()
+
+
+def test_request_waits_for_the_matching_reply_event():
+    received = []
+
+    def replies(sock):
+        received.append(_read_client_frame(sock)[1])
+        # Someone else's reply first, then ours, then a late one nobody waits for.
+        sock.sendall(_frame(b'42["my_response",{"data":"other"}]') + _frame(b'42["my_response",{"data":"mine"}]'))
+        received.append(_read_client_frame(sock)[1])
+        sock.sendall(_frame(b'42["my_pong"]'))
+        gevent.sleep(5)
+
+    with ScriptedServer(replies) as url:
+        client = Client(url, timeout=5)
+        pushed = []
+        client.on("my_response", pushed.append)
+        client.connect()
+        answer = client.request("my_event", {"data": "mine"}, reply="my_response",
+                                match=lambda message: message["data"] == "mine")
+        assert answer == {"data": "mine"}
+        # The event's handler still saw both, in order.
+        assert pushed == [{"data": "other"}, {"data": "mine"}]
+        assert client.request("my_ping", reply="my_pong") is None  # a reply with no arguments
+        # No ack asked (no id after the type), and emit() with no argument sends none.
+        assert received == [b'42["my_event",{"data":"mine"}]', b'42["my_ping"]']
+        client.close()
+
+
+def test_a_request_without_its_reply_times_out_and_is_forgotten():
+    with ScriptedServer(_idle) as url:
+        client = Client(url, timeout=5)
+        client.connect()
+        with pytest.raises(CallTimeout, match="no 'my_response' reply within 0.3 s"):
+            client.request("my_event", reply="my_response", timeout=0.3)
+        assert client._replies == {"my_response": []}
+        client.close()
+
+
+def test_emit_sends_exactly_the_arguments_given():
+    received = []
+
+    def read_three(sock):
+        for _ in range(3):
+            received.append(_read_client_frame(sock)[1])
+        gevent.sleep(5)
+
+    with ScriptedServer(read_three) as url:
+        client = Client(url, timeout=5)
+        client.connect()
+        client.emit("none")
+        client.emit("one", None)
+        client.emit("two", 1, "b")
+        client.pump(0.3)
+        assert received == [b'42["none"]', b'42["one",null]', b'42["two",1,"b"]']
+        client.close()
+
+
+def test_headers_that_would_break_the_upgrade_request_are_refused():
+    with pytest.raises(ValueError, match="cannot go into the upgrade request"):
+        Client("http://127.0.0.1:5000", headers={"Cookie": "a=b\r\nX-Injected: 1"})
