@@ -29,12 +29,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loadtests.answers import ACKED
     from loadtests.fanout import FanOut, stamped
-    from loadtests.socketio_user import ACKED, AckError, SocketIOUser
+    from loadtests.socketio_user import AckError, SocketIOUser
 
 __all__ = ["ACKED", "AckError", "FanOut", "SocketIOUser", "stamped"]
 
-_HOMES = {"ACKED": "loadtests.socketio_user", "AckError": "loadtests.socketio_user",
+_HOMES = {"ACKED": "loadtests.answers", "AckError": "loadtests.socketio_user",
           "SocketIOUser": "loadtests.socketio_user",
           "FanOut": "loadtests.fanout", "stamped": "loadtests.fanout"}
 

@@ -41,6 +41,7 @@ from locust.exception import LocustError, StopUser
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from loadtests import harness
+from loadtests.answers import answer_of
 from loadtests.client import Client, PendingAck, PendingReply
 from loadtests.env_state import set_settings, settings_of
 from loadtests.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
@@ -91,22 +92,6 @@ def payload_of(size: int) -> str:
 
 class AckError(Exception):
     """The server acknowledged with an error (``{"error": ...}``)."""
-
-
-class _Acked:
-    """What :meth:`SocketIOUser.call` returns for a successful answer that carried nothing."""
-
-    __slots__ = ()
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return "ACKED"
-
-
-#: the answer to a call (or request) that succeeded with no arguments, or only null: true, and not None
-ACKED: Any = _Acked()
 
 
 class _Recording:
@@ -465,7 +450,7 @@ class SocketIOUser(_Recording, User):
             # The common case (an echo): what _record_ack does, without its checks.
             self.record("ack", name, t_ns, latency_ns, nbytes=pending.sent_bytes,
                         expected=0 if expected is None else expected)
-            return ACKED if ack is None else ack
+            return answer_of(ack)
         if declaration is not None and callable(declaration.expected) and expected is None:
             expected = int(declaration.expected(self, data, ack))
         answer = self._record_ack(pending, ack, name, t_ns, latency_ns, expected)
@@ -504,9 +489,7 @@ class SocketIOUser(_Recording, User):
                 recipients = ack["recipients"]
         self.record("ack", name, t_ns, latency_ns, exception=exception, nbytes=pending.sent_bytes,
                     expected=recipients if expected is None else expected)
-        if exception is not None:
-            return None
-        return ACKED if ack is None else ack
+        return None if exception is not None else answer_of(ack)
 
     def finish_inflight(self, timeout: float) -> Any:
         """Wait for a call a stop interrupted and record it; its ack or None."""

@@ -369,9 +369,9 @@ def test_too_many_events_before_the_connect_is_a_protocol_error(monkeypatch):
 
 
 def test_an_ack_before_the_connect_is_still_a_protocol_error():
-    with ScriptedServer(_idle, before_connect=_frame(b'431["x"]')) as url:
-        with pytest.raises(ProtocolError, match="ACK packet before the namespace was connected"):
-            Client(url, timeout=5).connect()
+    with ScriptedServer(_idle, before_connect=_frame(b'431["x"]')) as url, \
+            pytest.raises(ProtocolError, match="ACK packet before the namespace was connected"):
+        Client(url, timeout=5).connect()
 
 
 def test_request_waits_for_the_matching_reply_event():

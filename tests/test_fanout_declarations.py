@@ -53,3 +53,32 @@ def test_a_class_fanout_must_map_events_to_declarations() -> None:
         check_declarations("ChatUser", {"m": "n"})
     with pytest.raises(ValueError, match="ChatUser.fanout must be a dict"):
         check_declarations("ChatUser", [("m", FanOut("n"))])
+
+
+@pytest.mark.parametrize("push, stamp, sent", [
+    ({"data": {"t_ns": 9, "text": "hi"}, "count": 3}, "data.t_ns", 9),
+    ({"data": 11}, "data", 11),
+    ({"items": [{"t": 1}, {"t": 12}]}, "items.1.t", 12),
+    ({"items": [{"t": 1}]}, "items.3.t", None),
+    ({"data": "Connected"}, "data.t_ns", None),
+    ({"t_ns": 5}, "data.t_ns", None),  # a path given is the only place looked at
+])
+def test_the_send_time_is_found_at_a_dotted_path(push: object, stamp: str, sent: object) -> None:
+    assert sent_ns_of(push, stamp) == sent
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: FanOut("p", stamp="data..t_ns"), "dotted path"),
+    (lambda: FanOut("p", stamp=""), "dotted path"),
+    (lambda: FanOut("p", match="room"), "match must be a function"),
+])
+def test_a_bad_stamp_or_match_is_named(make, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_match_decides_which_pushes_are_the_fan_outs() -> None:
+    declaration = FanOut("my_response", match=lambda m: m.get("data", {}).get("kind") == "room")
+    assert declaration.match is not None
+    assert declaration.match({"data": {"kind": "room", "t_ns": 1}})
+    assert not declaration.match({"data": {"kind": "all"}})
