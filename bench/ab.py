@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,13 @@ from bench.abstats import Better, Comparison, SequentialJudge, look_schedule, pa
 from bench.cell import CellPlan, CellResult
 from bench.locustfile_check import LocustfileError, single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
-from bench.own_app import CommandTarget, TargetCommandError
+from bench.own_app import (
+    CommandTarget,
+    TargetCommandError,
+    add_app_arguments,
+    app_arguments_error,
+    targets_of_app_arguments,
+)
 from bench.profile import LoadShape, Scenario, TargetSpec
 from bench.signals import interrupt_on_signals
 from core.cells import CellName
@@ -129,6 +135,19 @@ def dirty(repo: Path) -> bool:
     return bool(git(repo, "status", "--porcelain", "--untracked-files=no"))
 
 
+def app_of_side(spec: str, repo: Path, src: Path) -> str:
+    """``--app`` for one side: a file inside the repository is taken from that side's checkout."""
+    where, sep, obj = spec.rpartition(":")
+    if not sep:
+        where, obj = spec, ""
+    if where.endswith(".py") or "/" in where:
+        path = Path(where).expanduser()
+        path = (Path.cwd() / path) if not path.is_absolute() else path
+        with contextlib.suppress(ValueError):
+            where = str(src / path.resolve().relative_to(repo))
+    return f"{where}:{obj}" if obj else where
+
+
 def target_command(args: argparse.Namespace, extra: Sequence[str]) -> tuple[str, str, str]:
     """(command, mode, server) of a side: the user's ``--target-cmd``, else the reference target."""
     if args.target_cmd:
@@ -154,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     server = parser.add_argument_group("the server and the load")
     server.add_argument("--target", default="gevent-dev", help="reference target MODE-SERVER (default gevent-dev)")
     server.add_argument("--target-cmd", metavar="COMMAND", help="your server's command, with {port} (see bench)")
+    add_app_arguments(server)
+    server.add_argument("--app-mode", default="gevent", help="the async mode of --app (default gevent)")
     server.add_argument("--app-name", default="app", help="the server part of cell names with --target-cmd")
     server.add_argument("--locustfile", type=Path, help="your locustfile (default: the harness's scenarios)")
     server.add_argument("--user", help="the user class to run (default: the scenario's, e.g. EchoUser)")
@@ -186,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
 def sides_of(args: argparse.Namespace, run_dir: Path) -> Iterator[tuple[Side, Side]]:
     """Check out what the two sides need; the worktrees made here are removed on the way out."""
     repo = args.repo.resolve()
+    if (problem := app_arguments_error(args)) is not None:
+        raise AbInputError(problem)
+    if args.app and (args.a_arg or args.b_arg):
+        raise AbInputError("--a-arg and --b-arg are server flags of the reference target or --target-cmd; "
+                           "with --app, compare two revisions (--base, --head)")
     comparing_configs = (args.a_arg or args.b_arg) and not args.base and not args.head
     made: list[Path] = []
     try:
@@ -212,9 +238,14 @@ def sides_of(args: argparse.Namespace, run_dir: Path) -> Iterator[tuple[Side, Si
                 b_src, b_name = repo, "working tree"
         sides = []
         for key, src, name, extra in (("a", a_src, a_name, args.a_arg), ("b", b_src, b_name, args.b_arg)):
-            command, mode, server = target_command(args, extra)
             try:
-                target = CommandTarget(command, mode=mode, server=server, cwd=src)
+                if args.app:
+                    [target] = targets_of_app_arguments(args, [args.app_mode], spec=app_of_side(args.app, repo, src),
+                                                        one=True)
+                    target = replace(target, cwd=src)
+                else:
+                    command, mode, server = target_command(args, extra)
+                    target = CommandTarget(command, mode=mode, server=server, cwd=src)
             except TargetCommandError as exc:
                 raise AbInputError(str(exc)) from None
             label = getattr(args, f"{key}_label") or name

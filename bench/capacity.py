@@ -23,6 +23,7 @@ from bench.cell import CellPlan
 from bench.check import lookup
 from bench.locustfile_check import single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine, split_list
+from bench.own_app import add_app_arguments, app_arguments_error, targets_of_app_arguments
 from bench.profile import (
     SCENARIO_USERS,
     LoadShape,
@@ -192,8 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     own = parser.add_argument_group("your own app (docs/own-app.md)")
     own.add_argument("--locustfile", type=Path, help="search with a user class of this locustfile")
     own.add_argument("--user", help="the user class (default: the locustfile's only one)")
+    add_app_arguments(own)
     own.add_argument("--target-cmd", metavar="COMMAND", help="start your server per step: a command with {port}")
-    own.add_argument("--modes", metavar="MODE[,MODE]", help="one search per mode, with --target-cmd's {mode}")
+    own.add_argument("--modes", metavar="MODE[,MODE]",
+                     help="one search per mode: --app's (default threading,eventlet,gevent) or --target-cmd's {mode}")
     own.add_argument("--app-name", default="app", help="the server part of the cells' names")
     return parser
 
@@ -201,9 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        targets: list[Target] = (
-            list(command_targets(args.target_cmd, split_list(args.modes), args.app_name)) if args.target_cmd
-            else [TargetSpec.parse(t.strip()) for t in args.targets.split(",") if t.strip()])
+        if (problem := app_arguments_error(args)) is not None:
+            raise ValueError(problem)
+        targets: list[Target]
+        if args.app:
+            targets = list(targets_of_app_arguments(args, split_list(args.modes)))
+        elif args.target_cmd:
+            targets = list(command_targets(args.target_cmd, split_list(args.modes), args.app_name))
+        else:
+            targets = [TargetSpec.parse(t.strip()) for t in args.targets.split(",") if t.strip()]
         load = LoadShape(users=args.start, spawn_rate=max(50.0, args.start), duration_s=args.step_duration,
                          warmup_s=args.warmup, emit_rate=args.emit_rate, payload_bytes=args.payload_bytes)
         if args.start < 1 or args.factor < 1 or args.increment < 0 or args.max_steps < 1:
@@ -212,9 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--factor 1 with --increment 0 would never grow")
         scenario = single_user_scenario(args.locustfile, args.user, args.scenario, load)
         gcs = gc_settings(split_list(args.gc) or [], "--gc")
-        if gcs != ("default",) and args.target_cmd:
-            raise ProfileError("--gc applies to the reference targets, not to --target-cmd (your app sets its own)")
-    except ValueError as exc:  # ProfileError and LocustfileError are ValueErrors
+        if gcs != ("default",) and (args.target_cmd or args.app):
+            raise ProfileError("--gc applies to the reference targets, not to your app (it sets its own)")
+    except ValueError as exc:  # ProfileError, LocustfileError and TargetCommandError are ValueErrors
         print(f"capacity: {exc}", file=sys.stderr)
         return 2
     try:

@@ -34,7 +34,14 @@ from urllib.parse import urlsplit
 from bench.cell import CellPlan, CellResult, run_cell
 from bench.cell_status import LiveFigures
 from bench.locustfile_check import LocustfileError, check_user_classes
-from bench.own_app import READY_TIMEOUT_S, TargetCommandError, app_targets, check_target_pid
+from bench.own_app import (
+    READY_TIMEOUT_S,
+    TargetCommandError,
+    add_app_arguments,
+    app_arguments_error,
+    check_target_pid,
+    targets_of_app_arguments,
+)
 from bench.profile import ExternalTarget, Profile, ProfileError, Scenario, command_targets, load_profile
 from bench.signals import interrupt_on_signals
 from core.exit_codes import (
@@ -122,15 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--locustfile", type=Path, help="run the user classes of this locustfile")
     own.add_argument("--user", metavar="CLASS[,CLASS]",
                      help="user classes to run, one scenario each (default: every class of --locustfile)")
-    own.add_argument("--app", metavar="PATH_OR_MODULE:OBJECT",
-                     help="serve your Flask-SocketIO app unchanged for each cell, e.g. app.py:socketio "
-                          "(each async mode forced on it; docs/own-app.md)")
-    own.add_argument("--app-server", metavar="SERVER[,SERVER]",
-                     help="with --app: dev (socketio.run, the default) and/or gunicorn")
-    own.add_argument("--app-python", metavar="PYTHON",
-                     help="with --app: the app's own interpreter (its venv's bin/python), for its dependencies")
-    own.add_argument("--app-nodelay", action="store_true",
-                     help="with --app: set TCP_NODELAY on its connections (the WSGI servers leave Nagle on)")
+    add_app_arguments(own)
     own.add_argument("--target-cmd", metavar="COMMAND",
                      help="start your server for each cell: a command with {port} (and {mode}, {host})")
     own.add_argument("--modes", metavar="MODE[,MODE]",
@@ -227,10 +226,10 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         raise ProfileError("--target-pid samples a server you started: give its --target-url too")
     if (args.modes or args.app_name != "app") and not (args.target_cmd or args.app):
         raise ProfileError("--modes and --app-name go with --app or --target-cmd (how the runner starts your app)")
-    if (args.app_server or args.app_python or args.app_nodelay) and not args.app:
-        raise ProfileError("--app-server, --app-python and --app-nodelay go with --app")
-    if args.app and (args.target_cmd or args.target_url or args.targets):
-        raise ProfileError("--app excludes --target-cmd, --target-url and --targets: one way to name the server")
+    if (problem := app_arguments_error(args)) is not None:
+        raise ProfileError(problem)
+    if args.app and (args.target_url or args.targets):
+        raise ProfileError("--app excludes --target-url and --targets: the runner serves your app")
     if profile.gc != ("default",) and (args.target_url or args.target_cmd or args.app):
         raise ProfileError("GC settings (--gc, the profile's gc list) apply to the targets the runner starts, "
                            "not to --target-url or --target-cmd servers")
@@ -244,9 +243,7 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
         profile = replace(profile, targets=targets, reference=None)  # ratios against the best-ranked mode
     elif args.app:
         try:
-            targets = app_targets(args.app, modes=split_list(args.modes), servers=split_list(args.app_server),
-                                  app_python=args.app_python, app_name=args.app_name, nodelay=args.app_nodelay,
-                                  ready_timeout_s=args.target_timeout)
+            targets = targets_of_app_arguments(args, split_list(args.modes))
         except TargetCommandError as exc:
             raise ProfileError(str(exc)) from None
         profile = replace(profile, targets=targets, reference=None)

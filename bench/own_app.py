@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -124,6 +125,39 @@ def app_targets(spec: str, *, modes: Sequence[str] | None = None, servers: Seque
         targets.extend(CommandTarget(command, mode=mode, server=label, ready_timeout_s=ready_timeout_s,
                                      describes_app=True) for mode in modes)
     return tuple(targets)
+
+
+def add_app_arguments(group: Any) -> None:
+    """The ``--app`` options every runner takes (``python -m bench``, bench.ui, bench.capacity, bench.ab)."""
+    group.add_argument("--app", metavar="PATH_OR_MODULE:OBJECT",
+                       help="serve your Flask-SocketIO app unchanged, e.g. app.py:socketio (the async mode is "
+                            "forced on it; docs/own-app.md)")
+    group.add_argument("--app-server", metavar="SERVER[,SERVER]",
+                       help="with --app: dev (socketio.run, the default) and/or gunicorn")
+    group.add_argument("--app-python", metavar="PYTHON",
+                       help="with --app: the app's own interpreter (its venv's bin/python), for its dependencies")
+    group.add_argument("--app-nodelay", action="store_true",
+                       help="with --app: set TCP_NODELAY on its connections (the WSGI servers leave Nagle on)")
+
+
+def app_arguments_error(args: Any) -> str | None:
+    """Why the ``--app`` options given do not go together, or None."""
+    if (args.app_server or args.app_python or args.app_nodelay) and not args.app:
+        return "--app-server, --app-python and --app-nodelay go with --app"
+    if args.app and getattr(args, "target_cmd", None):
+        return "--app and --target-cmd exclude each other: the runner serves your app, or runs your command"
+    return None
+
+
+def targets_of_app_arguments(args: Any, modes: Sequence[str] | None, *, spec: str | None = None,
+                             one: bool = False) -> tuple[CommandTarget, ...]:
+    """The targets the ``--app`` options name (``spec`` replaces ``--app``; ``one``: a single server)."""
+    servers = [s.strip() for s in (args.app_server or "").split(",") if s.strip()] or None
+    if one and servers and len(servers) > 1:
+        raise TargetCommandError(f"--app-server takes one server here, got {args.app_server}")
+    return app_targets(spec or args.app, modes=modes, servers=servers, app_python=args.app_python,
+                       app_name=getattr(args, "app_name", "app"), nodelay=args.app_nodelay,
+                       ready_timeout_s=getattr(args, "target_timeout", READY_TIMEOUT_S))
 
 
 def _escape_braces(text: str) -> str:

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Union
 
-from bench.own_app import READY_TIMEOUT_S, CommandTarget, TargetCommandError
+from bench.own_app import READY_TIMEOUT_S, CommandTarget, TargetCommandError, app_targets
 from core.paths import PROFILES_DIR
 from core.run_record import RecordedLoad
 from core.scenarios import SCENARIO_USERS, scenario_of_classes
@@ -323,14 +323,40 @@ def _own_app_targets(data: dict[str, Any], source: str) -> tuple[CommandTarget, 
         raise ProfileError(f"{source}: {message}") from None
 
 
+def _app_targets(data: dict[str, Any], source: str, base_dir: Path | None) -> tuple[CommandTarget, ...]:
+    """``app = "app.py:socketio"`` (a file relative to the profile), ``modes``, ``app_servers``, ``app_nodelay``."""
+    spec, modes, servers = data["app"], data.get("modes"), data.get("app_servers")
+    app_name, nodelay = data.get("app_name", "app"), data.get("app_nodelay", False)
+    if "target_cmd" in data or data.get("targets"):
+        raise ProfileError(f"{source}: app excludes target_cmd and targets")
+    if not isinstance(spec, str) or not spec:
+        raise ProfileError(f"{source}: app must be a string such as \"app.py:socketio\"")
+    for key, value in (("modes", modes), ("app_servers", servers)):
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+            raise ProfileError(f"{source}: {key} must be a list of names such as [\"gevent\"]")
+    if not isinstance(app_name, str) or not app_name or not isinstance(nodelay, bool):
+        raise ProfileError(f"{source}: app_name must be a non-empty string and app_nodelay true or false")
+    where, sep, obj = spec.rpartition(":")
+    if sep and (where.endswith(".py") or "/" in where) and not Path(where).is_absolute():
+        spec = f"{(base_dir or Path.cwd()) / where}:{obj}"
+    try:
+        return app_targets(spec, modes=modes, servers=servers, app_name=app_name, nodelay=nodelay)
+    except TargetCommandError as exc:
+        raise ProfileError(f"{source}: {str(exc).replace('--app-server', 'app_servers').replace('--app', 'app')}") \
+            from None
+
+
 def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Path | None = None) -> Profile:
     known = {"name", "description", "reference", "targets", "load", "scenarios", "locustfile", "target_cmd",
-             "modes", "app_name", "gc"}
+             "modes", "app_name", "gc", "app", "app_servers", "app_nodelay"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ProfileError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     targets: tuple[Target, ...]
-    if "target_cmd" in data:
+    own_app = "target_cmd" in data or "app" in data
+    if "app" in data:
+        targets = _app_targets(data, source, base_dir)
+    elif "target_cmd" in data:
         targets = _own_app_targets(data, source)
     else:
         try:
@@ -341,7 +367,7 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Pat
         raise ProfileError(f"{source}: 'targets' must list at least one target such as \"gevent-dev\" "
                            "(or target_cmd start your own app)")
     gc = gc_settings(data["gc"], source) if "gc" in data else ("default",)
-    if gc != ("default",) and "target_cmd" in data:
+    if gc != ("default",) and own_app:
         raise ProfileError(f"{source}: gc settings are the reference target's --gc; your own app sets its own "
                            "collector (leave gc out with target_cmd)")
     locustfile = None

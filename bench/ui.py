@@ -33,13 +33,22 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from bench.locust_command import local_master_args
 from bench.locustfile_check import LocustfileError, check_user_classes
-from bench.own_app import DEFAULT_MODE, CommandTarget, TargetCommandError, launch_command
+from bench.own_app import (
+    DEFAULT_MODE,
+    CommandTarget,
+    TargetCommandError,
+    add_app_arguments,
+    app_arguments_error,
+    launch_command,
+    targets_of_app_arguments,
+)
 from bench.profile import TargetSpec
 from core.children import dies_with_parent
 from core.files import write_json
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT, WEBUI_PLUGIN
 from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
+from core.schema import APP_INFO_FILE
 from core.stats_client import NoStatsError, fetch_stats
 from loadtests.safety import ALLOW_FLAG, UnsafeTargetError, is_loopback_host, require_loopback
 from target_app.process import TargetProcess, TargetStartError, launch_target
@@ -121,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--target-cmd", metavar="COMMAND",
                         help="start your own server: a command with {port} (and {mode} = --mode, {host})")
     own = parser.add_argument_group("your own app (docs/own-app.md)")
+    add_app_arguments(own)
     own.add_argument("--locustfile", type=Path, help="offer the user classes of this locustfile in the picker")
     own.add_argument("--user", metavar="CLASS[,CLASS]", help="offer only these classes (default: all of them)")
     target.add_argument(ALLOW_FLAG, dest="i_own_this_host", action="store_true",
@@ -157,7 +167,18 @@ def resolve_plan(args: argparse.Namespace, *, now: dt.datetime | None = None,
     environ = os.environ if environ is None else environ
     mode = server = None
     command = None
-    if args.target_cmd:
+    if (problem := app_arguments_error(args)) is not None:
+        raise UsageError(problem)
+    if args.app:
+        if args.target_url or args.target or args.server or args.target_arg:
+            raise UsageError("--app serves your app; --target-url, --target, --server and --target-arg do not go "
+                             "with it (--mode picks its async mode)")
+        try:
+            [command] = targets_of_app_arguments(args, [args.mode or "gevent"], one=True)
+        except TargetCommandError as exc:
+            raise UsageError(str(exc)) from None
+        mode, server = command.mode, command.server
+    elif args.target_cmd:
         if args.target_url or args.target or args.server or args.target_arg:
             raise UsageError("--target-cmd starts your server; --target-url, --target, --server and "
                              "--target-arg do not go with it")
@@ -370,7 +391,7 @@ class UiSessionRunner:
             try:
                 if plan.target_cmd is not None:
                     self.target = launch_command(plan.target_cmd, log_path=plan.run_dir / SESSION_TARGET_LOG,
-                                                 port=plan.target_port)
+                                                 port=plan.target_port, app_info=plan.run_dir / APP_INFO_FILE)
                 else:
                     self.target = launch_target(plan.mode, plan.server, port=plan.target_port,
                                                 log_path=plan.run_dir / SESSION_TARGET_LOG,

@@ -220,7 +220,7 @@ def test_a_project_with_its_own_core_and_reports_packages_works(tmp_path: Path) 
     (["--app", f"{APP}:socketio", "--modes", "asyncio"], "unknown mode 'asyncio'"),
     (["--app", f"{APP}:socketio", "--app-server", "uwsgi"], "unknown server 'uwsgi'"),
     (["--app", f"{APP}:socketio", "--app-python", "/no/such/python"], "not an executable file"),
-    (["--app", f"{APP}:socketio", "--target-cmd", "python app.py {port}"], "--app excludes --target-cmd"),
+    (["--app", f"{APP}:socketio", "--target-cmd", "python app.py {port}"], "--app and --target-cmd exclude each other"),
     (["--app-server", "gunicorn"], "go with --app"),
 ])
 def test_bad_app_arguments_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
@@ -234,3 +234,14 @@ def test_an_app_object_that_is_not_there_fails_the_cell_with_the_reason(tmp_path
                      "--duration", "2", "--warmup", "0", "--run-id", "missing", "--no-report", results=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "has no 'sockets'" in done.stdout + done.stderr
+
+
+def test_capacity_searches_the_app_as_written(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.capacity", "--app", f"{APP}:socketio", "--app-nodelay",
+                           "--locustfile", str(LOCUSTFILE), "--modes", "gevent", "--start", "4", "--max-steps", "1",
+                           "--step-duration", "2", "--warmup", "0", "--results", str(tmp_path), "--run-id", "cap"],
+                          cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "cap" / "capacity.json").read_text())
+    [step] = result["targets"]["gevent-app"]["steps"]
+    assert step["users"] == 4 and step["peak_connected"] == 4

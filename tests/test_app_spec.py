@@ -86,3 +86,33 @@ def test_acked_is_true_and_not_none() -> None:
     from loadtests import ACKED
 
     assert ACKED is not None and bool(ACKED) and repr(ACKED) == "ACKED"
+
+
+def test_an_ab_side_takes_the_app_from_its_own_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.ab import app_of_side
+
+    repo = tmp_path / "repo"
+    (repo / "srv").mkdir(parents=True)
+    monkeypatch.chdir(repo)
+    side = tmp_path / "side-a"
+    assert app_of_side("srv/app.py:socketio", repo, side) == f"{side / 'srv' / 'app.py'}:socketio"
+    assert app_of_side(f"{repo}/srv/app.py", repo, side) == f"{side / 'srv' / 'app.py'}"
+    # Outside the repository, or a module name: the same for both sides.
+    assert app_of_side("/opt/other/app.py:app", repo, side) == "/opt/other/app.py:app"
+    assert app_of_side("srv.app:socketio", repo, side) == "srv.app:socketio"
+
+
+def test_a_profile_names_an_app_relative_to_itself(tmp_path: Path) -> None:
+    from bench.profile import ProfileError, parse_profile
+
+    (tmp_path / "app.py").write_text("")
+    data = {"app": "app.py:socketio", "modes": ["gevent"], "app_servers": ["gunicorn"], "app_nodelay": True,
+            "scenarios": [{"name": "echo"}]}
+    profile = parse_profile(data, "p.toml", base_dir=tmp_path)
+    [target] = profile.targets
+    assert target.label == "gevent-app-gunicorn" and f"{tmp_path / 'app.py'}:socketio" in target.argv(port=1)
+    for bad, message in (({"app_servers": ["uwsgi"]}, "unknown server 'uwsgi'"),
+                         ({"target_cmd": "python x.py {port}"}, "app excludes target_cmd"),
+                         ({"modes": "gevent"}, "modes must be a list")):
+        with pytest.raises(ProfileError, match=message):
+            parse_profile(data | bad, "p.toml", base_dir=tmp_path)

@@ -107,3 +107,20 @@ def test_worker_processes_meet_their_master_on_loopback_and_a_port_of_its_own() 
     port = argv[argv.index("--master-bind-port") + 1]
     assert argv[argv.index("--master-bind-host") + 1] == "127.0.0.1"
     assert argv[argv.index("--master-port") + 1] == port != "5557"  # a free port, not Locust's shared default
+
+
+def test_an_app_is_served_by_the_launcher_in_the_mode_asked() -> None:
+    from core.paths import REPO_ROOT
+
+    app = REPO_ROOT / "examples" / "classic" / "app.py"
+    p = plan("--app", f"{app}:socketio", "--mode", "eventlet", "--app-server", "gunicorn", "--app-nodelay")
+    assert p.target_cmd is not None and p.target_cmd.describes_app
+    assert (p.mode, p.server) == ("eventlet", "app-gunicorn")
+    assert p.target_cmd.argv(port=1)[-5:] == ["--mode", "eventlet", "--server", "gunicorn", "--nodelay"]
+    for argv, message in ((["--target-url", "http://127.0.0.1:5000"], "--app serves your app"),
+                          (["--mode", "asgi"], "unknown mode 'asgi'"),
+                          (["--app-server", "dev,gunicorn"], "takes one server here")):
+        with pytest.raises(UsageError, match=message):
+            plan("--app", f"{app}:socketio", *argv)
+    with pytest.raises(UsageError, match="go with --app"):
+        plan("--app-nodelay")
