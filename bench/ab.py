@@ -272,7 +272,8 @@ def scenario_of(args: argparse.Namespace) -> Scenario:
 def metric_values(summary: dict[str, Any], scenario: str) -> dict[str, tuple[str, Better, float]]:
     """label -> (path, better, value) of the metrics this run has."""
     main = summary.get("main_event") or "echo"
-    table = CONNECT_METRICS if scenario == "churn" else ACK_METRICS
+    ranked_by_connects = (summary.get("primary") or {}).get("key") == "connections.connects_per_s"
+    table = CONNECT_METRICS if scenario == "churn" or ranked_by_connects else ACK_METRICS
     found = {}
     for path, better, label in table:
         path, label = path.format(main=main), label.format(main=main)

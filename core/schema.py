@@ -53,6 +53,9 @@ SHARD_GLOB = "samples-*.parquet"
 # Declared fan-out pairs (acked event -> push) of one recording process, written
 # beside its shards (loadtests.fanout); the reports pair these names too.
 FANOUT_FILE_GLOB = "fanout-*.json"
+# Its optional "primary": the main event a user class declared, or this value for
+# a class ranked by its connect rate.
+PRIMARY_CONNECTS = "connects/s"
 
 # Accounting of one recording process (loadtests.recorder), written beside its
 # shards atomically after each flush: {"worker": "host:pid", "taken": int,

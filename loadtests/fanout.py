@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.schema import PRIMARY_CONNECTS
+
 #: where a send's expected deliveries come from
 EXPECTED_SOURCES: tuple[str, ...] = ("ack", "roster")
 
@@ -81,6 +83,21 @@ def check_declarations(owner: str, fanout: Any) -> dict[str, FanOut]:
         if not isinstance(declaration, FanOut):
             raise ValueError(f"{owner}.fanout[{event!r}] must be FanOut(push, ...), got {declaration!r:.60}")
     return dict(fanout)
+
+
+def check_primary(owner: str, primary: Any) -> None:
+    """ValueError unless ``primary`` is None, an event name, or ``"connects/s"``."""
+    if primary is not None and (not isinstance(primary, str) or not primary.strip()):
+        raise ValueError(f"{owner}.primary must be the main event's name (its p99 ranks the cells) or "
+                         f"{PRIMARY_CONNECTS!r} (the connect rate does), got {primary!r}")
+
+
+def primary_of(user_classes: Iterable[type]) -> str | None:
+    """The first declared ``primary`` of the classes (for the reports' ranking), or None."""
+    for cls in user_classes:
+        if isinstance(primary := getattr(cls, "primary", None), str):
+            return primary
+    return None
 
 
 def pairs_of(user_classes: Iterable[type]) -> dict[str, str]:

@@ -33,7 +33,7 @@ from core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
 from core.sampler import TreeSampler, stats_connected
 from loadtests.env_state import set_harness, set_settings
 from loadtests.fail_fast import FailFast
-from loadtests.fanout import pairs_of
+from loadtests.fanout import pairs_of, primary_of
 from loadtests.instances import ROSTER, USER_TARGETS
 from loadtests.options import ENV_RESULTS_DIR, LoadSettings, add_arguments, check_host
 from loadtests.pacing import LEDGER
@@ -221,12 +221,15 @@ class Harness:
                               for node, seconds in self.lost_workers.items()})
 
     def write_fanout_pairs(self) -> None:
-        """``fanout-<host>-<pid>.json``: the fan-out the user classes declared, for the reports to pair."""
+        """``fanout-<host>-<pid>.json``: the fan-out and main figure the user classes declared, for the reports."""
         pairs = pairs_of(self.environment.user_classes)
-        if self.recorder is None or not pairs or self._pairs_written_to == self.recorder.results_dir:
+        primary = primary_of(self.environment.user_classes)
+        if self.recorder is None or not (pairs or primary) or self._pairs_written_to == self.recorder.results_dir:
             return
         path = self.recorder.results_dir / f"fanout-{shard_tag()}.json"
-        document = {"worker": worker_id(), "pairs": pairs}
+        document: dict[str, Any] = {"worker": worker_id(), "pairs": pairs}
+        if primary is not None:
+            document["primary"] = primary
         if sender := self._relaying():
             sender.add_file(path.name, document)
         try:

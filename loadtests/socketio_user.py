@@ -45,7 +45,7 @@ from loadtests.answers import answer_of
 from loadtests.client import Client, PendingAck, PendingReply
 from loadtests.env_state import set_settings, settings_of
 from loadtests.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
-from loadtests.fanout import FanOut, check_declarations, check_stamp, sent_ns_of
+from loadtests.fanout import FanOut, check_declarations, check_primary, check_stamp, sent_ns_of
 from loadtests.http_session import TargetHttpSession, cookie_header
 from loadtests.instances import ROSTER, USER_TARGETS, TargetChoice, on_instance, pick_target
 from loadtests.options import LoadSettings
@@ -182,11 +182,15 @@ class SocketIOUser(_Recording, User):
     #: where pushes carry their sender's ``t_ns``: a dotted path such as ``"data.t_ns"``
     #: (None: ``t_ns`` at the top level or under ``payload``); a :class:`FanOut` may set its own
     stamp: str | None = None
+    #: what ranks the cells of this class: the main event's name (its p99, lower is better), or
+    #: ``"connects/s"`` for a class that churns connections; None: the busiest acknowledged event
+    primary: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         check_declarations(cls.__name__, cls.fanout)
         check_stamp(f"{cls.__name__}.stamp", cls.stamp)
+        check_primary(cls.__name__, cls.primary)
         for event in cls.pushes if isinstance(cls.pushes, (tuple, list)) else [cls.pushes]:
             if not isinstance(event, str) or not event:
                 raise ValueError(f"{cls.__name__}.pushes must be a tuple of event names, got {cls.pushes!r}")

@@ -39,7 +39,7 @@ import pandas as pd
 
 from core.cells import CellName
 from core.run_record import RunRecord
-from core.schema import KINDS
+from core.schema import KINDS, PRIMARY_CONNECTS
 from reports.errors import ReportInputError
 from reports.gc_pauses import (
     LONG_PAUSE_MS,
@@ -219,8 +219,8 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     if data.loadgen is not None:
         loadgen, loadgen_timeline = loadgen_figures(data.loadgen, window, _cpu_counts(groups, scan, LOADGEN_CSV_NAME),
                                                     notes)
-    main_event = main_event_of(latency, scenario)
-    primary = primary_figure(scenario, main_event, latency, connections, server)
+    main_event = main_event_of(latency, scenario, data.declared_primary)
+    primary = primary_figure(scenario, main_event, latency, connections, server, data.declared_primary)
     stalls = [{"start_s": (a - window.load_start_ns) / NS_PER_S, "length_s": (b - a) / NS_PER_S}
               for a, b in stall_spans]
     problems.extend(stall_problems(stalls, stall_check))
@@ -913,13 +913,14 @@ def locust_gap_problems(rows: list[dict[str, Any]] | None, lost: list[str]) -> l
 
 # --- ranking figures -----------------------------------------------------------------------
 
-def main_event_of(latency: pd.DataFrame, scenario: str | None = None) -> str | None:
-    """The scenario's own acked event (``SCENARIO_EVENTS``) if it was measured, else the
-    acknowledged event with the most successful samples."""
+def main_event_of(latency: pd.DataFrame, scenario: str | None = None, declared: str | None = None) -> str | None:
+    """The event the user class declared (``primary``), the scenario's own acked event
+    (``SCENARIO_EVENTS``) if it was measured, else the acknowledged event with the most
+    successful samples (ties by name)."""
     acks = latency.loc[(latency["kind"] == "ack") & (latency["ok"] > 0)]
     if acks.empty:
         return None
-    own = SCENARIO_EVENTS.get(scenario or "")
+    own = declared if declared is not None and declared != PRIMARY_CONNECTS else SCENARIO_EVENTS.get(scenario or "")
     if own in acks.index:
         return own
     return str(acks.sort_values(["ok", "name"], ascending=[False, True], kind="stable").index[0])
@@ -931,19 +932,21 @@ def primary_figure(
     latency: pd.DataFrame,
     connections: dict[str, Any],
     server: dict[str, Any] | None,
+    declared: str | None = None,
 ) -> dict[str, Any] | None:
     """The one figure cells of a scenario are ranked by, with its direction.
 
-    Connection scenarios (churn) rank by connects per second, higher is
-    better; idle by RSS per client; others by the p99 of the main
-    acknowledged event, lower is better. Without an acked event: the p99 of
-    the busiest push, then connects per second, then RSS per client.
+    Connection scenarios (churn, or a user class declaring ``primary =
+    "connects/s"``) rank by connects per second, higher is better; idle by
+    RSS per client; others by the p99 of the main acknowledged event, lower
+    is better. Without an acked event: the p99 of the busiest push, then
+    connects per second, then RSS per client.
     """
     def figure(path: list[str], label: str, value: Any, better: str) -> dict[str, Any]:
         return {"key": ".".join(path), "path": path, "label": label, "value": value, "better": better}
 
     rss_per_client = server.get("rss_per_client_bytes") if server else None
-    if scenario in CONNECTION_SCENARIOS:
+    if scenario in CONNECTION_SCENARIOS or declared == PRIMARY_CONNECTS:
         return figure(["connections", "connects_per_s"], "connect rate", connections["connects_per_s"], "higher")
     if scenario in MEMORY_SCENARIOS and rss_per_client is not None:
         return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")

@@ -148,6 +148,8 @@ class CellData:
     """Things worth knowing that do not make a figure incomplete."""
     fanout_pairs: dict[str, str] = field(default_factory=dict)
     """acked event -> push declared by the run's user classes (beside the reference pairs)."""
+    declared_primary: str | None = None
+    """The main event (or ``connects/s``) a user class declared as what ranks its cells."""
     app: dict[str, Any] | None = None
     """What the ``--app`` launcher found about the user's app (``app.json``), None without one."""
     span: TimeSpan | None = None
@@ -248,7 +250,7 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None,
     if locust_users is not None:
         locust_users = drop_out_of_span(locust_users, span, f"{LOCUST_HISTORY_CSV} row(s)", notes)
     logs = [summarize_log(path / name) for name in LOG_FILES if (path / name).is_file()]
-    fanout_pairs = read_fanout_pairs(path, problems)
+    fanout_pairs, declared_primary = read_declarations(path, problems)
     app = read_app_info(path, notes)
     lost: list[str] = []
     recorder = read_recorder_files(path, problems, lost, rows_read=scan.total_rows)
@@ -257,6 +259,7 @@ def load_cell(path: str | Path, *, progress: ProgressCallback | None = None,
     return CellData(
         path=path, cell=cell, run=run, source=source, server=server, loadgen=loadgen,
         locust_stats=locust_stats, locust_users=locust_users, logs=logs, fanout_pairs=fanout_pairs, app=app,
+        declared_primary=declared_primary,
         shards_read=len(scan.usable), shards_skipped=scan.skipped, problems=problems, notes=notes,
         span=span, out_of_span=source.out_of_span, read_counts=scan.read_counts(), recorder=recorder, lost=lost,
         prescan=prescan,
@@ -451,7 +454,13 @@ def read_recorder_files(cell_dir: Path, problems: list[str], lost: list[str], *,
 
 def read_fanout_pairs(cell_dir: Path, problems: list[str] | None = None) -> dict[str, str]:
     """acked event -> push, as the user classes declared them (``fanout-*.json``, one per recording process)."""
+    return read_declarations(cell_dir, problems)[0]
+
+
+def read_declarations(cell_dir: Path, problems: list[str] | None = None) -> tuple[dict[str, str], str | None]:
+    """(acked event -> push, the declared ``primary``) as the user classes declared them (``fanout-*.json``)."""
     pairs: dict[str, str] = {}
+    primary: str | None = None
     for path in sorted(cell_dir.glob(FANOUT_FILE_GLOB)):
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -459,12 +468,16 @@ def read_fanout_pairs(cell_dir: Path, problems: list[str] | None = None) -> dict
             if not (isinstance(found, dict) and all(isinstance(k, str) and isinstance(v, str)
                                                     for k, v in found.items())):
                 raise ValueError("'pairs' must map event names to push names")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            declared = document.get("primary")
+            if declared is not None and not isinstance(declared, str):
+                raise ValueError("'primary' must be an event name")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             if problems is not None:
-                problems.append(f"{path.name} unreadable ({exc}); its declared fan-out is not paired")
+                problems.append(f"{path.name} unreadable ({str(exc)[:200]}); its declared fan-out is not paired")
             continue
         pairs.update(found)
-    return pairs
+        primary = primary or declared
+    return pairs, primary
 
 
 #: app.json fields and their types; anything else in the file is ignored

@@ -82,3 +82,22 @@ def test_a_match_decides_which_pushes_are_the_fan_outs() -> None:
     assert declaration.match is not None
     assert declaration.match({"data": {"kind": "room", "t_ns": 1}})
     assert not declaration.match({"data": {"kind": "all"}})
+
+
+def test_primary_is_an_event_name_or_connects() -> None:
+    from loadtests.fanout import check_primary, primary_of
+
+    check_primary("U", None)
+    check_primary("U", "my_event")
+    check_primary("U", "connects/s")
+    for bad in (5, "", "  ", ["my_event"]):
+        with pytest.raises(ValueError, match="U.primary must be the main event's name"):
+            check_primary("U", bad)
+
+    class A:
+        primary = None
+
+    class B:
+        primary = "my_event"
+
+    assert primary_of([A, B]) == "my_event" and primary_of([A]) is None

@@ -237,3 +237,40 @@ def test_rates_over_time_count_every_ack(known: dict, tmp_path: Path) -> None:
     curve = m.percentile_curves.loc[m.percentile_curves["key"] == "echo"]
     assert curve["latency_us"].is_monotonic_increasing
     assert curve["latency_us"].iloc[-1] == 600.0
+
+
+def _two_busy_events(cell: Path, declared: str | None) -> dict:
+    """Equally busy acked events a and b (b slower), connects too; the class's primary declared or not."""
+    t = BASE_NS + np.arange(200) * (NS_PER_S // 100)
+    frames = [samples_frame(t, "ack", "a_event", 400.0), samples_frame(t, "ack", "b_event", 900.0),
+              samples_frame(t[:50], "connect", "connect", 300.0), samples_frame(t[:50] + 1, "disconnect",
+                                                                                 "disconnect", 100.0)]
+    import pandas as pd
+
+    write_shard(cell, pd.concat(frames, ignore_index=True))
+    write_run_json(cell, started_ns=BASE_NS, ended_ns=BASE_NS + 2 * NS_PER_S, scenario="mine")
+    if declared is not None:
+        (cell / "fanout-w1.json").write_text(f'{{"worker": "w1", "pairs": {{}}, "primary": "{declared}"}}')
+    return analyze_cell(cell)[2]
+
+
+def test_a_declared_primary_event_ranks_the_cell(tmp_path: Path) -> None:
+    # Without a declaration the busiest event wins, ties by name: a_event.
+    assert _two_busy_events(tmp_path / "x-app--mine", None)["main_event"] == "a_event"
+    summary = _two_busy_events(tmp_path / "y-app--mine", "b_event")
+    assert summary["main_event"] == "b_event"
+    assert summary["primary"]["path"] == ["latency", "b_event", "p99_us"]
+
+
+def test_a_class_declaring_connects_is_ranked_by_its_connect_rate(tmp_path: Path) -> None:
+    summary = _two_busy_events(tmp_path / "z-app--mine", "connects/s")
+    assert summary["primary"]["key"] == "connections.connects_per_s" and summary["primary"]["better"] == "higher"
+
+
+def test_a_hostile_declaration_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    cell = tmp_path / "w-app--mine"
+    (cell).mkdir()
+    (cell / "fanout-w2.json").write_text('{"worker": "w2", "pairs": {}, "primary": ["not", "a", "name"]}')
+    summary = _two_busy_events(cell, None)
+    assert summary["main_event"] == "a_event"
+    assert any("fanout-w2.json unreadable" in p for p in summary["problems"])
