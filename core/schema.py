@@ -70,6 +70,11 @@ RECORDER_FILE_GLOB = "recorder-*.json"
 # disk; the reports name a worker whose samples did not all arrive.
 RELAY_FILE_GLOB = "relayed-*.json"
 
+# Locust's final request counts (its --json-file), in the cell's folder: written by
+# Locust when the runner asks for it, else by the harness at quit, after the last
+# sample (the --csv stats file is rewritten only every second, and misses the stop).
+LOCUST_STATS_JSON = "locust_stats.json"
+
 # What the --app launcher found about a user's app (bench/app_launcher.py), in
 # the cell's folder: {"app": spec, "async_mode": str, "server": str,
 # "socketio_logs_packets": bool, "engineio_logs_packets": bool, "tcp_nodelay": bool}.

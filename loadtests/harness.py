@@ -31,6 +31,7 @@ from core.exit_codes import EXIT_SAMPLES_LOST
 from core.files import write_json
 from core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
 from core.sampler import TreeSampler, stats_connected
+from core.schema import LOCUST_STATS_JSON
 from loadtests.env_state import set_harness, set_settings
 from loadtests.fail_fast import FailFast
 from loadtests.fanout import pairs_of, primary_of
@@ -418,6 +419,25 @@ class Harness:
         self.flush()
         if self.sender is not None:
             self.sender.abandon()
+        self.write_final_locust_stats()
+
+    def write_final_locust_stats(self) -> None:
+        """Locust's final counts beside the samples, when no --json-file asked Locust for them.
+
+        Its --csv stats are rewritten once a second and miss what users record
+        while they stop (calls in flight, drained pushes, disconnects): the
+        report would hold the recorder against stale counts.
+        """
+        runner = self.environment.runner
+        options = self.environment.parsed_options
+        # A web UI session's counts span all its tests, while each test has a folder of its own.
+        if (self.recorder is None or runner is None or isinstance(runner, WorkerRunner)
+                or getattr(options, "json_file", None) or not getattr(options, "headless", False)):
+            return
+        try:
+            write_json(self.recorder.results_dir / LOCUST_STATS_JSON, runner.stats.serialize_stats(), indent=1)
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", LOCUST_STATS_JSON, exc)
 
 
 _installed = False

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
-from core.schema import APP_INFO_FILE, FANOUT_FILE_GLOB, KINDS, RECORDER_FILE_GLOB, SHARD_GLOB
+from core.schema import APP_INFO_FILE, FANOUT_FILE_GLOB, KINDS, LOCUST_STATS_JSON, RECORDER_FILE_GLOB, SHARD_GLOB
 from reports.errors import ReportInputError
 from reports.gc_pauses import read_gc_pauses
 from reports.scan import PairScan, PreScan, scan_plan
@@ -50,7 +50,6 @@ LOADGEN_CSV = "loadgen.csv"
 LOCUST_STATS_CSV = "locust_stats.csv"
 # Locust's --json-file: written once at shutdown, so unlike the CSV (rewritten
 # every second while running) it holds the final counts.
-LOCUST_STATS_JSON = "locust_stats.json"
 LOCUST_HISTORY_CSV = "locust_stats_history.csv"
 LOG_FILES = ("target.log", "locust.log")
 

@@ -74,7 +74,10 @@ def test_plain_locust_run_pairs_the_declared_fanout_and_samples_the_server(
     url, app = chat_app
     cell = tmp_path / "plain" / "chat"
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "10", "-r", "10", "-t", "5s",
-            "--host", url, "--results-dir", str(cell), "--target-pid", str(app.pid), "--loglevel", "WARNING"]
+            "--host", url, "--results-dir", str(cell), "--target-pid", str(app.pid), "--loglevel", "WARNING",
+            # Locust's --csv stats miss what users record while they stop: the report must not trust them
+            # over the final counts the harness writes.
+            "--csv", str(cell / "locust")]
     run = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     sent = chat_stats(url)
