@@ -21,6 +21,11 @@ it measures:
          of ``--idle-window`` seconds once every connection is up (cores,
          and microseconds per connection-second, from ``process_time``),
          the target pinging every ``--idle-ping-interval`` seconds;
+- reply: the two ways to time a round trip with the lean user, against
+         ``examples/classic/app.py`` served by ``--app`` (gevent, TCP_NODELAY):
+         ``call("my_event")`` (Flask-SocketIO acks after the handler) and
+         ``request("my_event", reply="my_response")`` (the reply event):
+         client CPU microseconds per recorded round trip;
 - floor: the lean EchoUser paced (``--floor-users`` x ``--floor-rate``
          echoes per second) against the calibration server
          (``target_app.calibration``: Engine.IO/Socket.IO with no
@@ -69,7 +74,11 @@ REPO = Path(__file__).resolve().parent.parent
 CLIENTS = ("lean", "locust", "artillery")
 #: the clients a phase can measure (Artillery: echo only)
 PHASE_CLIENTS = {"echo": CLIENTS, "churn": ("lean", "locust"), "idle": ("lean", "locust"), "floor": ("lean",)}
-PHASES = ("echo", "churn", "idle", "floor")
+PHASES = ("echo", "churn", "idle", "floor", "reply")
+#: the reply phase's two styles of the lean user, measured interleaved
+REPLY_STYLES = ("call", "request")
+#: request() at most this much of call()'s client CPU per round trip
+TARGET_REQUEST_CPU_RATIO = 1.10
 #: the servers the floor phase measures: the calibration server, then the target
 FLOOR_SERVERS = ("calibration", "target")
 #: lean at most 1/4 of Locust's SocketIOUser's CPU per ack, and 1/3 of Artillery's
@@ -128,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--artillery", metavar="PATH",
                         help="Artillery's install folder (npm --prefix) or executable "
                              f"(default: ${artillery.ENV_COMMAND}, or artillery on the PATH)")
-    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle,floor")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle,floor,reply")
     parser.add_argument("--json", type=Path, help="also write the raw measurements and medians here")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack than Locust "
@@ -137,7 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"<= {TARGET_IDLE_US_PER_CONN_S:g} us of CPU per idle connection-second")
     # Internal: one measurement in a child process.
     parser.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
-    parser.add_argument("--client", choices=("lean", "locust"), help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=("lean", "locust", *REPLY_STYLES), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--payload-bytes", type=int, default=64, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -238,6 +247,22 @@ def child_main(args: argparse.Namespace) -> int:
         ("echo", "locust"): StockEcho, ("churn", "locust"): StockChurn, ("idle", "locust"): StockIdle,
     }
     classes[("floor", "lean")] = EchoUser
+
+    from loadtests.socketio_user import SocketIOUser as LeanUser
+
+    class ReplyUser(LeanUser):
+        """The classic example's my_event, timed by its ack (call) or by its my_response (request)."""
+
+        @task
+        def round_trip(self) -> None:
+            if self.ensure_connected():
+                if args.client == "request":
+                    self.request("my_event", {"data": payload}, reply="my_response")
+                else:
+                    self.call("my_event", {"data": payload})
+
+    for style in REPLY_STYLES:
+        classes[("reply", style)] = ReplyUser
     user_class = classes[(args.child, args.client)]
     record_dir = tempfile.mkdtemp(prefix="bench-loadgen-")
     settings = LoadSettings(payload_bytes=plan.payload_bytes, results_dir=record_dir, call_timeout=10,
@@ -245,7 +270,7 @@ def child_main(args: argparse.Namespace) -> int:
     env = Environment(user_classes=[user_class], host=args.url, parsed_options=argparse.Namespace(**vars(settings)),
                       stop_timeout=0)
     recorder: TimedRecorder | None = None
-    if args.client == "lean":
+    if args.client != "locust":
         recorder = TimedRecorder(record_dir)
         env.events.request.add_listener(recorder.on_request)
 
@@ -315,6 +340,16 @@ def child_main(args: argparse.Namespace) -> int:
                       server_acks=after["events"].get("echo", 0) - before["events"].get("echo", 0),
                       p50_ms=_quantile(latencies, 0.5), p99_ms=_quantile(latencies, 0.99),
                       p999_ms=_quantile(latencies, 0.999))
+    elif args.child == "reply":
+        runner.start(plan.users, spawn_rate=plan.users)
+        gevent.sleep(plan.warmup_s)
+        assert recorder is not None
+        samples_before, cpu_before, t_before = recorder.recorded, time.process_time(), time.monotonic()
+        gevent.sleep(plan.window_s)
+        samples, cpu = recorder.recorded - samples_before, time.process_time() - cpu_before
+        elapsed = time.monotonic() - t_before
+        result.update(window_s=elapsed, cpu_s=cpu, round_trips=samples, round_trips_per_s=samples / elapsed,
+                      cpu_us_per_round_trip=cpu / samples * 1e6 if samples else None)
     else:
         users = plan.users if args.child == "echo" else plan.churn_users
         runner.start(users, spawn_rate=users)
@@ -444,6 +479,30 @@ def summarize(measurements: list[dict], phases: list[str]) -> list[dict]:
     return rows
 
 
+def summarize_reply(measurements: list[dict]) -> dict[str, Any] | None:
+    """Medians of each style's CPU per round trip and round trips/s, and request's CPU over call's."""
+    runs = [m for m in measurements if m["phase"] == "reply"]
+    if not runs:
+        return None
+    summary: dict[str, Any] = {"n": len(runs) // len(REPLY_STYLES)}
+    for style in REPLY_STYLES:
+        for key in ("cpu_us_per_round_trip", "round_trips_per_s"):
+            summary[f"{style}_{key}"] = _median([m[key] for m in runs if m["client"] == style and m.get(key)])
+    call, request = summary["call_cpu_us_per_round_trip"], summary["request_cpu_us_per_round_trip"]
+    summary["request_over_call"] = request / call if call and request else None
+    return summary
+
+
+def format_reply(summary: dict[str, Any]) -> str:
+    lines = [f"{'style':10} {'CPU us per round trip':>22} {'round trips/s':>14}", "-" * 48]
+    for style in REPLY_STYLES:
+        cpu, rate = summary[f"{style}_cpu_us_per_round_trip"], summary[f"{style}_round_trips_per_s"]
+        lines.append(f"{style:10} {cpu or float('nan'):22.1f} {rate or float('nan'):14.0f}")
+    ratio = summary["request_over_call"]
+    lines.append(f"request / call, CPU per round trip: {ratio:.3f}" if ratio else "request / call: n/a")
+    return "\n".join(lines)
+
+
 def summarize_floor(measurements: list[dict]) -> list[dict]:
     """Per server of the floor phase: median p50/p99/p99.9 and acks/s over the repeats."""
     rows = []
@@ -490,9 +549,13 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
+def verdicts(rows: list[dict], reply: dict[str, Any] | None = None) -> list[tuple[str, bool]]:
     by_key = {row["metric"]: row for row in rows}
     out = []
+    if reply is not None and reply["request_over_call"] is not None:
+        ratio = reply["request_over_call"]
+        out.append((f"request() client CPU per round trip <= {TARGET_REQUEST_CPU_RATIO:g}x call()'s "
+                    f"(request/call = {ratio:.3f})", ratio <= TARGET_REQUEST_CPU_RATIO))
     if row := by_key.get("cpu_us_per_ack"):
         for rival, name, goal in (("locust", "Locust's SocketIOUser", TARGET_CPU_RATIO),
                                   ("artillery", "Artillery's socketio engine", TARGET_CPU_RATIO_ARTILLERY)):
@@ -515,6 +578,7 @@ def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
 
 def parent_main(args: argparse.Namespace) -> int:
     from bench.cell import core_split
+    from bench.own_app import app_targets, launch_command
     from target_app.calibration import launch_calibration
     from target_app.process import launch_target
 
@@ -549,9 +613,17 @@ def parent_main(args: argparse.Namespace) -> int:
             calibration = launch_calibration(log_path=log_dir / "calibration.log", cpu_affinity=target_cores,
                                              extra_args=["--ping-interval", f"{plan.idle_ping_s:g}"])
             stack.callback(calibration.stop)
+        classic = None
+        if "reply" in args.phase_list:
+            [spec] = app_targets(f"{REPO / 'examples' / 'classic' / 'app.py'}:socketio", modes=["gevent"],
+                                 nodelay=True)
+            classic = launch_command(spec, log_path=log_dir / "classic.log", cpu_affinity=target_cores,
+                                     app_info=log_dir / "classic.json")
+            stack.callback(classic.stop)
 
         def measure(repeat: int, phase: str, client: str, server: Any, label: str) -> None:
-            wait_target_idle(server)
+            if phase != "reply":  # the classic app has no /stats
+                wait_target_idle(server)
             started = time.monotonic()
             if client == "artillery":
                 result = artillery.measure_echo(
@@ -574,6 +646,10 @@ def parent_main(args: argparse.Namespace) -> int:
                         measure(repeat, phase, "lean", calibration if label == "calibration" else target,
                                 "calibration" if label == "calibration" else "gevent-dev")
                     continue
+                if phase == "reply":
+                    for style in REPLY_STYLES:  # interleaved: call, request, call, ...
+                        measure(repeat, phase, style, classic, "classic-gevent")
+                    continue
                 for client in args.client_list:  # interleaved: A B C A B C ...
                     if client not in PHASE_CLIENTS[phase]:
                         continue
@@ -589,7 +665,13 @@ def parent_main(args: argparse.Namespace) -> int:
         print(f"latency floor: lean EchoUser, {plan.floor_users} users x {plan.floor_rate:g} echoes/s, "
               f"ack latency (ms), medians over {plan.repeats} repeat(s)")
         print(format_floor(summarize_floor(measurements)))
-    checks = verdicts(rows)
+    reply = summarize_reply(measurements)
+    if reply is not None:
+        print()
+        print(f"reply: {plan.users} lean users on examples/classic (gevent, TCP_NODELAY), my_event timed two ways, "
+              f"medians over {plan.repeats} repeat(s)")
+        print(format_reply(reply))
+    checks = verdicts(rows, reply)
     print()
     for text, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {text}")
@@ -598,7 +680,7 @@ def parent_main(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"plan": vars(plan), "measurements": measurements, "summary": rows,
-                                         "floor": summarize_floor(measurements)}, indent=2))
+                                         "floor": summarize_floor(measurements), "reply": reply}, indent=2))
     failures = sum(m.get("failures") or 0 for m in measurements)
     if failures:
         print(f"note: {failures} failed requests across measurements")

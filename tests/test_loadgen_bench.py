@@ -118,3 +118,17 @@ def test_help_formats_and_a_missing_artillery_is_a_usage_error(capsys, monkeypat
     assert done.value.code == 2 and "--clients artillery" in capsys.readouterr().err
     args = loadgen.parse_args(["--artillery", str(tmp_path)])  # not asked for: left out
     assert args.client_list == ["lean", "locust"]
+
+
+def test_the_reply_phase_compares_request_with_call_by_median() -> None:
+    from benchmarks.loadgen import summarize_reply, verdicts
+
+    runs = [{"phase": "reply", "client": style, "cpu_us_per_round_trip": cpu, "round_trips_per_s": 1000.0}
+            for style, cpu in (("call", 50.0), ("request", 54.0), ("call", 40.0), ("request", 60.0),
+                               ("call", 45.0), ("request", 44.0))]
+    summary = summarize_reply(runs)
+    assert summary is not None and summary["n"] == 3
+    assert summary["request_over_call"] == pytest.approx(54.0 / 45.0)
+    [(text, ok)] = verdicts([], summary)
+    assert not ok and "request/call = 1.200" in text
+    assert summarize_reply([]) is None
