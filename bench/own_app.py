@@ -229,11 +229,13 @@ def wait_for_port(target: TargetProcess, timeout: float, ready_file: Path | None
     The error carries the last lines of the target's log.
     """
     deadline = time.monotonic() + timeout
-    what = f"port {target.port}" + (f" and describe the app in {ready_file.name}" if ready_file else "")
+    what = f"port {target.port}"
+    described, describe = (f" and described the app in {ready_file.name}", f" and describe the app in "
+                           f"{ready_file.name}") if ready_file else ("", "")
     while time.monotonic() < deadline:
         if not target.alive():
             raise TargetStartError(f"{who} exited with code {target.process.returncode} before it opened "
-                                   f"{what}. {_log_tail(target)}")
+                                   f"{what}{described}. {_log_tail(target)}")
         try:
             with socket.create_connection((target.host, target.port), timeout=0.5):
                 if ready_file is None or ready_file.exists():
@@ -241,7 +243,7 @@ def wait_for_port(target: TargetProcess, timeout: float, ready_file: Path | None
         except OSError:
             pass
         time.sleep(0.1)
-    raise TargetStartError(f"{who} did not open {what} within {timeout:.0f} s. {_log_tail(target)}")
+    raise TargetStartError(f"{who} did not open {what}{describe} within {timeout:.0f} s. {_log_tail(target)}")
 
 
 def _log_tail(target: TargetProcess) -> str:

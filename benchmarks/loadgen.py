@@ -137,7 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--artillery", metavar="PATH",
                         help="Artillery's install folder (npm --prefix) or executable "
                              f"(default: ${artillery.ENV_COMMAND}, or artillery on the PATH)")
-    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of echo,churn,idle,floor,reply")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="comma-separated subset of echo,churn,idle,floor,reply")
     parser.add_argument("--json", type=Path, help="also write the raw measurements and medians here")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 unless lean is >= {TARGET_CPU_RATIO:g}x cheaper per ack than Locust "

@@ -507,8 +507,8 @@ def read_app_info(cell_dir: Path, notes: list[str]) -> dict[str, Any] | None:
                if info.get(key)]
     if loggers:
         notes.append(f"the app logs every {' and '.join(loggers)} packet (logger=True / engineio_logger=True): "
-                     "that logging is part of every figure here; measured on the classic example it cost "
-                     "a quarter of the throughput (docs/own-app.md)")
+                     "that logging is part of every figure here (on examples/classic it cut throughput by "
+                     "about a quarter and raised server CPU per event by a third or more: docs/own-app.md)")
     if info.get("tcp_nodelay") is False:
         notes.append("the app's server leaves Nagle's algorithm on (no TCP_NODELAY): a reply written right "
                      "after another write can wait ~40 ms for the client's delayed ACK (--app-nodelay)")
