@@ -25,7 +25,8 @@ Threshold file::
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import math
 import os
 import sys
 import tomllib
@@ -35,6 +36,11 @@ from typing import Any, Sequence
 
 from core.cells import CellName
 from core.files import write_json, write_text
+from core.untrusted import UntrustedFileError, read_bytes, read_json
+
+#: the largest thresholds file and compare.md read
+MAX_RULES_BYTES = 2**20
+MAX_COMPARE_BYTES = 4 * 2**20
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 # Two identical quick runs on this 2-core machine differed by up to 1.37x in a
@@ -86,10 +92,12 @@ def lookup(summary: dict[str, Any], path: str) -> Any:
 
 def load_rules(path: Path) -> list[Rule]:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_bytes(path, MAX_RULES_BYTES).decode("utf-8"))
     except OSError as exc:
         raise CheckInputError(f"{path}: cannot read thresholds ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
+    except UntrustedFileError as exc:
+        raise CheckInputError(f"{path}: cannot read thresholds ({exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CheckInputError(f"{path}: not valid TOML ({exc})") from None
     unknown_tables = sorted(set(data) - {"rule"})
     if unknown_tables:
@@ -117,8 +125,10 @@ def load_rules(path: Path) -> list[Rule]:
 def load_baseline(path: Path) -> dict[str, Any]:
     """A baseline file, checked: an object with cells of figures, each a number and which way is better."""
     try:
-        baseline = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        baseline = read_json(path)
+    except OSError as exc:
+        raise CheckInputError(f"{path}: cannot read baseline ({exc.strerror or exc})") from None
+    except UntrustedFileError as exc:
         raise CheckInputError(f"{path}: cannot read baseline ({exc})") from None
     cells = baseline.get("cells") if isinstance(baseline, dict) else None
     if not isinstance(cells, dict) or not cells:
@@ -141,9 +151,14 @@ def load_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
     summaries = {}
     for path in sorted(run_dir.glob("*/summary.json")):
         try:
-            summaries[path.parent.name] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            summary = read_json(path)
+        except OSError as exc:
+            raise CheckInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        except UntrustedFileError as exc:
             raise CheckInputError(f"{path}: cannot read ({exc})") from None
+        if not isinstance(summary, dict):
+            raise CheckInputError(f"{path}: not a summary (a JSON object), but a {type(summary).__name__}")
+        summaries[path.parent.name] = summary
     if not summaries:
         raise CheckInputError(f"{run_dir}: no cell has a summary.json; build the reports first "
                               f"(python -m reports {run_dir})")
@@ -194,24 +209,33 @@ def baseline_metrics(summary: dict[str, Any]) -> dict[str, str]:
     """
     metrics: dict[str, str] = {}
     main = summary.get("main_event")
-    if main and isinstance(lookup(summary, f"latency.{main}.p50_us"), (int, float)):
+    if isinstance(main, str) and main and number(summary, f"latency.{main}.p50_us") is not None:
         metrics[f"latency.{main}.p50_us"] = "lower"
-    primary = summary.get("primary") or {}
-    if primary.get("better") == "higher" and primary.get("key"):
+    primary = summary.get("primary")
+    primary = primary if isinstance(primary, dict) else {}
+    if primary.get("better") == "higher" and isinstance(primary.get("key"), str) and primary["key"]:
         metrics[primary["key"]] = "higher"  # e.g. connects/s in churn
     else:
         for path in ("throughput.acks_per_s", "connections.connects_per_s"):
-            if (lookup(summary, path) or 0) > 0:
+            if (number(summary, path) or 0) > 0:
                 metrics[path] = "higher"
                 break
     cpu_paths = ("server.cpu_s_per_1k_acks", "server.cpu_s_per_1k_connects")
     if "connections.connects_per_s" in metrics:
         cpu_paths = cpu_paths[::-1]  # churn: what a connection costs
     for path in cpu_paths:
-        if isinstance(lookup(summary, path), (int, float)):
+        if number(summary, path) is not None:
             metrics[path] = "lower"
             break
     return metrics
+
+
+def number(summary: dict[str, Any], path: str) -> float | None:
+    """The figure at ``path`` when it is a finite number (not a bool), else None."""
+    value = lookup(summary, path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def make_baseline(summaries: dict[str, dict[str, Any]], source: str) -> dict[str, Any]:
@@ -219,9 +243,9 @@ def make_baseline(summaries: dict[str, dict[str, Any]], source: str) -> dict[str
     for cell, summary in summaries.items():
         if summary.get("status") != "ok":
             continue
-        cells[cell] = {path: {"value": lookup(summary, path), "better": better}
+        cells[cell] = {path: {"value": value, "better": better}
                        for path, better in baseline_metrics(summary).items()
-                       if isinstance(lookup(summary, path), (int, float))}
+                       if (value := number(summary, path)) is not None}
     any_summary = next(iter(summaries.values()))
     return {"schema": BASELINE_SCHEMA, "source": source, "machine": lookup(any_summary, "run.machine"),
             "versions": lookup(any_summary, "run.versions"), "cells": cells}
@@ -236,9 +260,9 @@ def check_baseline(summaries: dict[str, dict[str, Any]], baseline: dict[str, Any
             continue
         for path, entry in figures.items():
             base, better = entry["value"], entry["better"]
-            value = lookup(summary, path)
+            value = number(summary, path)
             limit = f"at most {tolerance:.0%} worse than {base:.4g} ({better} is better)"
-            if not isinstance(value, (int, float)):
+            if value is None:
                 outcomes.append(Outcome(cell, "baseline", path, None, limit, False, "figure missing"))
                 continue
             ratio = value / base if base else float("inf") if value else 1.0
@@ -270,8 +294,8 @@ def render_markdown(outcomes: Sequence[Outcome], run_dir: Path) -> str:
         result = "pass" if o.passed else "**FAIL**"
         lines.append(f"| {result} | {o.cell} | {o.check} | `{o.metric}` | {value} | {o.limit} | {o.note} |")
     compare = run_dir / "compare.md"
-    if compare.is_file():
-        lines += ["", compare.read_text()]
+    with contextlib.suppress(OSError, UntrustedFileError):
+        lines += ["", read_bytes(compare, MAX_COMPARE_BYTES).decode("utf-8", errors="replace")]
     return "\n".join(lines) + "\n"
 
 

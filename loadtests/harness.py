@@ -93,8 +93,10 @@ class Harness:
             master = runner
             self.receiver = ShardReceiver(
                 lambda: self.settings.results_dir,
-                lambda node, data: master.send_message(ACK_MESSAGE, data, client_id=node))
+                lambda node, data: master.send_message(ACK_MESSAGE, data, client_id=node),
+                registered=lambda node: node in master.clients)
             runner.register_message(SHARD_MESSAGE, self.receiver.on_message)
+            _sender_is_the_connection(master)
             if settings.samples_via_master and not settings.results_dir:
                 logger.warning("--samples-via-master without --results-dir: the master refuses the workers' "
                                "samples, and each worker keeps them on its own disk")
@@ -438,6 +440,22 @@ class Harness:
             write_json(self.recorder.results_dir / LOCUST_STATS_JSON, runner.stats.serialize_stats(), indent=1)
         except OSError as exc:
             logger.warning("cannot write %s: %s", LOCUST_STATS_JSON, exc)
+
+
+def _sender_is_the_connection(master: MasterRunner) -> None:
+    """Name a samples message's sender by the connection it came on, not by the id the message claims.
+
+    Locust hands a custom message's listener only the message, whose
+    ``node_id`` its sender wrote; the connection's id is known one call up.
+    """
+    handle = master.handle_message
+
+    def handle_message(client_id: str, msg: Any) -> None:
+        if getattr(msg, "type", None) == SHARD_MESSAGE:
+            msg.node_id = client_id
+        handle(client_id, msg)
+
+    master.handle_message = handle_message  # type: ignore[method-assign]
 
 
 _installed = False

@@ -1,11 +1,14 @@
 """Master side of ``--samples-via-master``: shards from the workers into the results folder.
 
 Each :data:`loadtests.relay_wire.SHARD_MESSAGE` is checked (format, sample
-schema, row count), written as ``samples-<tag>-<seq>.parquet`` under a
-temporary name and renamed (a folder only ever holds whole shards, as with
-local shards), then acknowledged to its worker. A message that fails the
-checks, or a write that fails, is refused with the reason: the worker keeps
-that shard on its own disk.
+schema, row count, decoded size), written as ``samples-<tag>-<seq>.parquet``
+under a temporary name and renamed (a folder only ever holds whole shards,
+as with local shards), then acknowledged to its worker. A message that fails
+the checks, or a write that fails, is refused with the reason: the worker
+keeps that shard on its own disk. Only workers registered with the master
+for the running test are heard (the sender is the connection's id, which
+the harness puts on the message), and a sequence number is written once:
+a repeat is refused, never written over the shard it names.
 
 Messages are handled one at a time in Locust's receiving greenlet; the
 decoding and the Parquet write run in gevent's thread pool, so the master's
@@ -88,9 +91,13 @@ class WorkerAccount:
     errors: list[str] = field(default_factory=list)
     lost_at_ns: int | None = None
     """When the master lost the worker (no heartbeat), if it did; -1 when it noticed only at the stop."""
+    seqs: set[int] = field(default_factory=set)
+    """The sequence numbers written (not in the file)."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        del document["seqs"]
+        return document
 
 
 class ShardReceiver:
@@ -102,9 +109,11 @@ class ShardReceiver:
     """
 
     def __init__(self, folder: Callable[[], str | Path | None], reply: Reply, *,
-                 run_in_thread: RunInThread = _in_gevent_pool) -> None:
+                 run_in_thread: RunInThread = _in_gevent_pool,
+                 registered: Callable[[str], bool] = lambda node: True) -> None:
         self._folder = folder
         self._reply = reply
+        self._registered = registered
         self._run_in_thread = run_in_thread
         self._current: Path | None = None
         #: Locust node id -> its account in the current folder
@@ -116,6 +125,9 @@ class ShardReceiver:
         raw = msg.data if isinstance(msg.data, dict) else {}
         seq = raw.get("seq", 0)
         seq = seq if isinstance(seq, int) else 0
+        if not node or not self._registered(node):
+            self._refuse(node, 0, "not a worker registered with this master: ignored")
+            return
         try:
             message = ShardMessage.from_data(msg.data)
         except WireError as exc:
@@ -126,6 +138,12 @@ class ShardReceiver:
             self._refuse(node, message.seq, "the master has no --results-dir: it records nothing")
             return
         account = self._account(Path(folder), node, message)
+        if message.rows and message.seq in account.seqs:
+            account.refused += 1
+            account.errors = (account.errors + [f"shard {message.seq}: sent again"])[-MAX_ERRORS_KEPT:]
+            self._write_account(account)
+            self._refuse(node, message.seq, f"shard {message.seq} was received already: not written again")
+            return
         if message.rows:
             try:
                 self._run_in_thread(self._write_shard, Path(folder), account.tag, message)
@@ -136,6 +154,7 @@ class ShardReceiver:
                 self._write_account(account)
                 self._refuse(node, message.seq, f"{type(exc).__name__}: {exc}")
                 return
+            account.seqs.add(message.seq)
             account.shards += 1
             account.rows += message.rows
             account.bytes += len(message.arrow)

@@ -3,18 +3,20 @@
 With ``--samples-via-master`` each worker sends the rows of every flush to
 the master as one Locust custom message (:data:`SHARD_MESSAGE`); the master
 writes them as a shard in its results folder and answers with
-:data:`ACK_MESSAGE`. The rows travel as an Arrow IPC stream (zstd-compressed
-buffers, about 20 bytes a sample), inside Locust's msgpack frame.
+:data:`ACK_MESSAGE`. The rows travel as a zstd-compressed Arrow IPC stream
+(about 20 bytes a sample), inside Locust's msgpack frame. The master
+decompresses it only up to what the declared row count allows
+(:func:`max_decoded_bytes`): a small message cannot make it hold gigabytes.
 
 A shard message (a dict; ``rows`` = 0 and no ``arrow`` for a status message
 such as the first one of a test or the final one)::
 
-    v         1 (this format)
+    v         2 (this format)
     worker    "host:pid", as the samples' ``worker`` column names it
     tag       "host-pid", as the shard file names carry it
     seq       the shard's number (0: no shard in this message)
     rows      rows in ``arrow``
-    arrow     Arrow IPC stream bytes of SAMPLE_SCHEMA rows
+    arrow     a zstd frame of Arrow IPC stream bytes of SAMPLE_SCHEMA rows
     taken     samples the worker's recorder has taken so far
     kept      {"rows": n, "shards": n, "names": [...]}: shards the worker wrote on its own disk
     dropped   samples the worker gave up (its disk failed too)
@@ -42,9 +44,13 @@ from core.schema import SAMPLE_SCHEMA
 SHARD_MESSAGE = "loadtests_samples"
 #: master -> worker: shard ``seq`` was written (or refused, with the reason)
 ACK_MESSAGE = "loadtests_samples_ack"
-WIRE_VERSION = 1
-#: compression of the Arrow buffers (zstd: about 20 bytes a sample, cheaper to send than to write Parquet)
+WIRE_VERSION = 2
+#: compression of the whole Arrow stream (zstd: about 20 bytes a sample, cheaper to send than to write Parquet)
 COMPRESSION = "zstd"
+#: decoded bytes a message may hold: this much, plus ROW_BYTES per declared row, at most MAX_DECODED_BYTES
+BASE_DECODED_BYTES = 1 << 20
+ROW_BYTES = 1024
+MAX_DECODED_BYTES = 256 << 20
 #: shard names a worker reports as kept on its own disk, at most (the counts are always complete)
 MAX_KEPT_NAMES = 50
 
@@ -57,20 +63,39 @@ class WireError(ValueError):
 
 
 def encode_rows(table: pa.Table) -> bytes:
-    """``table`` (SAMPLE_SCHEMA) as Arrow IPC stream bytes with compressed buffers."""
+    """``table`` (SAMPLE_SCHEMA) as a zstd-compressed Arrow IPC stream."""
     sink = pa.BufferOutputStream()
-    options = ipc.IpcWriteOptions(compression=COMPRESSION)
-    with ipc.new_stream(sink, SAMPLE_SCHEMA, options=options) as writer:
+    with pa.CompressedOutputStream(sink, COMPRESSION) as compressed, \
+            ipc.new_stream(compressed, SAMPLE_SCHEMA) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
 
 
+def max_decoded_bytes(rows: int) -> int:
+    """The most a message of ``rows`` rows may decompress to."""
+    return min(MAX_DECODED_BYTES, BASE_DECODED_BYTES + rows * ROW_BYTES)
+
+
 def decode_rows(payload: bytes, rows: int) -> pa.Table:
-    """The table ``payload`` holds; WireError unless it is SAMPLE_SCHEMA with exactly ``rows`` rows."""
+    """The table ``payload`` holds; WireError unless it is SAMPLE_SCHEMA with exactly ``rows`` rows.
+
+    Decompressed in pieces, and abandoned as soon as it grows past
+    :func:`max_decoded_bytes`: the size is checked before anything is
+    decoded, not after.
+    """
+    limit = max_decoded_bytes(rows)
     try:
-        table = ipc.open_stream(pa.py_buffer(payload)).read_all()
+        with pa.CompressedInputStream(pa.BufferReader(payload), COMPRESSION) as stream:
+            pieces, size = [], 0
+            while piece := stream.read(min(1 << 20, limit + 1 - size)):
+                pieces.append(piece)
+                size += len(piece)
+                if size > limit:
+                    raise WireError(f"the rows decompress to more than {limit:,} bytes, the most {rows} row(s) "
+                                    "may take: refused unread")
+        table = ipc.open_stream(pa.py_buffer(b"".join(pieces))).read_all()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise WireError(f"not an Arrow IPC stream: {exc}") from None
+        raise WireError(f"not a zstd-compressed Arrow IPC stream: {exc}") from None
     if not table.schema.equals(SAMPLE_SCHEMA):
         found = table.schema.to_string(show_schema_metadata=False)
         raise WireError(f"rows are not in the sample schema: {found!r:.200}")

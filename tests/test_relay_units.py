@@ -80,14 +80,49 @@ def test_rows_survive_the_wire_and_a_lie_about_them_is_refused() -> None:
     assert len(payload) / 1000 < 40  # compressed: about 20 bytes a sample
     with pytest.raises(WireError, match="says 999 rows"):
         decode_rows(payload, 999)
-    with pytest.raises(WireError, match="not an Arrow IPC stream"):
+    with pytest.raises(WireError, match="not a zstd-compressed Arrow IPC stream"):
         decode_rows(b"PAR1 not arrow", 1)
     other = pa.table({"t_ns": pa.array([1], pa.int64())})
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, other.schema) as writer:
+    with pa.CompressedOutputStream(sink, "zstd") as compressed, pa.ipc.new_stream(compressed, other.schema) as writer:
         writer.write_table(other)
     with pytest.raises(WireError, match="sample schema"):
         decode_rows(sink.getvalue().to_pybytes(), 1)
+
+
+BOMB = """
+import resource, sys, time
+import pyarrow as pa
+from loadtests.relay_wire import WireError, decode_rows
+sink = pa.BufferOutputStream()
+with pa.CompressedOutputStream(sink, "zstd") as out:
+    for _ in range(1024):  # 1 GiB of one byte: a row whose name is 1 GiB of "a"
+        out.write(b"a" * (1 << 20))
+payload = sink.getvalue().to_pybytes()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.monotonic()
+try:
+    decode_rows(payload, 1)
+except WireError as exc:
+    print(len(payload), round(time.monotonic() - started, 3),
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, exc, flush=True)
+"""
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decompressed() -> None:
+    """A 1 GiB zstd bomb of ~35 KB, declared as one row: refused after decoding ~1 MiB, in a real process."""
+    import subprocess
+    import sys
+
+    from core.paths import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "-c", BOMB], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    size, seconds, grew_kb, message = done.stdout.split(" ", 3)
+    assert int(size) < 100_000
+    assert "decompress to more than 1,049,600 bytes, the most 1 row(s) may take" in message
+    assert int(grew_kb) < 64 * 1024, f"the decoder's memory grew {grew_kb} KB"
+    assert float(seconds) < 5
 
 
 @pytest.mark.parametrize("change, error", [
@@ -220,6 +255,31 @@ def test_the_master_writes_whole_shards_names_each_worker_uniquely_and_keeps_acc
     by_node = {a["node"]: a for a in (json.loads(p.read_text()) for p in master.glob(RELAY_FILE_GLOB))}
     assert by_node["node-a"]["final"] and by_node["node-a"]["refused"] == 1
     assert not by_node["node-b"]["final"] and by_node["node-b"]["lost_at_ns"] == 1_700_000_000_000_000_000
+
+
+def test_only_registered_workers_are_heard_and_a_shard_is_never_written_twice(tmp_path: Path) -> None:
+    master = tmp_path / "master"
+    replies: list[tuple[str, dict[str, Any]]] = []
+    receiver = ShardReceiver(lambda: master, lambda node, data: replies.append((node, data)), run_in_thread=direct,
+                             registered=lambda node: node == "node-a")
+
+    def shard(seq: int, n: int) -> dict[str, Any]:
+        return ShardMessage(worker="box:1", tag="box-1", seq=seq, rows=n, arrow=encode_rows(rows_to_table(
+            rows(n, "box:1"))), taken=n).to_data()
+
+    # A node that never registered: nothing written, not even an account.
+    receiver.on_message(SimpleNamespace(node_id="intruder", data=shard(1, 10)))
+    receiver.on_message(SimpleNamespace(node_id="", data=shard(1, 10)))
+    assert not master.exists() or not list(master.iterdir())
+    # The registered worker's shard 1, then shard 1 again with other rows: refused, the first kept.
+    receiver.on_message(SimpleNamespace(node_id="node-a", data=shard(1, 10)))
+    receiver.on_message(SimpleNamespace(node_id="node-a", data=shard(1, 3)))
+    [path] = master.glob(SHARD_GLOB)
+    assert pq.read_table(path).num_rows == 10
+    assert replies[0] == ("node-a", {"seq": 1, "ok": True, "error": None})
+    assert replies[1][1]["ok"] is False and "received already" in replies[1][1]["error"]
+    [account] = [json.loads(p.read_text()) for p in master.glob(RELAY_FILE_GLOB)]
+    assert (account["shards"], account["rows"], account["refused"]) == (1, 10, 1) and "seqs" not in account
 
 
 # --- the report's checks --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,64 @@ def test_an_unwritable_job_summary_is_bad_input(tmp_path: Path, capsys: pytest.C
     run = write_run(tmp_path, summary("gevent-dev--echo"))
     assert check.main([str(run), "--job-summary", str(tmp_path / "no-such-folder" / "summary.md")]) == 2
     assert "--job-summary" in capsys.readouterr().err
+
+
+def _hostile_summary(cell_dir: Path, kind: str) -> None:
+    path = cell_dir / "summary.json"
+    if kind == "list":
+        path.write_text("[1, 2]")
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "nan":
+        path.write_text(json.dumps(summary("gevent-dev--echo")).replace("1000.0", "NaN"))
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "wrong-types":
+        bad = summary("gevent-dev--echo") | {"primary": [1], "main_event": {"x": 1},
+                                              "throughput": {"acks_per_s": "fast"}}
+        path.write_text(json.dumps(bad))
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("list", "not a summary (a JSON object), but a list"),
+    ("deep", "nests deeper than 64 levels"),
+    ("nan", "NaN is not a number JSON allows"),
+    ("dev-zero", "summary.json is not a regular file"),
+    ("fifo", "summary.json is not a regular file"),
+])
+@pytest.mark.parametrize("write_baseline", [False, True])
+def test_a_hostile_summary_is_bad_input_not_a_regression(tmp_path: Path, kind: str, message: str,
+                                                          write_baseline: bool) -> None:
+    """What CI reads as "regression" (1) must not be what a broken results folder gives: that is 2."""
+    import subprocess
+    import sys
+
+    from core.paths import REPO_ROOT
+
+    cell = tmp_path / "run" / "gevent-dev--echo"
+    cell.mkdir(parents=True)
+    _hostile_summary(cell, kind)
+    argv = [sys.executable, "-m", "bench.check", str(tmp_path / "run")]
+    argv += ["--write-baseline", str(tmp_path / "b.json")] if write_baseline else []
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0
+
+
+def test_summary_figures_of_the_wrong_type_are_missing_figures(tmp_path: Path) -> None:
+    cell = tmp_path / "run" / "gevent-dev--echo"
+    cell.mkdir(parents=True)
+    _hostile_summary(cell, "wrong-types")
+    baseline = tmp_path / "b.json"
+    assert check.main([str(tmp_path / "run"), "--write-baseline", str(baseline)]) == 0
+    kept = json.loads(baseline.read_text())["cells"]["gevent-dev--echo"]
+    assert "throughput.acks_per_s" not in kept and "server.cpu_s_per_1k_acks" in kept
+
+
+def test_a_baseline_that_is_not_a_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path, summary("gevent-dev--echo"))
+    assert check.main([str(run), "--baseline", "/dev/zero"]) == 2
+    assert "zero is not a regular file" in capsys.readouterr().err
