@@ -143,7 +143,7 @@ def read_gc_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
         notes.append(f"{path.name} not read: no column {', '.join(missing)} (columns: {', '.join(GC_CSV_COLUMNS)})")
         return None
     numbers = frame[list(GC_CSV_COLUMNS)].apply(pd.to_numeric, errors="coerce")
-    good = numbers.notna().all(axis=1) & (numbers["duration_ns"] >= 0) & (numbers["t_ns"] > 0)
+    good = np.isfinite(numbers).all(axis=1) & (numbers["duration_ns"] >= 0) & (numbers["t_ns"] > 0)
     if not good.all():
         notes.append(f"{path.name}: {int((~good).sum()):,} unusable row(s) left out")
     return numbers.loc[good].astype("int64")

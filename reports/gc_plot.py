@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from reports.gc_pauses import LONG_PAUSE_MS, NS_PER_MS, GcView
-from reports.plots import WARMUP_STYLE, WIDTH_IN, Plot, _figure, _finish, _from_zero, _no_data, _warmup
+from reports.plots import WARMUP_STYLE, WIDTH_IN, Plot, _figure, _finish, _from_zero, _no_data, _warmup, short_label
 
 #: pauses at least this long are shaded on the latency panel too: those held against the slow samples
 SHADE_MIN_MS = LONG_PAUSE_MS
@@ -34,7 +34,8 @@ def gc_timeline(view: GcView) -> Plot:
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
     t = timeline["t_s"].to_numpy()
-    top.plot(t, timeline["max_us"].to_numpy() / 1000, lw=0.9, color="C0", label=f"{view.key} max latency")
+    top.plot(t, timeline["max_us"].to_numpy() / 1000, lw=0.9, color="C0",
+             label=f"{short_label(str(view.key))} max latency")
     top.set_ylabel("latency (ms)")
     _from_zero(top, timeline["max_us"].to_numpy() / 1000)
     top.set_title(title)

@@ -56,8 +56,8 @@ class TimedLatency:
     min_us: float = math.nan
     max_us: float = math.nan
     percentiles: list[float] = field(default_factory=lambda: [math.nan] * len(PERCENTILES))
-    curve: pd.DataFrame | None = None
-    """``percentile``, ``nines``, ``latency_us`` (``percentile_curves``); None without a steady sample."""
+    curve: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """(``percentile``, ``nines``, ``latency_us``) arrays (``percentile_curves``); None without a steady sample."""
     above_p99: int = 0
     above_p99_overlapping: int = 0
     seconds: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
@@ -95,11 +95,9 @@ def _timed_latency(store: LatencyStore, steady_ok: int, bin_s: int, with_overlap
         top = min(CURVE_MAX_NINES, math.log10(n)) if n > 1 else 0.0
         nines = np.arange(0.0, top + 1e-9, CURVE_NINES_STEP)
         q = 1.0 - 10.0 ** -nines
-        out.curve = pd.DataFrame({
-            "percentile": np.append(q * 100, 100.0),
-            "nines": np.append(nines, top),
-            "latency_us": np.append(np.quantile(arr, q, overwrite_input=True), out.max_us),
-        })
+        # Arrays, not a frame: a report of 100,000 names builds one frame for all of them.
+        out.curve = (np.append(q * 100, 100.0), np.append(nines, top),
+                     np.append(np.quantile(arr, q, overwrite_input=True), out.max_us))
     del arr, steady, flags_by_bin
     present, quantiles = bin_quantiles(by_bin, starts, (0.5, 0.99))
     out.seconds = (present + first_bin) * bin_s
@@ -140,15 +138,18 @@ def latency_table(groups: list[tuple[str, str]], scan: Scan, timed: dict[int, Ti
 
 def percentile_curves(groups: list[tuple[str, str]], timed: dict[int, TimedLatency]) -> pd.DataFrame:
     """Exact quantiles of each name on a log grid of "nines" (90, 99, 99.9, ...), plus the max."""
-    rows: list[pd.DataFrame] = []
+    keys: list[str] = []
+    columns: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     for gid in sorted(timed):
         curve = timed[gid].curve
         if curve is not None:
-            kind, name = groups[gid]
-            rows.append(pd.DataFrame({"key": latency_key(kind, name), **{c: curve[c] for c in curve.columns}}))
-    if not rows:
+            keys.extend([latency_key(*groups[gid])] * len(curve[0]))
+            for column, values in zip(columns, curve, strict=True):
+                column.append(values)
+    if not keys:
         return pd.DataFrame(columns=["key", "percentile", "nines", "latency_us"])
-    return pd.concat(rows, ignore_index=True)
+    return pd.DataFrame({"key": keys, **{name: np.concatenate(column) for name, column in
+                                         zip(("percentile", "nines", "latency_us"), columns, strict=True)}})
 
 
 def latency_timeline(groups: list[tuple[str, str]], timed: dict[int, TimedLatency]) -> pd.DataFrame:

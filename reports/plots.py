@@ -11,10 +11,15 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+# Names come from the server and the load (event names, error texts): "$$" in one must be
+# drawn as two dollar signs, not parsed as mathtext, which can fail on it.
+matplotlib.rcParams["text.parse_math"] = False
 
 DPI = 100
 WIDTH_IN, HEIGHT_IN = 9.0, 3.4
@@ -25,6 +30,8 @@ STALL_STYLE = {"color": "C3", "alpha": 0.18, "lw": 0}
 # At most this many names per latency plot, main event first; the tables list all.
 MAX_KEYS = 5
 MAX_KEYS_OVER_TIME = 3
+#: the longest name a legend shows in full
+LABEL_CHARS = 48
 
 
 @dataclass(frozen=True)
@@ -113,10 +120,22 @@ def _curves_plot(curves: Sequence[tuple[str, pd.DataFrame]], title: str, *, lw: 
     return _finish(fig, title, bool(shown))
 
 
+def _rows_of(frame: pd.DataFrame, keys: Sequence[str], most: int) -> list[tuple[str, pd.DataFrame]]:
+    """(key, its rows) for the first ``most`` of ``keys`` that ``frame`` has, in one pass over ``frame``."""
+    present = set(frame["key"].unique())
+    shown = [k for k in keys if k in present][:most]
+    rows = dict(tuple(frame.loc[frame["key"].isin(shown)].groupby("key", sort=False))) if shown else {}
+    return [(key, rows[key]) for key in shown]
+
+
+def short_label(text: str) -> str:
+    """A name as a legend shows it: at most LABEL_CHARS characters."""
+    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "\u2026"
+
+
 def percentile_curves(curves: pd.DataFrame, keys: Sequence[str], title: str = "Latency by percentile") -> Plot:
     """Latency (ms) against percentile on a "nines" axis: 90, 99, 99.9, ..."""
-    shown = [k for k in keys if (curves["key"] == k).any()][:MAX_KEYS]
-    return _curves_plot([(key, curves.loc[curves["key"] == key]) for key in shown], title,
+    return _curves_plot([(short_label(key), rows) for key, rows in _rows_of(curves, keys, MAX_KEYS)], title,
                         lw=1.5, legend_size="small", empty="no successful timed samples")
 
 
@@ -131,14 +150,13 @@ def latency_over_time(timeline: pd.DataFrame, keys: Sequence[str], warmup_s: flo
     title = "Latency over time (p50 solid, p99 dashed)"
     fig = _figure()
     ax = fig.add_subplot()
-    shown = [k for k in keys if (timeline["key"] == k).any()][:MAX_KEYS_OVER_TIME]
+    shown = _rows_of(timeline, keys, MAX_KEYS_OVER_TIME)
     if shown:
         _warmup(ax, warmup_s)
-        for i, key in enumerate(shown):
-            t = timeline.loc[timeline["key"] == key]
+        for i, (key, t) in enumerate(shown):
             color = f"C{i}"
-            ax.plot(t["second"], t["p50_us"] / 1000, color=color, lw=1.3, label=f"{key} p50")
-            ax.plot(t["second"], t["p99_us"] / 1000, color=color, lw=1.0, ls="--", label=f"{key} p99")
+            ax.plot(t["second"], t["p50_us"] / 1000, color=color, lw=1.3, label=f"{short_label(key)} p50")
+            ax.plot(t["second"], t["p99_us"] / 1000, color=color, lw=1.0, ls="--", label=f"{short_label(key)} p99")
         ax.set_xlabel("seconds since load start")
         ax.set_ylabel("latency (ms)")
         ax.grid(True, alpha=0.3)
@@ -247,7 +265,7 @@ def server_over_time(timeline: pd.DataFrame | None, warmup_s: float,
 
 def overlay_curves(curves: Sequence[tuple[str, pd.DataFrame]], title: str) -> Plot:
     """One percentile curve per cell (the frames hold one key each)."""
-    return _curves_plot(curves, title, lw=1.4, legend_size="x-small")
+    return _curves_plot([(short_label(label), c) for label, c in curves], title, lw=1.4, legend_size="x-small")
 
 
 def overlay_series(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str, ylabel: str, *,
@@ -255,7 +273,7 @@ def overlay_series(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: 
     """One line per cell against seconds since its run start."""
     fig = _figure()
     ax = fig.add_subplot()
-    shown = [(label, x, y) for label, x, y in series if len(x)]
+    shown = [(short_label(label), x, y) for label, x, y in series if len(x)]
     for label, x, y in shown:
         if step:
             _step(ax, x, y, label=label, lw=1.2)
@@ -275,6 +293,7 @@ def overlay_series(series: Sequence[tuple[str, np.ndarray, np.ndarray]], title: 
 
 def ranking_bars(labels: Sequence[str], values: Sequence[float | None], title: str, xlabel: str) -> Plot:
     """Horizontal bars of one figure per cell, in ranking order (best on top)."""
+    labels = [short_label(label) for label in labels]
     longest = max((len(label) for label in labels), default=10)
     fig = _figure(height=max(2.0, 0.45 * len(labels) + 1.2), left_in=min(4.0, 0.3 + 0.075 * longest))
     ax = fig.add_subplot()

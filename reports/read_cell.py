@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import pandas as pd
 
 from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
 from core.schema import APP_INFO_FILE, FANOUT_FILE_GLOB, KINDS, LOCUST_STATS_JSON, RECORDER_FILE_GLOB, SHARD_GLOB
+from core.untrusted import UntrustedFileError, read_json
 from reports.errors import ReportInputError
 from reports.gc_pauses import read_gc_pauses
 from reports.scan import PairScan, PreScan, scan_plan
@@ -410,7 +410,7 @@ def read_recorder_files(cell_dir: Path, problems: list[str], lost: list[str], *,
     account = RecorderAccount()
     for path in paths:
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = read_json(path)
             if not isinstance(document, dict):
                 raise ValueError(f"expected a JSON object, found {type(document).__name__}")
             counts = {}
@@ -462,7 +462,7 @@ def read_declarations(cell_dir: Path, problems: list[str] | None = None) -> tupl
     primary: str | None = None
     for path in sorted(cell_dir.glob(FANOUT_FILE_GLOB)):
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = read_json(path)
             found = document["pairs"]
             if not (isinstance(found, dict) and all(isinstance(k, str) and isinstance(v, str)
                                                     for k, v in found.items())):
@@ -488,14 +488,10 @@ _MAX_APP_INFO_BYTES = 64 * 1024
 def read_app_info(cell_dir: Path, notes: list[str]) -> dict[str, Any] | None:
     """The ``--app`` launcher's description of the app (``app.json``); a note when the app logs every packet."""
     path = cell_dir / APP_INFO_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(_MAX_APP_INFO_BYTES + 1)
-        if len(raw) > _MAX_APP_INFO_BYTES:
-            raise ValueError(f"larger than {_MAX_APP_INFO_BYTES} bytes")
-        document = json.loads(raw)
+        document = read_json(path, max_bytes=_MAX_APP_INFO_BYTES)
         if not isinstance(document, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError, RecursionError) as exc:
@@ -525,18 +521,20 @@ def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> RunR
     types is not, because its times and load shape would feed every rate.
     """
     path = cell_dir / RUN_JSON
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         problems.append(f"{RUN_JSON} missing: no run status or load shape; the load's span taken from the samples")
         return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json(path)
         if isinstance(raw, dict) and raw.get("schema") is None:
             notes.append(f"{RUN_JSON} has no 'schema' field; read as schema {SCHEMA_VERSION}")
         run = RunRecord.from_json(raw)
-    except UnicodeDecodeError as exc:
-        raise ReportInputError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ReportInputError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (UntrustedFileError, OSError) as exc:
+        # The error names the file already: say what is wrong with it.
+        text = str(exc)
+        for prefix in (f"{path.name}: ", f"{path.name} is ", f"{path.name} "):
+            text = text.removeprefix(prefix)
+        raise ReportInputError(path, text) from None
     except RunRecordError as exc:
         raise ReportInputError(path, str(exc)) from None
 
@@ -688,13 +686,13 @@ def read_process_csv(path: Path, problems: list[str], *, consequence: str) -> pd
 
 def read_locust_final_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
     """Locust's final per-name totals from its --json-file, or None."""
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = read_json(path)
         rows = [{"type": str(e.get("method") or ""), "name": str(e["name"]),
                  "requests": float(e["num_requests"]), "failures": float(e["num_failures"])} for e in entries]
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         notes.append(f"{LOCUST_STATS_JSON}: cannot be read ({exc}); falling back to {LOCUST_STATS_CSV}")
         return None
     return pd.DataFrame(rows, columns=["type", "name", "requests", "failures"])

@@ -151,8 +151,9 @@ class ScanPlan:
 # Rows per block of the columns a scan keeps (``Blocks``): each block twice the size of
 # the one before, from FIRST_BLOCK_ROWS to BLOCK_ROWS. Large blocks (32 MiB and more) are
 # mapped by malloc straight from the OS and given back whole, so they never fragment the
-# heap the chunks' temporaries reuse.
-FIRST_BLOCK_ROWS = 1 << 16
+# heap the chunks' temporaries reuse. The first block is small: a folder can hold
+# 100,000 names of a few samples each, and each name has blocks of its own.
+FIRST_BLOCK_ROWS = 1 << 8
 BLOCK_ROWS = 1 << 25
 
 

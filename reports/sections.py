@@ -62,9 +62,14 @@ def cell_sections(summary: dict[str, Any]) -> list[Section]:
     return [builders[key](Section(key, title), summary) for key, title in CELL_SECTIONS]
 
 
+#: the longest headline printed whole
+HEADLINE_CHARS = 200
+
+
 def headline(summary: dict[str, Any]) -> str:
-    """One line: cell, status and primary figure."""
-    return f"{summary['cell']}: {summary['status']}, {fmt.primary(summary.get('primary'))}"
+    """One line: cell, status and primary figure (a name from the folder shortened to fit a terminal)."""
+    text = f"{summary['cell']}: {summary['status']}, {fmt.primary(summary.get('primary'))}"
+    return text if len(text) <= HEADLINE_CHARS else text[:HEADLINE_CHARS - 1] + "\u2026"
 
 
 def _load_text(run: dict[str, Any]) -> str:

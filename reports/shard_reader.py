@@ -121,11 +121,17 @@ def _compatible(actual: pa.DataType, wanted: pa.DataType, nullable: bool) -> boo
 
 def open_shard(path: Path) -> pq.ParquetFile:
     """The shard, its columns checked against the sample schema."""
+    if not path.is_file():  # a FIFO would block the reader, a device would never end
+        raise ShardProblem("not a regular file")
     try:
         parquet = pq.ParquetFile(path, read_dictionary=list(STRING_COLUMNS))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ShardProblem(f"corrupt or truncated Parquet file ({exc})") from None
     schema = parquet.schema_arrow
+    twice = sorted({name for name in schema.names if schema.names.count(name) > 1})
+    if twice:
+        parquet.close()
+        raise ShardProblem(f"column(s) {', '.join(twice)} appear more than once")
     missing = [c for c in SAMPLE_COLUMNS if c not in schema.names]
     wrong = [f"{f.name} is {schema.field(f.name).type}, expected {f.type}" for f in SAMPLE_SCHEMA
              if f.name in schema.names and not _compatible(schema.field(f.name).type, f.type, f.nullable)]

@@ -18,12 +18,12 @@ Runs with local shards have no ``relayed-*.json``: nothing to say.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.schema import RELAY_FILE_GLOB
+from core.untrusted import read_json
 
 NS_PER_S = 1_000_000_000
 
@@ -64,7 +64,7 @@ def read_relayed(cell_dir: Path, problems: list[str]) -> list[RelayedWorker]:
     workers = []
     for path in sorted(cell_dir.glob(RELAY_FILE_GLOB)):
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = read_json(path)
             if not isinstance(doc, dict):
                 raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
             names = doc.get("kept_names") or []
