@@ -9,6 +9,7 @@ was wrong, for a one-line error.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -51,6 +52,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large a number")
+    return value
+
+
 def parse_json(raw: bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``raw`` as JSON; UntrustedFileError for bad UTF-8 or JSON, NaN/Infinity, or nesting past ``max_depth``."""
     try:
@@ -60,7 +68,7 @@ def parse_json(raw: bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if _depth(text) > max_depth:
         raise UntrustedFileError(f"{what} nests deeper than {max_depth} levels")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise UntrustedFileError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
             from None

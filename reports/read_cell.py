@@ -695,7 +695,7 @@ def read_locust_final_stats(path: Path, notes: list[str]) -> pd.DataFrame | None
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
         notes.append(f"{LOCUST_STATS_JSON}: cannot be read ({exc}); falling back to {LOCUST_STATS_CSV}")
         return None
-    return pd.DataFrame(rows, columns=["type", "name", "requests", "failures"])
+    return _usable_counts(pd.DataFrame(rows, columns=["type", "name", "requests", "failures"]))
 
 
 def read_locust_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
@@ -717,9 +717,16 @@ def read_locust_stats(path: Path, notes: list[str]) -> pd.DataFrame | None:
     )
     frame["type"] = frame["type"].fillna("").astype(str)
     frame["name"] = frame["name"].astype(str)
-    frame["requests"] = pd.to_numeric(frame["requests"], errors="coerce")
-    frame["failures"] = pd.to_numeric(frame["failures"], errors="coerce")
-    return frame.dropna(subset=["requests"]).reset_index(drop=True)
+    return _usable_counts(frame)
+
+
+def _usable_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Locust's counts as numbers, without the rows whose counts are not finite and >= 0."""
+    for column in ("requests", "failures"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    usable = np.isfinite(frame["requests"]) & (frame["requests"] >= 0) & (
+        frame["failures"].isna() | (np.isfinite(frame["failures"]) & (frame["failures"] >= 0)))
+    return frame.loc[usable].reset_index(drop=True)
 
 
 def read_locust_users(path: Path, notes: list[str]) -> pd.DataFrame | None:

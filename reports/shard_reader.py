@@ -125,6 +125,10 @@ def open_shard(path: Path) -> pq.ParquetFile:
         raise ShardProblem("not a regular file")
     try:
         parquet = pq.ParquetFile(path, read_dictionary=list(STRING_COLUMNS))
+    except KeyError as exc:  # a string column the reader asks for as a dictionary is not there
+        key = exc.args[0] if exc.args else exc
+        absent = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        raise ShardProblem(f"missing column {absent}") from None
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ShardProblem(f"corrupt or truncated Parquet file ({exc})") from None
     schema = parquet.schema_arrow
