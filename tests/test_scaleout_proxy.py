@@ -114,6 +114,18 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
         redis.stop()
 
 
+def replicas_state(targets: list[TargetProcess]) -> str:
+    """Each replica's counters and log tail: which one lost a broadcast, and why."""
+    parts = []
+    for name, target in zip("ab", targets, strict=True):
+        try:
+            stats: object = target.stats()
+        except OSError as exc:
+            stats = f"no /stats ({exc})"
+        parts.append(f"replica {name}: {stats}\n{target.log_tail(20)}")
+    return "\n".join(parts)
+
+
 @pytest.mark.slow
 def test_nginx_conf_spreads_websockets_and_keeps_polling_sessions_sticky(proxied) -> None:
     url, targets = proxied
@@ -150,7 +162,7 @@ def test_nginx_conf_spreads_websockets_and_keeps_polling_sessions_sticky(proxied
         deadline = time.monotonic() + 10
         while len(fanouts) < 4 and time.monotonic() < deadline:
             arrived.wait(0.1)
-        assert sorted(f["payload"] for f in fanouts) == [0, 1, 2, 3]
+        assert sorted(f["payload"] for f in fanouts) == [0, 1, 2, 3], replicas_state(targets)
     finally:
         for peer in peers:
             peer.close()
