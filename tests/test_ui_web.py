@@ -163,3 +163,47 @@ def test_a_host_outside_loopback_is_refused_before_swarming(web_ui: tuple[str, T
     assert _reachable(base), "the web UI is still there"
     assert _live(base)["cell"] is None, "no test started"
     assert not (results.exists() and any(p.name == "load.json" for p in results.rglob("load.json")))
+
+
+def _post(url: str, data: dict, headers: dict[str, str]) -> tuple[int, bytes]:
+    body = urllib.parse.urlencode(data, doseq=True).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
+                                    timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_the_start_form_takes_only_what_it_shows_from_the_ui_itself(
+        web_ui: tuple[str, TargetProcess, Path], tmp_path: Path) -> None:
+    """The form cannot switch off the guard, aim elsewhere or record elsewhere; other sites cannot post it."""
+    base, target, results = web_ui
+    start = {"host": target.url, "user_count": 2, "spawn_rate": 10, "user_classes": "EchoUser"}
+    refused = [
+        ({**start, "target_urls": f"{target.url},http://198.51.100.7:5999", "i_own_this_host": "true"}, {},
+         400, "no field 'i_own_this_host'"),
+        ({**start, "target_urls": f"{target.url},http://198.51.100.7:5999"}, {}, 400,
+         "target_urls: refusing to load 198.51.100.7"),
+        ({**start, "results_dir": str(tmp_path / "elsewhere")}, {}, 400, "results_dir must be"),
+        ({**start, "emit_rate": "nan"}, {}, 400, "emit_rate"),
+        (start, {"Origin": "https://evil.example"}, 403, "another site"),
+        (start, {"Sec-Fetch-Site": "cross-site"}, 403, "another site"),
+        (start, {"Host": "rebound.example:8089"}, 403, "answers only loopback names"),
+    ]
+    for form, headers, status, message in refused:
+        got, body = _post(base + "/swarm", form, headers)
+        assert got == status and message in json.loads(body)["message"], (form, headers, body)
+    time.sleep(1.0)
+    assert _live(base)["cell"] is None, "no test started"
+    assert not (tmp_path / "elsewhere").exists()
+    assert not [p for p in results.iterdir() if p.is_dir()], "no cell folder"
+    got, _ = _post(base + "/stop", {}, {"Origin": "https://evil.example"})
+    assert got == 403
+
+    # The same form, from the UI's own page, starts the test.
+    own = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+    got, body = _post(base + "/swarm", {**start, "results_dir": str(results), "emit_rate": 20}, own)
+    assert got == 200 and json.loads(body)["success"], body
+    _wait_for(lambda: _live(base)["cell"], 30, "the test's cell")
+    assert _post(base + "/stop", {}, own)[0] == 200

@@ -42,7 +42,8 @@ from gevent.lock import Semaphore
 
 from core.stats_client import probe_stats
 from loadtests.env_state import harness_of, settings_of
-from loadtests.safety import UnsafeTargetError, require_loopback
+from loadtests.safety import require_loopback
+from webui import form_guard
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -464,19 +465,32 @@ class SocketIOPanel:
             {"href": "./socketio/", "title": "Socket.IO live page: charts and the full report"}]
         web_ui.template_args.pop("extended_stats", None)
 
+        from locust.argument_parser import default_args_dict, get_parser
+
+        shown = form_guard.shown_options(get_parser(), default_args_dict())
+        options = self.environment.parsed_options
+        loopback_ui = form_guard.is_loopback_name(str(getattr(options, "web_host", "") or "0.0.0.0"))
+
         @app.before_request
-        def refuse_a_host_we_may_not_load() -> Any:
-            """A form host outside loopback is refused before Locust answers "Swarming started"."""
+        def refuse_what_the_ui_does_not_offer() -> Any:
+            """Foreign requests, and start forms with fields or targets the UI does not offer, get a 4xx."""
+            try:
+                form_guard.check_origin(request.method, request.path, request.headers, loopback_ui=loopback_ui)
+            except form_guard.FormRefused as exc:
+                return jsonify({"success": False, "message": str(exc)}), 403
             if request.method != "POST" or not request.path.endswith("/swarm"):
                 return None
-            host = (request.form.get("host") or "").strip()
             settings = settings_of(self.environment)
+
+            def check_target(url: str) -> None:
+                require_loopback(url, allow_remote=bool(settings and settings.i_own_this_host),
+                                 owned=settings.owned_hosts if settings else ())
+
             try:
-                if host:
-                    require_loopback(host, allow_remote=bool(settings and settings.i_own_this_host),
-                                     owned=settings.owned_hosts if settings else ())
-            except UnsafeTargetError as exc:
-                return jsonify({"success": False, "message": str(exc), "host": host}), 400
+                form_guard.check_swarm_form(request.form.to_dict(flat=False), shown, check_target=check_target,
+                                            results_root=self.root_option)
+            except form_guard.FormRefused as exc:
+                return jsonify({"success": False, "message": str(exc), "host": request.form.get("host")}), 400
             return None
 
         @app.after_request
