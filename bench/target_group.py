@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +30,7 @@ from bench.profile import ExternalTarget, TargetSpec
 from bench.redis_server import RedisServer, RedisStartError, RedisUnavailable, launch_redis
 from core.files import atomic_open
 from core.gc_pauses import GC_CSV
+from core.local_http import open_url
 from core.schema import APP_INFO_FILE
 from core.stats_client import probe_stats
 from target_app.process import TargetProcess, TargetStartError, launch_target
@@ -199,7 +199,7 @@ def external_group(urls: Sequence[str], *, extra_pids: Sequence[int] = ()) -> Ta
     modes, servers, pids = set(), set(), []
     for url in urls:
         try:
-            with urllib.request.urlopen(url.rstrip("/") + "/", timeout=5.0):
+            with open_url(url.rstrip("/") + "/", timeout=5.0):
                 pass
         except urllib.error.HTTPError:
             pass  # it answers: a 404 for / is fine

@@ -45,6 +45,7 @@ from bench.own_app import (
 from bench.profile import TargetSpec
 from core.children import dies_with_parent
 from core.files import write_json
+from core.local_http import open_url
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT, WEBUI_PLUGIN
 from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
@@ -295,7 +296,7 @@ def wait_web_ui(url: str, locust: subprocess.Popen, timeout: float, *, workers: 
     def ready() -> bool:
         path = "/worker-count" if workers else "/"
         request = urllib.request.Request(url + path, headers=headers)
-        with urllib.request.urlopen(request, timeout=2, context=context) as response:
+        with open_url(request, timeout=2, context=context) as response:
             if response.status != 200:
                 return False
             return not workers or json.loads(response.read()).get("worker_count", 0) >= workers

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 from typing import Any
+
+from core.local_http import open_url
 
 
 class NoStatsError(Exception):
@@ -19,7 +20,7 @@ def fetch_stats(base_url: str, *, timeout: float = 3.0) -> dict[str, Any]:
     """
     url = base_url.rstrip("/") + "/stats"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with open_url(url, timeout=timeout) as response:
             document = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise NoStatsError(f"{url} answered HTTP {exc.code}") from None

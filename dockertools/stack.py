@@ -16,12 +16,12 @@ import argparse
 import os
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from core.cells import cell_name
+from core.local_http import open_url
 from dockertools.cli import (
     IMAGE_GID,
     IMAGE_UID,
@@ -170,7 +170,7 @@ def wait_http(url: str, timeout: float = 90.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=3) as response:
+            with open_url(url, timeout=3) as response:
                 if response.status == 200:
                     return True
         except OSError:

@@ -16,8 +16,10 @@ from locust.user.task import LOCUST_STATE_STOPPING
 
 from loadtests.client import Client
 from loadtests.errors import SocketIOError
+from loadtests.http_session import GuardedSession
 from loadtests.instances import ROSTER
 from loadtests.pacing import LEDGER
+from loadtests.safety import require_loopback
 from loadtests.socketio_user import (
     SocketIOUser,
     _now_ns,
@@ -268,6 +270,11 @@ if _LocustSocketIOUser is not None:
             self.sio.emit = functools.partial(socketio.Client.emit, self.sio)  # type: ignore[method-assign]
             self.sio.on("*", self._on_event, namespace=self.settings.namespace)
             self._connected = False
+            # Long-polling follows a redirect only to a load target; a websocket handshake follows none.
+            s = self.settings
+            check = functools.partial(require_loopback, allow_remote=s.i_own_this_host, owned=s.owned_hosts)
+            self.sio.eio.http_factory = functools.partial(GuardedSession, check)
+            self.sio.eio.websocket_extra_options = {**self.sio.eio.websocket_extra_options, "redirect_limit": 0}
 
         def _on_event(self, event: str, *args: Any) -> None:
             data = args[0] if args else None

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -22,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import psutil
 
 from core.children import dies_with_parent
+from core.local_http import open_url
 from core.stats_client import fetch_stats
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ class TargetProcess:
                     f"target {self.mode}/{self.server} exited with code {self.process.returncode} "
                     f"before it was healthy. Log tail:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1.0) as response:
+                with open_url(self.url + "/healthz", timeout=1.0) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):

@@ -187,6 +187,7 @@ def test_the_start_form_takes_only_what_it_shows_from_the_ui_itself(
          "target_urls: refusing to load 198.51.100.7"),
         ({**start, "results_dir": str(tmp_path / "elsewhere")}, {}, 400, "results_dir must be"),
         ({**start, "emit_rate": "nan"}, {}, 400, "emit_rate"),
+        ({**start, "host": "http://" + "a" * 64 + ".example:5000"}, {}, 400, "refusing to load aaaa"),
         (start, {"Origin": "https://evil.example"}, 403, "another site"),
         (start, {"Sec-Fetch-Site": "cross-site"}, 403, "another site"),
         (start, {"Host": "rebound.example:8089"}, 403, "answers only loopback names"),
