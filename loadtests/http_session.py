@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-import requests
-from locust.clients import HttpSession
+from locust.clients import HttpSession  # first: Locust's gevent patching must precede requests' imports
+from requests import Session
 from requests.exceptions import RequestException
 
 from loadtests.safety import UnsafeTargetError
@@ -50,7 +50,7 @@ class TargetHttpSession(_RedirectGuard, HttpSession):
         self._check_url = check_url
 
 
-class GuardedSession(_RedirectGuard, requests.Session):
+class GuardedSession(_RedirectGuard, Session):
     """A plain ``requests`` session whose redirects stay on the load's targets."""
 
     def __init__(self, check_url: Callable[[str], None]) -> None:
