@@ -72,6 +72,8 @@ MODES = ("threading", "eventlet", "gevent")
 SERVERS = ("dev", "gunicorn")
 GUNICORN_WORKER_CLASS = {"threading": "gthread", "eventlet": "eventlet", "gevent": "gevent"}
 #: exit status for an app spec that cannot be loaded (the runner shows the log's last lines)
+#: where the runner asks for GC pauses (core/gc_pauses.py reads the same variable)
+GC_LOG_ENV = "SIO_GC_LOG"
 EXIT_BAD_APP = 3
 
 
@@ -167,24 +169,31 @@ def find_flask_and_socketio(module: Any, obj_name: str | None) -> tuple[Any, Any
 
 
 def load(spec: str, mode: str, nodelay: bool = False) -> tuple[Any, Any]:
-    """Import the app named by ``spec`` with ``mode`` forced; (Flask app, SocketIO)."""
+    """Import the app named by ``spec`` with ``mode`` forced; (Flask app, SocketIO).
+
+    Runs in the process that serves (a gunicorn worker, not its master), so
+    the GC pauses it records (``$SIO_GC_LOG``, set by the runner) are the app's.
+    """
     where, obj_name = split_spec(spec)
     force_async_mode(mode)
+    if os.environ.get(GC_LOG_ENV):
+        _harness_module("core/gc_pauses.py", "_sio_harness_gc_pauses").record_gc_pauses()
     module = import_app_module(where)
     app, socketio = find_flask_and_socketio(module, obj_name)
     if nodelay:
-        app.wsgi_app = _nodelay_middleware()(app.wsgi_app)
+        app.wsgi_app = _harness_module("target_app/nodelay.py", "_sio_harness_nodelay").NoDelayMiddleware(app.wsgi_app)
     return app, socketio
 
 
-def _nodelay_middleware() -> Any:
-    """target_app/nodelay.py's middleware, loaded from its file under a private name."""
-    path = Path(__file__).resolve().parent.parent / "target_app" / "nodelay.py"
-    spec = importlib.util.spec_from_file_location("_sio_harness_nodelay", path)
+def _harness_module(relative: str, name: str) -> Any:
+    """A stdlib-only module of the harness, loaded from its file under a private name (the app may have its own
+    ``core`` or ``target_app``)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / relative)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up by name
     spec.loader.exec_module(module)
-    return module.NoDelayMiddleware
+    return module
 
 
 def describe(spec: str, mode: str, server: str, socketio: Any, nodelay: bool) -> dict[str, Any]:

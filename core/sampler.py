@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import psutil
 
-from core.stats_client import connected_count
+from core.stats_client import NoStatsError, fetch_stats
 
 SERVER_CSV_COLUMNS = ("t_ns", "cpu_user_s", "cpu_system_s", "rss_bytes", "threads", "fds", "procs", "connected")
 
@@ -28,12 +28,21 @@ SERVER_CSV_COLUMNS = ("t_ns", "cpu_user_s", "cpu_system_s", "rss_bytes", "thread
 def stats_connected(url: str | Sequence[str]) -> Callable[[], int | None]:
     """A probe that reads ``connected`` from the ``/stats`` of one target or several (summed).
 
-    Instances that do not answer are left out; None when none answers.
+    Instances that do not answer are left out; None when none answers. An
+    instance that answers without a ``/stats`` document (a user's app: a 404)
+    is asked once, not at every sample.
     """
     urls = [url] if isinstance(url, str) else list(url)
 
     def probe() -> int | None:
-        counts = [n for n in map(connected_count, urls) if n is not None]
+        counts = []
+        for one in list(urls):
+            try:
+                counts.append(int(fetch_stats(one, timeout=0.4)["connected"]))
+            except NoStatsError:
+                urls.remove(one)
+            except (OSError, KeyError, TypeError, ValueError):
+                continue
         return sum(counts) if counts else None
 
     return probe

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord
 from core.runinfo import machine, versions
-from core.scenarios import scenario_of_classes
+from core.scenarios import ROOM_SCENARIOS, SCENARIO_USERS, scenario_of_classes
 from core.stats_client import probe_stats
 from loadtests.options import LoadSettings
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from locust.env import Environment
 
 #: the reference users that read --room-size and --senders-per-room
-ROOM_SCENARIO_USERS = ("BroadcastUser", "RoomsUser")
+ROOM_SCENARIO_USERS = tuple(SCENARIO_USERS[name] for name in sorted(ROOM_SCENARIOS))
 
 
 def owns_run_record(results_dir: str | None, *, web_ui: bool) -> bool:

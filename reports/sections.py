@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.scenarios import shaped_by
 from reports import fmt
 from reports.compare import Comparison
 from reports.gc_pauses import section_parts as gc_section_parts
@@ -74,6 +75,8 @@ def headline(summary: dict[str, Any]) -> str:
 
 def _load_text(run: dict[str, Any]) -> str:
     load = run.get("load") or {}
+    # Payload and room options shape the reference scenarios only: a user's own classes choose their own.
+    shaping = shaped_by(str(run.get("scenario") or ""))
     parts = []
     if load.get("users") is not None:
         parts.append(f"{load['users']} users")
@@ -83,9 +86,9 @@ def _load_text(run: dict[str, Any]) -> str:
         parts.append(f"{load['duration_s']} s")
     if load.get("emit_rate") is not None:
         parts.append(f"emit {load['emit_rate']}/s per user")
-    if load.get("payload_bytes") is not None:
+    if load.get("payload_bytes") is not None and "payload_bytes" in shaping:
         parts.append(f"payload {load['payload_bytes']} B")
-    if load.get("room_size") is not None:
+    if load.get("room_size") is not None and "room_size" in shaping:
         parts.append(f"room size {load['room_size']}")
     return ", ".join(parts) if parts else "load shape not recorded"
 

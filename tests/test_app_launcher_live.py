@@ -115,6 +115,8 @@ def test_bench_loads_the_classic_app_unchanged_and_counts_what_the_server_counts
         # Each user logged in over HTTP once, measured as a sample.
         logins = samples[samples.name == "/login"]
         assert len(logins) == 6 and logins.ok.all()
+        # The launcher records the app's GC pauses, with no edit to the app.
+        assert summary["gc"] is not None and summary["gc"]["pauses"] > 0, name
 
 
 LOGIN_LOCUSTFILE = '''

@@ -116,3 +116,10 @@ def test_a_profile_names_an_app_relative_to_itself(tmp_path: Path) -> None:
                          ({"modes": "gevent"}, "modes must be a list")):
         with pytest.raises(ProfileError, match=message):
             parse_profile(data | bad, "p.toml", base_dir=tmp_path)
+
+
+def test_the_launcher_asks_for_gc_pauses_where_the_recorder_looks() -> None:
+    from bench import app_launcher
+    from core import gc_pauses
+
+    assert app_launcher.GC_LOG_ENV == gc_pauses.GC_LOG_ENV

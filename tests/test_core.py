@@ -14,6 +14,7 @@ import pytest
 from bench.check import Rule
 from core.cells import CellName, capacity_variant, cell_name
 from core.files import atomic_open, write_json
+from core.sampler import stats_connected
 from core.stats_client import NoStatsError, connected_count, fetch_stats, probe_stats
 from reports.metrics import scenario_of
 
@@ -34,7 +35,10 @@ def test_the_check_and_the_reports_agree_on_a_capacity_cell() -> None:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    paths: list[str] = []
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.paths.append(self.path)
         body = {"/ok/stats": b'{"connected": 4, "async_mode": "gevent"}', "/list/stats": b"[1]",
                 "/text/stats": b"not json"}.get(self.path)
         self.send_response(200 if body else 404)
@@ -74,6 +78,15 @@ def test_stats_client_over_a_real_socket(server: str) -> None:
     with pytest.raises(OSError):
         fetch_stats(dead, timeout=1)
     assert probe_stats(dead, timeout=1) is None
+
+
+def test_the_sampler_asks_an_app_without_stats_once(server: str) -> None:
+    """A user's app answers /stats with a 404: one request, not two a second for the whole cell."""
+    _Handler.paths.clear()
+    probe = stats_connected([server + "/ok", server + "/missing", f"http://127.0.0.1:{_closed_port()}"])
+    assert [probe() for _ in range(5)] == [4] * 5
+    assert _Handler.paths.count("/missing/stats") == 1 and _Handler.paths.count("/ok/stats") == 5
+    assert stats_connected(server + "/missing")() is None
 
 
 def test_atomic_writes_leave_no_temp_file_behind(tmp_path: Path) -> None:

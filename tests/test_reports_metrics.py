@@ -274,3 +274,13 @@ def test_a_hostile_declaration_file_is_a_problem_not_a_crash(tmp_path: Path) -> 
     summary = _two_busy_events(cell, None)
     assert summary["main_event"] == "a_event"
     assert any("fanout-w2.json unreadable" in p for p in summary["problems"])
+
+
+def test_the_load_line_names_reference_options_only_where_they_shape_the_load() -> None:
+    from reports.sections import _load_text
+
+    load = {"users": 10, "payload_bytes": 64, "room_size": 10}
+    assert _load_text({"scenario": "echo", "load": load}) == "10 users, payload 64 B"
+    assert _load_text({"scenario": "broadcast", "load": load}) == "10 users, payload 64 B, room size 10"
+    assert _load_text({"scenario": "myapp", "load": load}) == "10 users", "a user's own classes choose their own"
+    assert _load_text({"scenario": "echo+myapp", "load": load}) == "10 users"
