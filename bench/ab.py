@@ -43,8 +43,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.ab_instructions import (
+    DEFAULT_OPERATIONS,
+    DEFAULT_WARMUP,
+    InstructionsError,
+    SideCounts,
+    judge,
+    run_instructions,
+    write_instruction_outputs,
+)
+from bench.ab_instructions import DEFAULT_RUNS as DEFAULT_INSTR_RUNS
+from bench.ab_instructions import DEFAULT_TOLERANCE as DEFAULT_INSTR_TOLERANCE
 from bench.abstats import Better, Comparison, SequentialJudge, look_schedule, pair_order, render_markdown, spread
+from bench.callgrind import missing_tools
 from bench.cell import CellPlan, CellResult
+from bench.instr_workload import WORKLOADS, Workload
 from bench.locustfile_check import LocustfileError, single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
 from bench.own_app import (
@@ -70,6 +83,7 @@ DEFAULT_BUDGET_S = 300.0
 DEFAULT_MAX_PAIRS = 30
 DEFAULT_TOLERANCE = 0.05
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
+MEASURES = ("clock", "instructions", "both")
 
 #: (summary path, which way is better, label); {main} is the scenario's main event
 ACK_METRICS: tuple[tuple[str, Better, str], ...] = (
@@ -200,6 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-summary", type=Path, default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
                         help="Markdown file to append the verdict table to (default: $GITHUB_STEP_SUMMARY)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin target and load generator to cores")
+    counted = parser.add_argument_group("the instruction count (--measure instructions or both)")
+    counted.add_argument("--measure", choices=MEASURES, default="clock",
+                         help="clock: timed runs under load (default); instructions: the server's instructions "
+                              "per operation under callgrind, and the functions that changed; both")
+    counted.add_argument("--instr-workload", choices=sorted(WORKLOADS),
+                         help="one operation: echo (an acknowledged event) or churn (connect + disconnect); "
+                              "default: churn for the churn scenario, else echo")
+    counted.add_argument("--instr-event", default="echo", help="the event an echo operation sends (default echo)")
+    counted.add_argument("--instr-payload", type=Workload.parse_payload, default=None, metavar="JSON",
+                         help='its argument, as JSON (default {"payload": "xxx...", 64 characters})')
+    counted.add_argument("--instr-runs", type=int, default=DEFAULT_INSTR_RUNS,
+                         help=f"counted runs a side (default {DEFAULT_INSTR_RUNS})")
+    counted.add_argument("--instr-operations", type=int, default=DEFAULT_OPERATIONS,
+                         help=f"operations counted a run (default {DEFAULT_OPERATIONS})")
+    counted.add_argument("--instr-warmup", type=int, default=DEFAULT_WARMUP,
+                         help=f"operations before the count starts (default {DEFAULT_WARMUP})")
+    counted.add_argument("--instr-tolerance", type=float, default=DEFAULT_INSTR_TOLERANCE,
+                         help=f"'slower' needs more than this change (default {DEFAULT_INSTR_TOLERANCE})")
     return parser
 
 
@@ -484,29 +516,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Signals end the run in flight and still judge, write ab.md and remove the worktrees; a second
     # Ctrl-C while the reports build changes nothing more.
     with interrupt_on_signals("bench.ab", "ending the run in flight, then judging the pairs so far") as interrupted:
+        comparisons: list[Comparison] = []
+        markdown = ""
+        counted: str | None = None
         try:
             scenario = scenario_of(args)
             with sides_of(args, run_dir) as (a, b):
-                more = "" if args.budget == 0 else f", more until every metric is decided (budget {args.budget:g} s)"
-                print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
-                      f"({args.duration:g} s), interleaved{more}; results in {run_dir}", flush=True)
-                judge = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
-                _, stopping = run_ab(a, b, scenario, run_dir, judge=judge, first_look=args.repeats,
-                                     budget_s=args.budget, max_pairs=args.max_pairs, pin=not args.no_pin,
-                                     interrupted=interrupted)
-                comparisons = judge.comparisons()
-                markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance, stopping)
+                if args.measure in ("clock", "both"):
+                    more = "" if args.budget == 0 else \
+                        f", more until every metric is decided (budget {args.budget:g} s)"
+                    print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
+                          f"({args.duration:g} s), interleaved{more}; results in {run_dir}", flush=True)
+                    sequential = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
+                    _, stopping = run_ab(a, b, scenario, run_dir, judge=sequential, first_look=args.repeats,
+                                         budget_s=args.budget, max_pairs=args.max_pairs, pin=not args.no_pin,
+                                         interrupted=interrupted)
+                    comparisons = sequential.comparisons()
+                    markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance, stopping)
+                if args.measure in ("instructions", "both") and not interrupted.is_set():
+                    counted, counted_md = count_instructions(args, a, b, scenario, run_dir, interrupted)
+                    markdown = "\n".join(filter(None, [markdown, counted_md]))
+                    write_text(run_dir / "ab.md", markdown + "\n")
         except AbInputError as exc:
             print(f"bench.ab: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return report_and_exit(args, run_dir, a, b, comparisons, markdown, interrupted)
+        return report_and_exit(args, run_dir, a, b, comparisons, markdown, interrupted, counted=counted)
+
+
+def count_instructions(args: argparse.Namespace, a: Side, b: Side, scenario: Scenario, run_dir: Path,
+                       interrupted: threading.Event) -> tuple[str | None, str]:
+    """(verdict, Markdown) of the instruction count; the verdict is None when a side could not be counted."""
+    kind = args.instr_workload or ("churn" if scenario.name == "churn" else "echo")
+    workload = Workload(kind=kind, event=args.instr_event,
+                        **({"payload": args.instr_payload} if args.instr_payload is not None else {}))
+    sides = [SideCounts(side.key, side.label, side.source, side.target) for side in (a, b)]
+    print(f"bench.ab: counting instructions per {workload.operation}: {args.instr_runs} runs a side of "
+          f"{args.instr_operations:,} operations under callgrind, A B A B ...", flush=True)
+    try:
+        run_instructions(sides[0], sides[1], workload, run_dir, runs=args.instr_runs,
+                         operations=args.instr_operations, warmup=args.instr_warmup, interrupted=interrupted,
+                         say=lambda line: print(f"bench.ab: {line}", flush=True))
+    except InstructionsError as exc:
+        print(f"bench.ab: {exc}", file=sys.stderr)
+        return None, f"### Instructions per {workload.operation}: not counted\n\n{exc}\n"
+    if not (sides[0].runs and sides[1].runs):
+        return None, ""
+    verdict = judge(sides[0].values, sides[1].values, args.instr_tolerance)
+    return verdict.verdict, write_instruction_outputs(run_dir, sides[0], sides[1], workload, verdict,
+                                                      args.instr_tolerance)
 
 
 def report_and_exit(args: argparse.Namespace, run_dir: Path, a: Side, b: Side, comparisons: Sequence[Comparison],
-                    markdown: str, interrupted: threading.Event) -> int:
+                    markdown: str, interrupted: threading.Event, *, counted: str | None = None) -> int:
     """Every run's report, the verdict table where it is read, and the exit status."""
-    subprocess.run([sys.executable, "-m", "reports", str(run_dir)], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
+    if comparisons:
+        subprocess.run([sys.executable, "-m", "reports", str(run_dir)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
     print("\n" + markdown)
     if args.job_summary:
         with contextlib.suppress(OSError), open(args.job_summary, "a", encoding="utf-8") as handle:
@@ -517,11 +582,16 @@ def report_and_exit(args: argparse.Namespace, run_dir: Path, a: Side, b: Side, c
                   f"are kept in {run_dir}", file=sys.stderr)
     if interrupted.is_set():
         return EXIT_INTERRUPTED
-    if a.failure or b.failure or not comparisons:
+    clocked = args.measure in ("clock", "both")
+    if a.failure or b.failure or (clocked and not comparisons):
         return EXIT_FAILED
-    print(f"bench.ab: report {run_dir / 'ab.html'}")
+    if args.measure != "clock" and counted is None:
+        return EXIT_FAILED
+    if clocked:
+        print(f"bench.ab: report {run_dir / 'ab.html'}")
     failing = ("slower", "inconclusive") if args.fail_on_inconclusive else ("slower",)
-    return EXIT_FAILED if any(c.verdict in failing for c in comparisons) else EXIT_OK
+    verdicts = [c.verdict for c in comparisons] + ([counted] if counted else [])
+    return EXIT_FAILED if any(v in failing for v in verdicts) else EXIT_OK
 
 
 def bad_numbers(args: argparse.Namespace) -> str | None:
@@ -534,6 +604,20 @@ def bad_numbers(args: argparse.Namespace) -> str | None:
         return f"--budget must be a number of seconds >= 0, got {args.budget}"
     if args.max_pairs < args.repeats:
         return f"--max-pairs ({args.max_pairs}) must be at least --repeats ({args.repeats})"
+    if args.measure != "clock":
+        if (missing := missing_tools()) is not None:
+            return f"--measure {args.measure}: {missing}"
+        for name in ("instr_runs", "instr_operations"):
+            if getattr(args, name) < 1:
+                return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+        if args.instr_warmup < 0:
+            return f"--instr-warmup must be >= 0, got {args.instr_warmup}"
+        if not 0 <= args.instr_tolerance < 1:
+            return f"--instr-tolerance must be in 0..1, got {args.instr_tolerance}"
+        if "gunicorn" in (args.target or "") and not (args.app or args.target_cmd) or \
+                "gunicorn" in (args.app_server or ""):
+            return "--measure instructions counts one server process: use a dev server (--target gevent-dev, " \
+                   "--app-server dev)"
     return None
 
 

@@ -32,7 +32,7 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,25 +253,28 @@ def _log_tail(target: TargetProcess) -> str:
 
 def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequence[int] | None = None,
                    port: int | None = None, gc_log: Path | None = None,
-                   app_info: Path | None = None) -> TargetProcess:
+                   app_info: Path | None = None, wrapper: Sequence[str] = (),
+                   extra_env: Mapping[str, str] | None = None) -> TargetProcess:
     """Start the user's server on ``port`` (default: a free loopback one) and wait for it; the caller stops it.
 
     ``gc_log`` goes to the app as ``$SIO_GC_LOG`` (``record_gc_pauses()`` writes there), ``app_info``
-    as ``$SIO_APP_INFO`` (where the ``--app`` launcher describes the app).
+    as ``$SIO_APP_INFO`` (where the ``--app`` launcher describes the app). ``wrapper`` runs the
+    command (valgrind, for the instruction count: it keeps the process's pid), ``extra_env`` adds to
+    its environment.
     """
     port = port or free_port(LOOPBACK)
-    argv = spec.argv(port=port)
+    argv = [*wrapper, *spec.argv(port=port)]
     if app_info is not None:
         app_info.unlink(missing_ok=True)  # a stale one must not pass for this start's
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity)), *argv]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    env = os.environ | {"PYTHONUNBUFFERED": "1"} | dict(extra_env or {})
     if gc_log is not None:
         env[GC_LOG_ENV] = str(gc_log.resolve())  # the app may run in another folder
     if app_info is not None:
         env[APP_INFO_ENV] = str(app_info.resolve())
     if spec.cwd is not None:  # the checkout's own code, not the harness's
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(spec.cwd), os.environ.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(spec.cwd), env.get("PYTHONPATH")]))
     with open(log_path, "ab") as log:
         try:
             process = subprocess.Popen(dies_with_parent(argv), cwd=spec.cwd, env=env, stdout=log,

@@ -142,6 +142,8 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
             def handler(data: Any = None) -> Any:
                 stats.event(event)
                 contract.spend_cpu(settings.handler_cost_us)
+                if settings.handler_loop:
+                    contract.handler_loop(settings.handler_loop)
                 try:
                     return fn(data)
                 except contract.ContractError as exc:

@@ -129,6 +129,8 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
             async def handler(sid: str, data: Any = None) -> Any:
                 stats.event(event)
                 contract.spend_cpu(settings.handler_cost_us)
+                if settings.handler_loop:
+                    contract.handler_loop(settings.handler_loop)
                 try:
                     return await fn(sid, data)
                 except contract.ContractError as exc:

@@ -139,6 +139,14 @@ def tick_message(seq: int, t_ns: int, size: int) -> dict[str, Any]:
     return {"seq": seq, "t_ns": t_ns, "data": "x" * size}
 
 
+def handler_loop(iterations: int) -> int:
+    """``iterations`` turns of a fixed loop (``--handler-loop``): work whose instruction count is exact."""
+    total = 0
+    for i in range(iterations):
+        total += i & 7
+    return total
+
+
 def spend_cpu(microseconds: float) -> None:
     """Busy-wait ``microseconds`` of CPU on the perf clock (``--handler-cost-us``).
 

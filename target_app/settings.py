@@ -33,6 +33,8 @@ MESSAGE_QUEUE_SCHEMES: tuple[str, ...] = ("redis", "rediss", "unix")
 
 #: the largest --handler-cost-us: a second of work per event is a stalled server, not a knob
 MAX_HANDLER_COST_US = 1_000_000.0
+#: the largest --handler-loop: about a second of work per event, too
+MAX_HANDLER_LOOP = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class TargetSettings:
     # Busy CPU work added to every handled contract event, in microseconds: a
     # known regression for A/B checks, and "what if my handler cost X" for users.
     handler_cost_us: float = 0.0
+    # Iterations of a fixed loop added to every handled contract event: the same regression counted
+    # in instructions (the same count at any speed, where --handler-cost-us spins for a time).
+    handler_loop: int = 0
     log_level: str = "warning"
     # How the cyclic garbage collector runs (gc_setting.py), and where its pauses are written.
     gc: str = "default"
@@ -81,6 +86,8 @@ class TargetSettings:
         if not (math.isfinite(self.handler_cost_us) and 0 <= self.handler_cost_us <= MAX_HANDLER_COST_US):
             raise ValueError(f"handler cost must be 0..{MAX_HANDLER_COST_US:g} microseconds, "
                              f"got {self.handler_cost_us}")
+        if not 0 <= self.handler_loop <= MAX_HANDLER_LOOP:
+            raise ValueError(f"handler loop must be 0..{MAX_HANDLER_LOOP:,} iterations, got {self.handler_loop}")
         for name in ("max_http_buffer_size", "max_connections", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
@@ -139,6 +146,7 @@ _CONVERTERS: dict[str, Any] = {
     "max_connections": int,
     "threads": int,
     "handler_cost_us": float,
+    "handler_loop": int,
     "cors_origins": _parse_origins,
 }
 
@@ -187,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--handler-cost-us", type=float,
                         help="busy CPU work added to every handled event, in microseconds (default 0): a known "
                              "regression for A/B checks, or what a handler costing that much does to the server")
+    parser.add_argument("--handler-loop", type=int, metavar="N",
+                        help="N iterations of a fixed loop added to every handled event (default 0): the same "
+                             "instructions at any speed, a known regression for the instruction count")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="default warning; debug also logs every request")
     parser.add_argument("--gc", metavar="SETTING",
                         help=f"the cyclic garbage collector: {GC_HELP} (default: default). freeze runs "
