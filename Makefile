@@ -29,7 +29,7 @@ WORKERS     ?= 2
 #   and option lists (AB_ARGS, UI_ARGS, PYTEST_ARGS) are split into words by core.env_args
 #   (shlex: quotes group, nothing is evaluated).
 # So BASE='origin/`id`', a valid branch name, is just a name.
-USER_VARS := PROFILE PYTEST_ARGS RUN_ID THRESHOLDS BASELINE TOLERANCE BASE AB_ARGS RUN UI_ARGS \
+USER_VARS := PROFILE PYTEST_ARGS RUN_ID THRESHOLDS BASELINE TOLERANCE BASE AB_ARGS MEASURE RUN UI_ARGS \
 	DOCKER_BASE MODE SERVER SCENARIO USERS DURATION WORKERS
 $(foreach v,$(USER_VARS),$(if $(filter command line,$(origin $(v))),$(eval override $(v) := $$(value $(v)))))
 export $(USER_VARS)
@@ -42,6 +42,7 @@ help:
 	@echo "make lint            ruff and mypy over the harness"
 	@echo "make bench           compare async modes on the '$$PROFILE' profile (PROFILE=full for the long one)"
 	@echo "make abtest          same-runner A/B: BASE=<ref> (default merge base) vs the working tree, AB_ARGS=..."
+	@echo "                     MEASURE=instructions counts the server's instructions per operation (valgrind)"
 	@echo "make check RUN=DIR   check a run against $$THRESHOLDS and $$BASELINE (exit 1 on a failure)"
 	@echo "make baseline RUN=DIR  refresh $$BASELINE from a run"
 	@echo "make capacity        max clients at SLO per async mode (echo scenario)"
@@ -73,7 +74,7 @@ bench: $(STAMP)
 	$(PY) -m bench --profile "$$PROFILE" $${RUN_ID:+--run-id "$$RUN_ID"}
 
 abtest: $(STAMP)
-	$(ARGS_FROM) AB_ARGS -- $(PY) -m bench.ab $${BASE:+--base "$$BASE"}
+	$(ARGS_FROM) AB_ARGS -- $(PY) -m bench.ab $${BASE:+--base "$$BASE"} $${MEASURE:+--measure "$$MEASURE"}
 
 check: $(STAMP)
 	@test -n "$$RUN" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }

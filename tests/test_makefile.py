@@ -53,6 +53,8 @@ def test_a_branch_name_run_folder_or_run_id_never_runs(tmp_path: Path, hostile: 
     canary = tmp_path / "ran"
     value = hostile.format(canary=canary)
     assert make(tmp_path, "abtest", BASE=value) == [["-m", "bench.ab", "--base", value]]
+    assert make(tmp_path, "abtest", BASE="main", MEASURE=value) == \
+        [["-m", "bench.ab", "--base", "main", "--measure", value]]
     assert make(tmp_path, "check", RUN=value, THRESHOLDS="t.toml", BASELINE="no/such.json")[0] == \
         ["-m", "bench.check", value, "--thresholds", "t.toml", "--tolerance", "0.5"]
     assert make(tmp_path, "bench", PROFILE=value, RUN_ID=value) == \
