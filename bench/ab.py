@@ -24,6 +24,10 @@ own (``--target-cmd "python app.py --port {port}"``, run in each side's
 checkout, with ``--locustfile``/``--user``). Exit status: 0 no metric
 slower beyond ``--tolerance``, 1 a metric is slower (or inconclusive, with
 ``--fail-on-inconclusive``; or a side could not run), 2 bad input.
+
+``--measure instructions`` (or ``both``) counts each side's instructions
+per operation under callgrind instead of (or after) the timed runs, and
+names the functions that changed (:mod:`bench.ab_instructions`).
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ extensions).
 """
 from __future__ import annotations
 
+import html
 import os
 import signal
 import statistics
@@ -290,10 +291,35 @@ def _side_name(side: SideCounts) -> str:
     return key if side.label == key else f"{key} ({side.label})"
 
 
+def render_html(a: SideCounts, b: SideCounts, workload: Workload, verdict: Verdict) -> str:
+    """A self-contained page: the verdict, and each diff as bars (red: more work in B, green: less)."""
+    parts = [f"<h1>Instructions per {html.escape(workload.operation)}: {html.escape(verdict.describe())}</h1>",
+             f"<p>A {html.escape(a.label)}: {verdict.a_median:,.0f} &middot; B {html.escape(b.label)}: "
+             f"{verdict.b_median:,.0f} &middot; ratio {verdict.ratio:.4f}</p>"]
+    for title, a_costs, b_costs in (("Python lines per operation, by function", a.python_lines, b.python_lines),
+                                    ("Own instructions per operation, by compiled function", a.compiled,
+                                     b.compiled)):
+        changes = top_changes(a_costs, b_costs, count=25)
+        widest = max((abs(bv - av) for _, av, bv in changes), default=1.0) or 1.0
+        rows = "".join(
+            f"<tr><td class=n>{html.escape(name)}</td><td>{av:,.1f}</td><td>{bv:,.1f}</td><td class=bar>"
+            f"<span class={'up' if bv > av else 'down'} style='width:{abs(bv - av) / widest * 100:.1f}%'>"
+            f"</span>{bv - av:+,.1f}</td></tr>" for name, av, bv in changes)
+        parts.append(f"<h2>{html.escape(title)}</h2><table><tr><th>function</th><th>A</th><th>B</th>"
+                     f"<th>change</th></tr>{rows or '<tr><td colspan=4>no change</td></tr>'}</table>")
+    style = ("body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;width:100%}"
+             "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}td.n{text-align:left;"
+             "font-family:monospace;word-break:break-all}td.bar{width:30%;text-align:left}"
+             "span{display:inline-block;height:10px;margin-right:6px}.up{background:#c0392b}.down{background:#27ae60}")
+    return (f"<!doctype html><meta charset=utf-8><title>Instruction count A/B</title><style>{style}</style>"
+            + "".join(parts))
+
+
 def write_instruction_outputs(run_dir: Path, a: SideCounts, b: SideCounts, workload: Workload, verdict: Verdict,
                               tolerance: float) -> str:
     markdown = render_markdown(a, b, workload, verdict, tolerance)
     write_text(run_dir / "instructions.md", markdown + "\n")
+    write_text(run_dir / "instructions.html", render_html(a, b, workload, verdict))
     write_json(run_dir / "instructions.json", {
         "operation": workload.operation, "tolerance": tolerance, "verdict": verdict.verdict,
         "ratio": verdict.ratio,

@@ -138,3 +138,5 @@ def test_a_loop_added_to_one_handler_is_slower_and_named_first(tmp_path: Path) -
     assert "slower" in markdown.splitlines()[0]
     first_row = next(line for line in markdown.splitlines() if line.startswith("| `"))
     assert first_row.startswith("| `app.py:on_echo`"), markdown
+    page = (run / "instructions.html").read_text()
+    assert "app.py:on_echo" in page and "<script" not in page

@@ -108,3 +108,14 @@ def test_handler_cost_is_busy_cpu_for_the_asked_time() -> None:
 def test_handler_cost_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match="handler cost must be 0..1e\\+06 microseconds"):
         parse_settings(["--handler-cost-us", value], environ={})
+
+
+@pytest.mark.parametrize("value", ["-1", "10000001"])
+def test_handler_loop_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="handler loop must be 0..10,000,000 iterations"):
+        parse_settings(["--handler-loop", value], environ={})
+
+
+def test_the_handler_loop_does_the_same_work_at_any_speed() -> None:
+    assert parse_settings(["--handler-loop", "57"], environ={}).handler_loop == 57
+    assert contract.handler_loop(0) == 0 and contract.handler_loop(3) == (3 + 3 + 3) & 7
