@@ -20,6 +20,10 @@ It needs only the standard library and what the app imports. In order:
    ``socketio.run`` serves it, ``gunicorn`` with one worker of the mode's
    class (the app is imported in the worker, after gunicorn's patching).
 
+An ASGI python-socketio app (``socketio.ASGIApp``, or its
+``socketio.AsyncServer``) runs with ``--mode asyncio --server uvicorn``:
+no patching, served by uvicorn.
+
 ``--nodelay`` sets TCP_NODELAY on every connection (the WSGI servers leave
 Nagle's algorithm on), with the reference target's middleware, loaded from
 its file. With ``--info FILE`` it writes what it found as JSON: the async
@@ -68,8 +72,8 @@ import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-MODES = ("threading", "eventlet", "gevent")
-SERVERS = ("dev", "gunicorn")
+MODES = ("threading", "eventlet", "gevent", "asyncio")
+SERVERS = ("dev", "gunicorn", "uvicorn")
 GUNICORN_WORKER_CLASS = {"threading": "gthread", "eventlet": "eventlet", "gevent": "gevent"}
 #: exit status for an app spec that cannot be loaded (the runner shows the log's last lines)
 #: where the runner asks for GC pauses (core/gc_pauses.py reads the same variable)
@@ -225,6 +229,57 @@ def serve_dev(args: argparse.Namespace) -> None:
     socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True, use_reloader=False, debug=False)
 
 
+def find_asgi_app(module: Any, obj_name: str | None) -> tuple[Any, Any]:
+    """(the ASGI app to serve, its socketio.AsyncServer) named by ``obj_name`` in ``module``, or found there."""
+    import socketio
+
+    def server_of(obj: Any) -> Any:
+        if isinstance(obj, socketio.AsyncServer):
+            return obj
+        if isinstance(obj, socketio.ASGIApp):
+            return obj.engineio_server
+        return None
+
+    if obj_name is None:
+        found = [v for v in vars(module).values() if server_of(v) is not None]
+        apps = [v for v in found if isinstance(v, socketio.ASGIApp)]
+        if not found:
+            raise AppSpecError(f"--app {module.__name__}: no socketio.ASGIApp or AsyncServer at its top level; "
+                               "name it, e.g. app.py:app")
+        obj = (apps or found)[0]
+    else:
+        obj = module
+        for part in obj_name.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise AppSpecError(f"--app: {module.__name__} has no {obj_name!r}") from None
+    sio = server_of(obj)
+    if sio is None:
+        raise AppSpecError(f"--app: {obj_name} is a {type(obj).__name__}, not a socketio.ASGIApp or AsyncServer "
+                           "(--server uvicorn serves ASGI python-socketio apps)")
+    return (obj if isinstance(obj, socketio.ASGIApp) else socketio.ASGIApp(sio)), sio
+
+
+def serve_uvicorn(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if args.mode != "asyncio":
+        raise AppSpecError(f"--server uvicorn runs an ASGI app in asyncio mode, not {args.mode}")
+    if os.environ.get(GC_LOG_ENV):
+        _harness_module("core/gc_pauses.py", "_sio_harness_gc_pauses").record_gc_pauses()
+    where, obj_name = split_spec(args.app)
+    app, sio = find_asgi_app(import_app_module(where), obj_name)
+    write_info(args.info, {
+        "app": args.app, "async_mode": "asgi", "server": "uvicorn",
+        "socketio_logs_packets": bool(sio.logger.isEnabledFor(logging.INFO)),
+        "engineio_logs_packets": bool(sio.eio.logger.isEnabledFor(logging.INFO)),
+        "tcp_nodelay": True,  # uvicorn sets it on every connection
+    })
+    print(f"serving {args.app} (asyncio, uvicorn) on {args.host}:{args.port}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+
+
 def serve_gunicorn(args: argparse.Namespace) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -261,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="write what was found here, as JSON (default: $SIO_APP_INFO)")
     args = parser.parse_args(argv)
     try:
-        if args.server == "gunicorn":
+        if args.server == "uvicorn" or args.mode == "asyncio":
+            if (args.server, args.mode) != ("uvicorn", "asyncio"):
+                raise AppSpecError("an ASGI app runs with --mode asyncio --server uvicorn, and only so")
+            serve_uvicorn(args)
+        elif args.server == "gunicorn":
             serve_gunicorn(args)
         else:
             serve_dev(args)

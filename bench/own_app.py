@@ -50,9 +50,11 @@ DEFAULT_MODE = "app"
 READY_TIMEOUT_S = 30.0
 #: the script that serves an --app; it imports nothing of the harness
 APP_LAUNCHER = Path(__file__).resolve().with_name("app_launcher.py")
-#: the async modes and servers an --app runs in
+#: the async modes and servers an --app runs in: a Flask-SocketIO app in the WSGI modes (the default
+#: modes), an ASGI python-socketio app in asyncio under uvicorn
 APP_MODES: tuple[str, ...] = ("threading", "eventlet", "gevent")
-APP_SERVERS: tuple[str, ...] = ("dev", "gunicorn")
+ASGI_MODE, ASGI_SERVER = "asyncio", "uvicorn"
+APP_SERVERS: tuple[str, ...] = ("dev", "gunicorn", ASGI_SERVER)
 #: names the file (core.schema.APP_INFO_FILE, in the cell's folder) where the launcher describes the app
 APP_INFO_ENV = "SIO_APP_INFO"
 
@@ -107,14 +109,17 @@ def app_targets(spec: str, *, modes: Sequence[str] | None = None, servers: Seque
     TargetCommandError for a spec, mode, server or interpreter that cannot be used.
     """
     where = check_app_spec(spec)
-    modes = list(modes or APP_MODES)
     servers = list(servers or ("dev",))
-    for kind, chosen, known in (("mode", modes, APP_MODES), ("server", servers, APP_SERVERS)):
+    modes = list(modes or ([ASGI_MODE] if servers == [ASGI_SERVER] else APP_MODES))
+    for kind, chosen, known in (("mode", modes, (*APP_MODES, ASGI_MODE)), ("server", servers, APP_SERVERS)):
         unknown = [value for value in chosen if value not in known]
         if unknown:
             raise TargetCommandError(f"--app: unknown {kind} {unknown[0]!r} (known: {', '.join(known)})")
         if len(set(chosen)) != len(chosen):
             raise TargetCommandError(f"--app: a {kind} is listed twice: {', '.join(chosen)}")
+    if (ASGI_MODE in modes or ASGI_SERVER in servers) and (modes != [ASGI_MODE] or servers != [ASGI_SERVER]):
+        raise TargetCommandError(f"--app: an ASGI app runs in mode {ASGI_MODE} under {ASGI_SERVER} only, and a "
+                                 "Flask-SocketIO app never does: give --modes asyncio --app-server uvicorn alone")
     python = "python" if app_python is None else _check_python(app_python)
     targets: list[CommandTarget] = []
     for server in servers:
@@ -133,7 +138,8 @@ def add_app_arguments(group: Any) -> None:
                        help="serve your Flask-SocketIO app unchanged, e.g. app.py:socketio (the async mode is "
                             "forced on it; docs/own-app.md)")
     group.add_argument("--app-server", metavar="SERVER[,SERVER]",
-                       help="with --app: dev (socketio.run, the default) and/or gunicorn")
+                       help="with --app: dev (socketio.run, the default) and/or gunicorn; uvicorn for an ASGI "
+                            "python-socketio app (with --modes asyncio)")
     group.add_argument("--app-python", metavar="PYTHON",
                        help="with --app: the app's own interpreter (its venv's bin/python), for its dependencies")
     group.add_argument("--app-nodelay", action="store_true",

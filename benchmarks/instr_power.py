@@ -1,8 +1,9 @@
 """How well does the instruction-count A/B (``bench.ab --measure instructions``) see a 1 % regression?
 
 One pool of counted runs is measured, interleaved: the reference target
-(gevent-dev, echo) as is (A), and with ``--handler-loop`` set to add
-``--levels`` of its instructions per echo (B). The loop's cost per iteration
+(gevent-dev; echo, or churn with ``--workload churn``) as is (A), and with
+``--handler-loop`` set to add ``--levels`` of its instructions per
+operation (B). The loop's cost per iteration
 is measured first (a run with 1,000 iterations against one without). Trials
 are drawn from the pool: ``--trials`` times, ``--runs`` A runs against
 ``--runs`` B runs (without replacement), judged as ``bench.ab`` judges; A vs
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=8, help="counted runs per level (default 8)")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3, help="runs a side in one trial (default 3, as bench.ab)")
-    parser.add_argument("--levels", default="0.01", help="added instructions per echo, as shares (default 0.01)")
+    parser.add_argument("--levels", default="0.01", help="added instructions per operation, as shares (default 0.01)")
+    parser.add_argument("--workload", choices=("echo", "churn"), default="echo")
     parser.add_argument("--operations", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     levels = [float(x) for x in args.levels.split(",")]
     run_dir = args.results / new_run_id("instr-power")
-    workload = Workload()
+    workload = Workload(kind=args.workload)
     started = time.monotonic()
 
     def count(s: SideCounts, index: int) -> float:
@@ -69,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     base = count(a_side, 0)
     per_iteration = (count(side("cal", 1000), 0) - base) / 1000
     loops = {level: max(1, round(level * base / per_iteration)) for level in levels}
-    print(f"instr_power: {base:,.0f} instructions per echo; the loop costs {per_iteration:,.1f} per iteration; "
-          f"levels {', '.join(f'{lv:.1%} = {n} iterations' for lv, n in loops.items())}", flush=True)
+    print(f"instr_power: {base:,.0f} instructions per {workload.operation}; the loop costs "
+          f"{per_iteration:,.1f} per iteration; levels "
+          f"{', '.join(f'{lv:.1%} = {n} iterations' for lv, n in loops.items())}", flush=True)
     pools: dict[str, list[float]] = {"a": [base]}
     for level in levels:
         pools[f"b{level}"] = []

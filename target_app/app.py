@@ -128,6 +128,8 @@ def _register_namespace(socketio: SocketIO, ns: str, stats: ServerStats, setting
             stats.rejected()
             raise ConnectionRefusedError(contract.UNAUTHORIZED)
         stats.connected(ns, _sid())
+        if settings.handler_loop:  # connects too: churn counted with the same knob
+            contract.handler_loop(settings.handler_loop)
 
     @socketio.on("disconnect", namespace=ns)
     def on_disconnect(*_reason: Any) -> None:

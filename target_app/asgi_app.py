@@ -113,6 +113,8 @@ def _register_namespace(sio: socketio.AsyncServer, ns: str, stats: ServerStats, 
             stats.rejected()
             raise socketio.exceptions.ConnectionRefusedError(contract.UNAUTHORIZED)
         stats.connected(ns, sid)
+        if settings.handler_loop:  # connects too: churn counted with the same knob
+            contract.handler_loop(settings.handler_loop)
 
     async def disconnect(sid: str, *_reason: Any) -> None:
         if not sio.manager.is_connected(sid, ns):  # the real disconnect marks the session first

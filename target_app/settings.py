@@ -62,7 +62,7 @@ class TargetSettings:
     # Busy CPU work added to every handled contract event, in microseconds: a
     # known regression for A/B checks, and "what if my handler cost X" for users.
     handler_cost_us: float = 0.0
-    # Iterations of a fixed loop added to every handled contract event: the same regression counted
+    # Iterations of a fixed loop added to every handled contract event and connect: the same regression counted
     # in instructions (the same count at any speed, where --handler-cost-us spins for a time).
     handler_loop: int = 0
     log_level: str = "warning"
@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="busy CPU work added to every handled event, in microseconds (default 0): a known "
                              "regression for A/B checks, or what a handler costing that much does to the server")
     parser.add_argument("--handler-loop", type=int, metavar="N",
-                        help="N iterations of a fixed loop added to every handled event (default 0): the same "
-                             "instructions at any speed, a known regression for the instruction count")
+                        help="N iterations of a fixed loop added to every handled event and connect (default 0): "
+                             "the same instructions at any speed, a known regression for the instruction count")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="default warning; debug also logs every request")
     parser.add_argument("--gc", metavar="SETTING",
                         help=f"the cyclic garbage collector: {GC_HELP} (default: default). freeze runs "

@@ -247,3 +247,81 @@ def test_capacity_searches_the_app_as_written(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "cap" / "capacity.json").read_text())
     [step] = result["targets"]["gevent-app"]["steps"]
     assert step["users"] == 4 and step["peak_connected"] == 4
+
+
+ASGI_APP = '''
+import socketio
+
+sio = socketio.AsyncServer(async_mode="asgi", logger=True)
+app = socketio.ASGIApp(sio)
+
+
+@sio.event
+async def connect(sid, environ, auth=None):
+    await sio.emit("welcome", {"data": "hello"}, to=sid)
+
+
+@sio.event
+async def my_event(sid, message):
+    await sio.emit("my_response", {"data": message["data"]}, to=sid)
+
+
+if __name__ == "__main__":
+    raise SystemExit("the launcher imports this module; this block must not run")
+'''
+
+ASGI_LOCUSTFILE = '''
+from locust import task
+
+from loadtests import SocketIOUser
+
+
+class AsgiUser(SocketIOUser):
+    primary = "my_event"
+
+    def on_start(self):
+        self.greeted = 0
+        self.on("welcome", self.on_welcome)
+
+    def on_welcome(self, message):
+        self.greeted += 1
+
+    @task
+    def ask(self):
+        if not self.connected and not self.connect():
+            self.pump(1)
+            return
+        if self.greeted:
+            n = self.user_id * 1000000 + self.greeted
+            self.greeted += 1
+            self.request("my_event", {"data": n}, reply="my_response", match=lambda m: m["data"] == n)
+        self.pump(0.01)
+'''
+
+
+def test_an_asgi_app_runs_under_uvicorn_as_written(tmp_path: Path) -> None:
+    """A python-socketio ASGI app (AsyncServer + ASGIApp): --modes asyncio --app-server uvicorn."""
+    (tmp_path / "asgi_app.py").write_text(ASGI_APP)
+    (tmp_path / "asgi_locustfile.py").write_text(ASGI_LOCUSTFILE)
+    done = run_bench("--app", f"{tmp_path / 'asgi_app.py'}:app", "--locustfile", str(tmp_path / "asgi_locustfile.py"),
+                     "--modes", "asyncio", "--app-server", "uvicorn", "--users", "4", "--duration", "3",
+                     "--warmup", "1", "--run-id", "asgi", results=tmp_path / "results")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    cell = tmp_path / "results" / "asgi" / "asyncio-app-uvicorn--asgi"
+    summary = json.loads((cell / "summary.json").read_text())
+    assert summary["status"] == "ok", (summary["problems"], summary["samples_lost"])
+    assert summary["app"]["async_mode"] == "asgi" and summary["app"]["server"] == "uvicorn"
+    received = len(re.findall(r'received event "my_event" from', (cell / "target.log").read_text()))
+    recorded = samples_of(cell).to_pandas()
+    recorded = recorded[(recorded.kind == "ack") & (recorded.name == "my_event")]
+    assert received > 50 and len(recorded) == received and recorded.ok.all()
+    assert "must not run" not in (cell / "target.log").read_text()
+
+
+@pytest.mark.parametrize("modes, servers", [("gevent", "uvicorn"), ("asyncio", "dev"), ("asyncio,gevent", "uvicorn")])
+def test_asgi_and_wsgi_modes_do_not_mix(tmp_path: Path, modes: str, servers: str) -> None:
+    (tmp_path / "app.py").write_text(ASGI_APP)
+    done = run_bench("--app", f"{tmp_path / 'app.py'}:app", "--modes", modes, "--app-server", servers,
+                     results=tmp_path / "results")
+    assert done.returncode == 2 and "an ASGI app runs in mode asyncio under uvicorn only" in done.stderr, \
+        done.stderr[-2000:]
