@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     counted.add_argument("--instr-event", default="echo", help="the event an echo operation sends (default echo)")
     counted.add_argument("--instr-payload", type=Workload.parse_payload, default=None, metavar="JSON",
                          help='its argument, as JSON (default {"payload": "xxx...", 64 characters})')
+    counted.add_argument("--instr-auth", type=Workload.parse_payload, default=None, metavar="JSON",
+                         help='the CONNECT auth payload, as JSON (e.g. {"token": "let-me-in"})')
     counted.add_argument("--instr-runs", type=int, default=DEFAULT_INSTR_RUNS,
                          help=f"counted runs a side (default {DEFAULT_INSTR_RUNS})")
     counted.add_argument("--instr-operations", type=int, default=DEFAULT_OPERATIONS,
@@ -551,7 +553,7 @@ def count_instructions(args: argparse.Namespace, a: Side, b: Side, scenario: Sce
                        interrupted: threading.Event) -> tuple[str | None, str]:
     """(verdict, Markdown) of the instruction count; the verdict is None when a side could not be counted."""
     kind = args.instr_workload or ("churn" if scenario.name == "churn" else "echo")
-    workload = Workload(kind=kind, event=args.instr_event,
+    workload = Workload(kind=kind, event=args.instr_event, auth=args.instr_auth,
                         **({"payload": args.instr_payload} if args.instr_payload is not None else {}))
     sides = [SideCounts(side.key, side.label, side.source, side.target) for side in (a, b)]
     print(f"bench.ab: counting instructions per {workload.operation}: {args.instr_runs} runs a side of "

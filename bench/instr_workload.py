@@ -13,6 +13,7 @@ before it sends the next:
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ class Workload:
     event: str = "echo"
     payload: Any = field(default_factory=lambda: {"payload": "x" * 64})
     namespace: str = "/"
+    #: the CONNECT auth payload, for a server that asks one
+    auth: Any = None
 
     def __post_init__(self) -> None:
         if self.kind not in WORKLOADS:
@@ -47,11 +50,11 @@ class Workload:
 
     @staticmethod
     def parse_payload(text: str) -> Any:
-        """A ``--instr-payload`` value: JSON."""
+        """A ``--instr-payload`` or ``--instr-auth`` value: JSON."""
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise ValueError(f"--instr-payload must be JSON: {exc}") from None
+            raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text[:60]!r}") from None
 
 
 class Driver:
@@ -73,7 +76,7 @@ class Driver:
             self._client = None
 
     def _connected(self) -> Client:
-        client = Client(self.url, namespace=self.workload.namespace, timeout=CALL_TIMEOUT_S)
+        client = Client(self.url, namespace=self.workload.namespace, auth=self.workload.auth, timeout=CALL_TIMEOUT_S)
         try:
             client.connect()
         except Exception as exc:  # the lean client's own errors, and OS errors
