@@ -78,6 +78,8 @@ GUNICORN_WORKER_CLASS = {"threading": "gthread", "eventlet": "eventlet", "gevent
 #: exit status for an app spec that cannot be loaded (the runner shows the log's last lines)
 #: where the runner asks for GC pauses (core/gc_pauses.py reads the same variable)
 GC_LOG_ENV = "SIO_GC_LOG"
+#: where bench.record asks for a trace of the app's sessions (bench/trace_recorder.py reads the same variable)
+RECORD_ENV = "SIO_RECORD"
 EXIT_BAD_APP = 3
 
 
@@ -182,6 +184,8 @@ def load(spec: str, mode: str, nodelay: bool = False) -> tuple[Any, Any]:
     force_async_mode(mode)
     if os.environ.get(GC_LOG_ENV):
         _harness_module("core/gc_pauses.py", "_sio_harness_gc_pauses").record_gc_pauses()
+    if os.environ.get(RECORD_ENV):  # python -m bench.record: every session into a trace
+        _harness_module("bench/trace_recorder.py", "_sio_harness_trace").install_from_env(spec)
     module = import_app_module(where)
     app, socketio = find_flask_and_socketio(module, obj_name)
     if nodelay:

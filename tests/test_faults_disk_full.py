@@ -46,7 +46,7 @@ def test_a_disk_that_fills_mid_run_loses_nothing_in_silence(tmp_path: Path, spac
         locust = subprocess.Popen(argv, cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out: list[str] = []
-        reader = threading.Thread(target=lambda: out.append(locust.stdout.read() if locust.stdout else ""))
+        reader = threading.Thread(target=lambda: out.extend(locust.stdout or []))  # line by line, as written
         reader.start()
         try:
             deadline = time.monotonic() + 30
@@ -54,7 +54,10 @@ def test_a_disk_that_fills_mid_run_loses_nothing_in_silence(tmp_path: Path, spac
                 assert time.monotonic() < deadline and locust.poll() is None, "no first shard"
                 time.sleep(0.1)
             filler = fill(disk)
-            time.sleep(2.0)  # flushes fail meanwhile
+            # Free the space only once a flush has failed (seen in the log), however slow the machine is.
+            while not any("cannot write a shard" in line for line in list(out)):
+                assert time.monotonic() < deadline + 30 and locust.poll() is None, "no flush failed on a full disk"
+                time.sleep(0.1)
             if space_returns:
                 filler.unlink()
             locust.wait(timeout=60)

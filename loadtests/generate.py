@@ -1,0 +1,305 @@
+"""``python -m loadtests.generate TRACE > locustfile.py``: a locustfile written from what users really did.
+
+Reads a trace of ``python -m bench.record`` (one JSON object a line, see
+``bench/trace_recorder.py``) and writes a readable locustfile on the public
+API:
+
+- one user class per kind of session: sessions that sent the same set of
+  events are one kind; the class's ``weight`` is how many sessions were of it;
+- an event that made the server join the sender to a room is sent once,
+  after each connect, with a recorded payload (``self.joined`` then counts
+  the member);
+- every other event is a ``@task``, weighted by how often that kind of
+  session sent it: ``request(..., reply=...)`` where the handler answered
+  the sender with an event, ``call`` where the client asked for an ack,
+  ``emit`` otherwise; its payload is drawn from those recorded;
+- think times are drawn from the recorded gaps between one session's events
+  (the distribution, not the mean);
+- ``primary`` is the busiest event; events the server sent at connect
+  (greetings) get a handler that counts them;
+- room and broadcast emits are listed in a comment with how many they
+  reached, to be declared as ``fanout`` once the push carries a send time.
+
+What the generator cannot know (a login step, secrets, what varies per
+user) is said in comments where it matters. The trace is read as untrusted
+input: bounded in size, each line parsed on its own, bad lines counted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.untrusted import UntrustedFileError, parse_json, read_bytes
+
+MAX_TRACE_BYTES = 1 << 30
+PAYLOAD_SAMPLES = 5
+GAP_SAMPLES = 50
+MAX_CLASSES = 8
+
+
+class TraceError(ValueError):
+    """A trace that cannot be used; the message says why."""
+
+
+@dataclass
+class EventStats:
+    """What one kind of session did with one event."""
+
+    count: int = 0
+    acked: int = 0
+    payloads: list[Any] = field(default_factory=list)
+    replies: Counter[str] = field(default_factory=Counter)  # emits back to the sender, by event
+    spread: Counter[tuple[str, str]] = field(default_factory=Counter)  # (event, room|broadcast) emits
+    reached: int = 0  # recipients of those room and broadcast emits
+    joins: int = 0  # times handling it joined the sender to a room
+
+
+@dataclass
+class SessionKind:
+    events: tuple[str, ...]
+    sessions: int = 0
+    stats: dict[str, EventStats] = field(default_factory=dict)
+    gaps_ms: list[float] = field(default_factory=list)
+    greetings: Counter[str] = field(default_factory=Counter)
+    cookies: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Trace:
+    app: str
+    records: list[dict[str, Any]]
+    bad_lines: int
+    dropped: int
+
+
+def read_trace(path: Path) -> Trace:
+    """The trace's records; TraceError when the file is not a trace of bench.record."""
+    try:
+        raw = read_bytes(path, MAX_TRACE_BYTES)
+    except UntrustedFileError as exc:
+        raise TraceError(str(exc)) from None
+    except OSError as exc:
+        raise TraceError(f"{path}: {exc.strerror or exc}") from None
+    records, bad, header, dropped = [], 0, None, 0
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line.encode(), path.name)
+        except UntrustedFileError:
+            bad += 1
+            continue
+        if not isinstance(record, dict):
+            bad += 1
+        elif record.get("type") == "trace":
+            header = record
+        elif record.get("type") == "end":
+            dropped = int(record.get("dropped") or 0) if isinstance(record.get("dropped"), int) else 0
+        else:
+            records.append(record)
+    if header is None or header.get("version") != 1:
+        raise TraceError(f"{path.name}: not a trace of python -m bench.record (no version 1 header line)")
+    return Trace(str(header.get("app") or "?"), records, bad, dropped)
+
+
+def session_kinds(trace: Trace) -> list[SessionKind]:
+    """Sessions grouped by the set of events they sent, busiest kind first."""
+    by_seq: dict[Any, dict[str, Any]] = {}
+    sessions: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    connects: dict[Any, dict[str, Any]] = {}
+    for record in trace.records:
+        kind, sid = record.get("type"), record.get("sid")
+        if kind == "event" and isinstance(record.get("event"), str):
+            sessions[sid].append(record)
+            by_seq[record.get("seq")] = record
+        elif kind == "connect" and record.get("accepted"):
+            connects[sid] = record
+            by_seq[record.get("seq")] = record
+    caused: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for record in trace.records:
+        if record.get("type") in ("emit", "join") and record.get("cause") in by_seq:
+            caused[record["cause"]].append(record)
+
+    kinds: dict[tuple[str, ...], SessionKind] = {}
+    for sid in set(sessions) | set(connects):
+        events = sorted(sessions.get(sid, []), key=lambda r: int(r.get("t_ns") or 0))
+        signature = tuple(sorted({str(r["event"]) for r in events}))
+        kind = kinds.setdefault(signature, SessionKind(signature))
+        kind.sessions += 1
+        connect = connects.get(sid)
+        if connect is not None:
+            kind.cookies.update(str(c) for c in connect.get("cookies") or [])
+            for emit in caused.get(connect.get("seq"), []):
+                if emit.get("type") == "emit" and emit.get("to") == "sender":
+                    kind.greetings[str(emit.get("event"))] += 1
+        for before, record in zip([None, *events], events, strict=False):
+            stats = kind.stats.setdefault(str(record["event"]), EventStats())
+            stats.count += 1
+            stats.acked += bool(record.get("ack"))
+            if len(stats.payloads) < PAYLOAD_SAMPLES and record.get("args") not in stats.payloads:
+                stats.payloads.append(record.get("args"))
+            for effect in caused.get(record.get("seq"), []):
+                if effect.get("type") == "join":
+                    stats.joins += 1
+                elif effect.get("to") == "sender":
+                    stats.replies[str(effect.get("event"))] += 1
+                elif effect.get("to") in ("room", "broadcast"):
+                    stats.spread[(str(effect.get("event")), str(effect.get("to")))] += 1
+                    stats.reached += int(effect.get("recipients") or 0)
+            if before is not None and len(kind.gaps_ms) < GAP_SAMPLES:
+                gap = (int(record.get("t_ns") or 0) - int(before.get("t_ns") or 0)) / 1e6
+                if gap >= 0:
+                    kind.gaps_ms.append(round(gap, 1))
+    return sorted(kinds.values(), key=lambda k: (-k.sessions, k.events))
+
+
+def class_name(kind: SessionKind, taken: set[str]) -> str:
+    busiest = max(kind.stats.items(), key=lambda item: item[1].count)[0] if kind.stats else "idle"
+    base = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", busiest) if part) or "Recorded"
+    name = f"{base}User" if base[0].isalpha() else f"Recorded{base}User"
+    number = 2
+    candidate = name
+    while candidate in taken:
+        candidate, number = f"{name[:-4]}{number}User", number + 1
+    taken.add(candidate)
+    return candidate
+
+
+def method_name(event: str, taken: set[str]) -> str:
+    base = re.sub(r"\W+", "_", event).strip("_").lower() or "event"
+    name = f"send_{base}"
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def render(trace: Trace, kinds: Sequence[SessionKind]) -> str:
+    """The locustfile's text."""
+    busiest = Counter({event: stats.count for kind in kinds for event, stats in kind.stats.items()})
+    lines = [
+        f'"""Load test written by python -m loadtests.generate from a recording of {trace.app}.',
+        "",
+        f"{sum(k.sessions for k in kinds)} sessions of {len(kinds)} kind(s); "
+        f"{sum(busiest.values())} client events" + (f"; {trace.dropped} records were dropped while recording"
+                                                     if trace.dropped else "") + ".",
+        "Edit freely: payloads are drawn from those recorded, think times from the recorded gaps.",
+        '"""',
+        "import random",
+        "",
+        "from locust import task",
+        "",
+        "from loadtests import SocketIOUser",
+    ]
+    taken: set[str] = set()
+    for kind in kinds[:MAX_CLASSES]:
+        lines += ["", "", *render_class(kind, class_name(kind, taken), busiest)]
+    if len(kinds) > MAX_CLASSES:
+        lines += ["", f"# {len(kinds) - MAX_CLASSES} rarer kinds of session left out "
+                      f"({sum(k.sessions for k in kinds[MAX_CLASSES:])} sessions)."]
+    return "\n".join(lines) + "\n"
+
+
+def render_class(kind: SessionKind, name: str, busiest: Counter[str]) -> list[str]:
+    joining = [event for event, stats in kind.stats.items() if stats.joins]
+    tasks = [event for event in sorted(kind.stats, key=lambda e: -kind.stats[e].count) if event not in joining]
+    out = [f"class {name}(SocketIOUser):",
+           f'    """{kind.sessions} recorded session(s) that sent: {", ".join(kind.events) or "nothing"}."""',
+           "",
+           f"    weight = {kind.sessions}"]
+    primary = max(tasks, key=lambda e: busiest[e], default=None)
+    if primary is not None:
+        out.append(f"    primary = {primary!r}")
+    out.append(f"    think_ms = {sorted(kind.gaps_ms) or [100.0]!r}  # recorded gaps between events")
+    for event in [*joining, *tasks]:
+        out.append(f"    {_payloads_name(event)} = {_literal(kind.stats[event].payloads)}")
+    spread = [(event, stats) for event, stats in kind.stats.items() if stats.spread]
+    for event, stats in spread:
+        (push, to), _ = stats.spread.most_common(1)[0]
+        out += [f"    # {event!r} made the server emit {push!r} to the {to} ({stats.reached} deliveries for "
+                f"{stats.count} sends): to count and time them, declare",
+                f'    # fanout = {{{event!r}: FanOut({push!r}, expected="roster", stamp="<path of a t_ns in the '
+                f'push>")}} (docs/own-app.md)']
+    out += ["", "    def on_start(self):", "        self.greeted = 0"]
+    for greeting in kind.greetings:
+        out.append(f"        self.on({greeting!r}, self.on_greeting)  # the app emits it in its connect handler")
+    if kind.cookies:
+        out.append(f"        # The recorded sessions carried cookies ({', '.join(sorted(kind.cookies))}): log in "
+                   "first, e.g. self.http.post(\"/login\", data={...}).")
+    out += ["", "    def on_greeting(self, *args):", "        self.greeted += 1", "",
+            "    def enter(self):",
+            '        """Connect (again after a lost connection), and do what each recorded session did first."""',
+            "        if self.connected:", "            return True", "        if not self.connect():",
+            "            self.pump(self.reconnect_backoff)", "            return False"]
+    for event in joining:
+        out += [f"        args = random.choice(self.{_payloads_name(event)})",
+                f"        self.{_send_call(event, kind.stats[event], 'args')}",
+                "        room = self._room_of(args)",
+                "        if room is not None:", "            self.joined(room)"]
+    out += ["        return True", "",
+            "    def think(self):", "        self.pump(random.choice(self.think_ms) / 1000)", ""]
+    if joining:
+        out += ["    @staticmethod", "    def _room_of(args):",
+                '        """The room a recorded join named (its "room" field), if any."""',
+                "        first = args[0] if args else None",
+                '        return first.get("room") if isinstance(first, dict) else None', ""]
+    methods: set[str] = set()
+    for event in tasks:
+        stats = kind.stats[event]
+        out += [f"    @task({stats.count})", f"    def {method_name(event, methods)}(self):",
+                "        if self.enter():", f"            self.{_send_call(event, stats)}",
+                "        self.think()", ""]
+    if not tasks:
+        out += ["    @task", "    def stay(self):", "        if self.enter():", "            self.think()", ""]
+    return out[:-1]
+
+
+def _send_call(event: str, stats: EventStats, chosen: str | None = None) -> str:
+    args = f"*{chosen}" if chosen else f"*random.choice(self.{_payloads_name(event)})"
+    if stats.replies and stats.replies.most_common(1)[0][1] * 2 >= stats.count:
+        reply = stats.replies.most_common(1)[0][0]
+        return f"request({event!r}, {args}, reply={reply!r})"
+    if stats.acked * 2 >= stats.count:
+        return f"call({event!r}, {args})"
+    return f"emit({event!r}, {args})"
+
+
+def _payloads_name(event: str) -> str:
+    return re.sub(r"\W+", "_", event).strip("_").upper() + "_ARGS" if event else "ARGS"
+
+
+def _literal(payloads: Iterable[Any]) -> str:
+    text = json.dumps([p if isinstance(p, list) else [] for p in payloads])
+    return text.replace("true", "True").replace("false", "False").replace("null", "None") \
+        if not re.search(r'"[^"]*\b(true|false|null)\b[^"]*"', text) else f"__import__('json').loads({text!r})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.generate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("trace", type=Path, help="a trace written by python -m bench.record")
+    args = parser.parse_args(argv)
+    try:
+        trace = read_trace(args.trace)
+    except TraceError as exc:
+        print(f"loadtests.generate: {exc}", file=sys.stderr)
+        return 2
+    kinds = session_kinds(trace)
+    if not kinds:
+        print(f"loadtests.generate: {args.trace.name} records no session", file=sys.stderr)
+        return 2
+    sys.stdout.write(render(trace, kinds))
+    if trace.bad_lines:
+        print(f"loadtests.generate: {trace.bad_lines} lines of {args.trace.name} were not JSON objects and were "
+              "left out", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Record a real app's Socket.IO traffic (python -m bench.record), write a locustfile from it, replay it.
+
+The pure parts (redaction, the trace reader, session kinds, the rendered
+code) are tested on synthetic traces; the live test records
+``examples/classic/app.py`` while python-socketio clients log in, join a
+room and chat, generates a locustfile from the trace and runs it under
+``python -m bench --app`` against the same app.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.trace_recorder import MAX_ARG_CHARS, REDACTED, bounded, redacted
+from core.paths import REPO_ROOT
+from loadtests.generate import TraceError, read_trace, render, session_kinds
+
+APP = REPO_ROOT / "examples" / "classic" / "app.py"
+
+
+def test_secrets_are_redacted_at_any_depth_and_big_arguments_cut() -> None:
+    value = {"token": "s3cret", "user": {"password": "pw", "name": "ann"}, "list": [{"api_key": "k"}],
+             "blob": b"\x00\x01"}
+    assert redacted(value) == {"token": REDACTED, "user": {"password": REDACTED, "name": "ann"},
+                               "list": [{"api_key": REDACTED}], "blob": {"binary_bytes": 2}}
+    big = bounded({"text": "x" * (MAX_ARG_CHARS + 10)})
+    assert big["truncated_chars"] > MAX_ARG_CHARS and len(big["head"]) == 200
+
+
+def _trace(tmp_path: Path, records: list[dict], header: bool = True) -> Path:
+    lines = ([json.dumps({"type": "trace", "version": 1, "app": "app.py:socketio"})] if header else [])
+    lines += [json.dumps(r) for r in records]
+    path = tmp_path / "trace.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _session(sid: str, seq0: int, t0: int, chats: int) -> list[dict]:
+    records = [{"type": "connect", "seq": seq0, "sid": sid, "accepted": True, "cookies": ["session"], "t_ns": t0},
+               {"type": "emit", "event": "welcome", "to": "sender", "cause": seq0, "sid": sid, "t_ns": t0},
+               {"type": "event", "seq": seq0 + 1, "sid": sid, "event": "join", "args": [{"room": "r1"}],
+                "ack": False, "t_ns": t0 + 1_000_000},
+               {"type": "join", "sid": sid, "room": "r1", "cause": seq0 + 1, "t_ns": t0 + 1_000_000}]
+    for i in range(chats):
+        seq = seq0 + 2 + i
+        records += [{"type": "event", "seq": seq, "sid": sid, "event": "chat", "args": [{"text": f"hi {i}"}],
+                     "ack": False, "t_ns": t0 + (i + 2) * 50_000_000},
+                    {"type": "emit", "event": "chat_reply", "to": "sender", "cause": seq, "sid": sid,
+                     "t_ns": t0 + (i + 2) * 50_000_000},
+                    {"type": "emit", "event": "room_msg", "to": "room", "room": "r1", "recipients": 3,
+                     "cause": seq, "sid": sid, "t_ns": t0 + (i + 2) * 50_000_000}]
+    return records
+
+
+def test_sessions_become_user_classes_with_the_recorded_mix(tmp_path: Path) -> None:
+    records = _session("a", 1, 0, 6) + _session("b", 100, 0, 4)
+    records += [{"type": "connect", "seq": 200, "sid": "c", "accepted": True, "t_ns": 0},
+                {"type": "event", "seq": 201, "sid": "c", "event": "ping", "args": [], "ack": True, "t_ns": 1}]
+    trace = read_trace(_trace(tmp_path, records))
+    kinds = session_kinds(trace)
+    assert [(k.events, k.sessions) for k in kinds] == [(("chat", "join"), 2), (("ping",), 1)]
+    chat = kinds[0].stats["chat"]
+    assert chat.count == 10 and chat.replies["chat_reply"] == 10 and chat.reached == 30
+    code = render(trace, kinds)
+    compile(code, "locustfile.py", "exec")  # it is Python
+    assert "class ChatUser(SocketIOUser):" in code and "class PingUser(SocketIOUser):" in code
+    assert "weight = 2" in code and "@task(10)" in code
+    assert "self.request('chat', *random.choice(self.CHAT_ARGS), reply='chat_reply')" in code
+    assert "self.request('join', *args, reply=" not in code and "self.emit('join', *args)" in code
+    assert "self.joined(room)" in code and "self.call('ping', *random.choice(self.PING_ARGS))" in code
+    assert "self.on('welcome', self.on_greeting)" in code and "log in first" in code
+    assert "'chat' made the server emit 'room_msg' to the room (30 deliveries for 10 sends)" in code
+    assert "primary = 'chat'" in code and "50.0" in code  # a recorded gap of 50 ms
+
+
+def test_a_file_that_is_not_a_trace_is_one_line_and_bad_lines_are_counted(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="not a trace of python -m bench.record"):
+        read_trace(_trace(tmp_path, [{"type": "event"}], header=False))
+    path = _trace(tmp_path, _session("a", 1, 0, 2))
+    with open(path, "a") as handle:
+        handle.write("not json\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    trace = read_trace(path)
+    assert trace.bad_lines == 2 and session_kinds(trace)[0].stats["chat"].count == 2
+    done = subprocess.run([sys.executable, "-m", "loadtests.generate", str(tmp_path / "missing.jsonl")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "missing.jsonl" in done.stderr
+
+
+DRIVER = '''
+import sys, threading, time
+import requests, socketio
+
+url = sys.argv[1]
+
+def user(n, chatty):
+    http = requests.Session()
+    http.post(url + "/login", data={"name": f"user{n}"}, timeout=10)
+    cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    sio = socketio.Client()
+    sio.connect(url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=10)
+    sio.emit("join", {"room": "lobby"})
+    time.sleep(0.2)
+    for i in range(8):
+        if chatty:
+            sio.emit("my_event", {"data": f"hello {i}"})
+            if i % 3 == 0:
+                sio.emit("my_room_event", {"room": "lobby", "data": f"all {i}"})
+        else:
+            sio.emit("my_ping")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sio.disconnect()
+
+threads = [threading.Thread(target=user, args=(n, n % 2 == 0)) for n in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+'''
+
+
+@pytest.mark.slow
+def test_record_the_classic_app_generate_and_replay(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--out",
+                                 str(trace), "--duration", "120"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert recorder.stdout is not None
+        first = recorder.stdout.readline()
+        url = first.split(" on ", 1)[1].split(";", 1)[0]
+        assert url.startswith("http://127.0.0.1:"), first
+        (tmp_path / "drive.py").write_text(DRIVER)
+        subprocess.run([sys.executable, str(tmp_path / "drive.py"), url], check=True, timeout=120, env=env)
+        time.sleep(0.5)
+        recorder.send_signal(signal.SIGINT)
+        out, _ = recorder.communicate(timeout=60)
+    finally:
+        if recorder.poll() is None:
+            os.killpg(recorder.pid, signal.SIGKILL)
+            recorder.wait()
+    assert recorder.returncode == 0, out
+    assert "4 connects, 42 client events" in out and "4 joins" in out, out
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert records[0]["type"] == "trace" and records[-1] == {"type": "end", "records": len(records) - 2,
+                                                             "dropped": 0}
+    greetings = [r for r in records if r["type"] == "emit" and r["args"] == [{"data": "Connected", "count": 0}]]
+    assert len(greetings) == 4 and all(r["to"] == "sender" and r["cause"] is not None for r in greetings)
+
+    generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert generated.returncode == 0, generated.stderr
+    (tmp_path / "locustfile.py").write_text(generated.stdout)
+    assert "class MyEventUser(SocketIOUser):" in generated.stdout and "class MyPingUser" in generated.stdout
+    replay = subprocess.run([sys.executable, "-m", "bench", "--app", f"{APP}:socketio", "--locustfile",
+                             str(tmp_path / "locustfile.py"), "--modes", "gevent", "--users", "4", "--duration",
+                             "3", "--warmup", "1", "--results", str(tmp_path / "results"), "--run-id", "replay"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+    for cell, event in (("gevent-app--myevent", "my_event"), ("gevent-app--myping", "my_ping")):
+        summary = json.loads((tmp_path / "results" / "replay" / cell / "summary.json").read_text())
+        assert summary["status"] == "ok" and summary["latency"][event]["count"] > 10, summary.get("problems")
