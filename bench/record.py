@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.own_app import APP_MODES, TargetCommandError, app_targets, launch_command
 from bench.signals import interrupt_on_signals
+from bench.trace_recorder import RECORD_ENV, RECORD_MAX_ENV
 from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from core.untrusted import UntrustedFileError, parse_json, read_bytes
 from target_app.process import TargetStartError
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log")
-    env = {"SIO_RECORD": str(out), "SIO_RECORD_MAX": str(args.max_records)}
+    env = {RECORD_ENV: str(out), RECORD_MAX_ENV: str(args.max_records)}
     with interrupt_on_signals("bench.record", "stopping the app and closing the trace") as interrupted:
         try:
             target = launch_command(spec, log_path=log, port=args.port or None, extra_env=env,

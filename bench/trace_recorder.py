@@ -35,6 +35,8 @@ import time
 from typing import Any
 
 TRACE_VERSION = 1
+#: the trace to write, and how many records at most (set by python -m bench.record)
+RECORD_ENV, RECORD_MAX_ENV = "SIO_RECORD", "SIO_RECORD_MAX"
 DEFAULT_MAX_RECORDS = 200_000
 MAX_ARG_CHARS = 4096
 REDACTED = "[redacted]"
@@ -194,7 +196,7 @@ def install(path: str, app: str, max_records: int = DEFAULT_MAX_RECORDS) -> Trac
 
 def install_from_env(app: str) -> TraceWriter | None:
     """:func:`install` into ``$SIO_RECORD`` (at most ``$SIO_RECORD_MAX`` records), or None when unset."""
-    path = os.environ.get("SIO_RECORD")
+    path = os.environ.get(RECORD_ENV)
     if not path:
         return None
-    return install(path, app, int(os.environ.get("SIO_RECORD_MAX") or DEFAULT_MAX_RECORDS))
+    return install(path, app, int(os.environ.get(RECORD_MAX_ENV) or DEFAULT_MAX_RECORDS))

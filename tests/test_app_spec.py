@@ -123,3 +123,9 @@ def test_the_launcher_asks_for_gc_pauses_where_the_recorder_looks() -> None:
     from core import gc_pauses
 
     assert app_launcher.GC_LOG_ENV == gc_pauses.GC_LOG_ENV
+
+
+def test_the_launcher_asks_for_a_trace_where_the_recorder_looks() -> None:
+    from bench import app_launcher, trace_recorder
+
+    assert app_launcher.RECORD_ENV == trace_recorder.RECORD_ENV
