@@ -219,7 +219,8 @@ def test_a_project_with_its_own_core_and_reports_packages_works(tmp_path: Path) 
 @pytest.mark.parametrize("args, message", [
     (["--app", "no/such/app.py:socketio"], "no such file"),
     (["--app", f"{APP}:not an attribute"], "is not an attribute name"),
-    (["--app", f"{APP}:socketio", "--modes", "asyncio"], "unknown mode 'asyncio'"),
+    (["--app", f"{APP}:socketio", "--modes", "trio"], "unknown mode 'trio'"),
+    (["--app", f"{APP}:socketio", "--modes", "asyncio"], "an ASGI app runs in mode asyncio under uvicorn only"),
     (["--app", f"{APP}:socketio", "--app-server", "uwsgi"], "unknown server 'uwsgi'"),
     (["--app", f"{APP}:socketio", "--app-python", "/no/such/python"], "not an executable file"),
     (["--app", f"{APP}:socketio", "--target-cmd", "python app.py {port}"], "--app and --target-cmd exclude each other"),
