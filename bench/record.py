@@ -27,11 +27,10 @@ from bench.own_app import APP_MODES, TargetCommandError, app_targets, launch_com
 from bench.signals import interrupt_on_signals
 from bench.trace_recorder import RECORD_ENV, RECORD_MAX_ENV
 from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from core.untrusted import UntrustedFileError, parse_json, read_bytes
+from core.trace_file import TraceError, read_trace
 from target_app.process import TargetStartError
 
 DEFAULT_DURATION_S = 600.0
-MAX_TRACE_BYTES = 1 << 30
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,32 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
 def summarize(path: Path) -> str:
     """One paragraph on what a trace holds: sessions, events by name, emits by kind."""
     try:
-        lines = read_bytes(path, MAX_TRACE_BYTES).decode("utf-8", "replace").splitlines()
-    except UntrustedFileError as exc:
+        trace = read_trace(path)
+    except TraceError as exc:
         return f"the trace cannot be read: {exc}"
-    kinds: Counter[str] = Counter()
-    events: Counter[str] = Counter()
-    emits: Counter[str] = Counter()
-    dropped = 0
-    for line in lines:
-        try:
-            record = parse_json(line.encode(), path.name)
-        except UntrustedFileError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        kinds[str(record.get("type"))] += 1
-        if record.get("type") == "event":
-            events[str(record.get("event"))] += 1
-        elif record.get("type") == "emit":
-            emits[str(record.get("to"))] += 1
-        elif record.get("type") == "end":
-            dropped = int(record.get("dropped") or 0)
+    kinds = Counter(str(r.get("type")) for r in trace.records)
+    events = Counter(str(r.get("event")) for r in trace.records if r.get("type") == "event")
+    emits = Counter(str(r.get("to")) for r in trace.records if r.get("type") == "emit")
     top = ", ".join(f"{name} {n}" for name, n in events.most_common(8)) or "none"
     return (f"{kinds['connect']} connects, {kinds['event']} client events ({top}), "
             f"{kinds['emit']} emits ({', '.join(f'{k} {n}' for k, n in sorted(emits.items())) or 'none'}), "
             f"{kinds['join']} joins, {kinds['disconnect']} disconnects"
-            + (f"; {dropped} records dropped past --max-records" if dropped else ""))
+            + (f"; {trace.dropped} records dropped past --max-records" if trace.dropped else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

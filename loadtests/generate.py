@@ -1,8 +1,9 @@
 """``python -m loadtests.generate TRACE > locustfile.py``: a locustfile written from what users really did.
 
 Reads a trace of ``python -m bench.record`` (one JSON object a line, see
-``bench/trace_recorder.py``) and writes a readable locustfile on the public
-API:
+``bench/trace_recorder.py``), or a browser's HAR export with websocket
+frames (:mod:`loadtests.har_trace`), and writes a readable locustfile on
+the public API:
 
 - one user class per kind of session: sessions that sent the same set of
   events are one kind; the class's ``weight`` is how many sessions were of it;
@@ -36,16 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.untrusted import UntrustedFileError, parse_json, read_bytes
+from core.trace_file import Trace, TraceError, read_trace
+from loadtests.har_trace import HarError, read_har
 
-MAX_TRACE_BYTES = 1 << 30
 PAYLOAD_SAMPLES = 5
 GAP_SAMPLES = 50
 MAX_CLASSES = 8
-
-
-class TraceError(ValueError):
-    """A trace that cannot be used; the message says why."""
 
 
 @dataclass
@@ -71,42 +68,16 @@ class SessionKind:
     cookies: set[str] = field(default_factory=set)
 
 
-@dataclass
-class Trace:
-    app: str
-    records: list[dict[str, Any]]
-    bad_lines: int
-    dropped: int
-
-
-def read_trace(path: Path) -> Trace:
-    """The trace's records; TraceError when the file is not a trace of bench.record."""
+def read_source(path: Path) -> Trace:
+    """A trace of bench.record, or a browser's HAR file (``*.har``) read as one."""
+    if path.suffix.lower() != ".har":
+        return read_trace(path)
     try:
-        raw = read_bytes(path, MAX_TRACE_BYTES)
-    except UntrustedFileError as exc:
+        har = read_har(path)
+    except HarError as exc:
         raise TraceError(str(exc)) from None
-    except OSError as exc:
-        raise TraceError(f"{path}: {exc.strerror or exc}") from None
-    records, bad, header, dropped = [], 0, None, 0
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = parse_json(line.encode(), path.name)
-        except UntrustedFileError:
-            bad += 1
-            continue
-        if not isinstance(record, dict):
-            bad += 1
-        elif record.get("type") == "trace":
-            header = record
-        elif record.get("type") == "end":
-            dropped = int(record.get("dropped") or 0) if isinstance(record.get("dropped"), int) else 0
-        else:
-            records.append(record)
-    if header is None or header.get("version") != 1:
-        raise TraceError(f"{path.name}: not a trace of python -m bench.record (no version 1 header line)")
-    return Trace(str(header.get("app") or "?"), records, bad, dropped)
+    return Trace(f"{path.name} (a browser's HAR: {har.sessions} websocket sessions)", har.records,
+                 har.skipped_frames, 0, inferred=True)
 
 
 def session_kinds(trace: Trace) -> list[SessionKind]:
@@ -191,6 +162,8 @@ def render(trace: Trace, kinds: Sequence[SessionKind]) -> str:
         f"{sum(busiest.values())} client events" + (f"; {trace.dropped} records were dropped while recording"
                                                      if trace.dropped else "") + ".",
         "Edit freely: payloads are drawn from those recorded, think times from the recorded gaps.",
+        *(["Which server event answered which client event was inferred from timing (a HAR file), not seen:",
+           "check each request(..., reply=...)."] if trace.inferred else []),
         '"""',
         "import random",
         "",
@@ -283,10 +256,11 @@ def _literal(payloads: Iterable[Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.generate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("trace", type=Path, help="a trace written by python -m bench.record")
+    parser.add_argument("trace", type=Path,
+                        help="a trace written by python -m bench.record, or a browser's HAR export (*.har)")
     args = parser.parse_args(argv)
     try:
-        trace = read_trace(args.trace)
+        trace = read_source(args.trace)
     except TraceError as exc:
         print(f"loadtests.generate: {exc}", file=sys.stderr)
         return 2
@@ -296,7 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sys.stdout.write(render(trace, kinds))
     if trace.bad_lines:
-        print(f"loadtests.generate: {trace.bad_lines} lines of {args.trace.name} were not JSON objects and were "
+        what = "frames" if trace.inferred else "lines"
+        print(f"loadtests.generate: {trace.bad_lines} {what} of {args.trace.name} could not be read and were "
               "left out", file=sys.stderr)
     return 0
 

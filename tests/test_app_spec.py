@@ -129,3 +129,6 @@ def test_the_launcher_asks_for_a_trace_where_the_recorder_looks() -> None:
     from bench import app_launcher, trace_recorder
 
     assert app_launcher.RECORD_ENV == trace_recorder.RECORD_ENV
+    from core import trace_file
+
+    assert trace_recorder.TRACE_VERSION == trace_file.TRACE_VERSION

@@ -20,7 +20,8 @@ import pytest
 
 from bench.trace_recorder import MAX_ARG_CHARS, REDACTED, bounded, redacted
 from core.paths import REPO_ROOT
-from loadtests.generate import TraceError, read_trace, render, session_kinds
+from core.trace_file import TraceError, read_trace
+from loadtests.generate import render, session_kinds
 
 APP = REPO_ROOT / "examples" / "classic" / "app.py"
 
@@ -166,3 +167,90 @@ def test_record_the_classic_app_generate_and_replay(tmp_path: Path) -> None:
     for cell, event in (("gevent-app--myevent", "my_event"), ("gevent-app--myping", "my_ping")):
         summary = json.loads((tmp_path / "results" / "replay" / cell / "summary.json").read_text())
         assert summary["status"] == "ok" and summary["latency"][event]["count"] > 10, summary.get("problems")
+
+    # Record the replay too (both classes at once, as plain Locust runs them), and compare the two traces.
+    replayed = tmp_path / "replay.jsonl"
+    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--out",
+                                 str(replayed), "--duration", "120"], cwd=REPO_ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert recorder.stdout is not None
+        url = recorder.stdout.readline().split(" on ", 1)[1].split(";", 1)[0]
+        subprocess.run([sys.executable, "-m", "locust", "-f", str(tmp_path / "locustfile.py"), "--headless", "-u",
+                        "4", "-r", "4", "-t", "4s", "--host", url, "--loglevel", "WARNING"],
+                       cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False)
+        recorder.send_signal(signal.SIGINT)
+        recorder.communicate(timeout=60)
+    finally:
+        if recorder.poll() is None:
+            os.killpg(recorder.pid, signal.SIGKILL)
+            recorder.wait()
+    fidelity = subprocess.run([sys.executable, "-m", "reports.fidelity", str(trace), str(replayed)], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert fidelity.returncode in (0, 1), fidelity.stderr
+    for event in ("my_event", "my_ping", "my_room_event", "join"):
+        assert f"| `{event}` |" in fidelity.stdout, fidelity.stdout
+
+
+def _har_session(url: str, t0: float, chats: int) -> dict:
+    frames = [{"type": "receive", "time": t0, "opcode": 1, "data": '0{"sid":"x","upgrades":[],"pingInterval":25000}'},
+              {"type": "send", "time": t0 + 0.001, "opcode": 1, "data": "40"},
+              {"type": "receive", "time": t0 + 0.002, "opcode": 1, "data": '40{"sid":"y"}'},
+              {"type": "receive", "time": t0 + 0.003, "opcode": 1, "data": '42["welcome",{"hi":1}]'}]
+    for i in range(chats):
+        t = t0 + 1 + i * 0.2
+        frames += [{"type": "send", "time": t, "opcode": 1, "data": f'42["chat",{{"text":"hi {i}"}}]'},
+                   {"type": "receive", "time": t + 0.01, "opcode": 1, "data": f'42["chat_reply",{{"n":{i}}}]'},
+                   {"type": "receive", "time": t + 0.02, "opcode": 1, "data": '42["news",{}]'},
+                   {"type": "send", "time": t + 0.05, "opcode": 1, "data": f'42{i}["ping"]'},
+                   {"type": "receive", "time": t + 0.06, "opcode": 1, "data": f"43{i}[]"},
+                   {"type": "send", "time": t + 0.07, "opcode": 1, "data": "3"},
+                   {"type": "send", "time": t + 0.08, "opcode": 2, "data": "AAE="}]
+    return {"request": {"url": url, "headers": [{"name": "Cookie", "value": "session=abc; theme=dark"}]},
+            "_resourceType": "websocket", "_webSocketMessages": frames}
+
+
+def test_a_browsers_har_file_becomes_a_locustfile_with_inferred_replies(tmp_path: Path) -> None:
+    url = "ws://127.0.0.1:5000/socket.io/?EIO=4&transport=websocket"
+    har = {"log": {"entries": [_har_session(url, 100.0, 5), _har_session(url, 200.0, 3),
+                               {"request": {"url": "http://127.0.0.1:5000/static/app.js"}},
+                               {"request": {"url": "http://127.0.0.1:5000/socket.io/?EIO=4&transport=polling"}}]}}
+    path = tmp_path / "session.har"
+    path.write_text(json.dumps(har))
+    done = subprocess.run([sys.executable, "-m", "loadtests.generate", str(path)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    code = done.stdout
+    compile(code, "locustfile.py", "exec")
+    assert "inferred from timing (a HAR file)" in code and "2 websocket sessions" in code
+    assert "class ChatUser(SocketIOUser):" in code and "weight = 2" in code
+    # chat_reply came within the window after each chat: a request; news was a push of the server's own.
+    assert "self.request('chat', *random.choice(self.CHAT_ARGS), reply='chat_reply')" in code
+    assert "self.call('ping', *random.choice(self.PING_ARGS))" in code and "reply='news'" not in code
+    assert "self.on('welcome', self.on_greeting)" in code and "cookies (session, theme)" in code
+    assert "8 frames of session.har could not be read" in done.stderr  # the binary frames
+    (tmp_path / "not.har").write_text(json.dumps({"log": {"entries": []}}))
+    bad = subprocess.run([sys.executable, "-m", "loadtests.generate", str(tmp_path / "not.har")], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no Socket.IO websocket session" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_fidelity_report_flags_a_mix_or_payload_that_moved(tmp_path: Path) -> None:
+    from reports.fidelity import compare, profile_of
+
+    def trace(name: str, sessions: dict[str, list[tuple[str, int, int]]]) -> Path:
+        records = [{"type": "event", "sid": sid, "event": event, "args": ["x" * size], "t_ns": t * 1_000_000}
+                   for sid, events in sessions.items() for event, size, t in events]
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps(r) for r in [{"type": "trace", "version": 1}, *records]) + "\n")
+        return path
+
+    recorded = profile_of(read_trace(trace("a.jsonl", {"s1": [("chat", 10, 0), ("chat", 10, 100), ("ping", 0, 200)],
+                                                       "s2": [("chat", 12, 0), ("ping", 0, 150)]})))
+    same = profile_of(read_trace(trace("b.jsonl", {"r1": [("chat", 11, 0), ("chat", 10, 120), ("ping", 0, 230)],
+                                                   "r2": [("chat", 12, 0), ("ping", 0, 140)]})))
+    table, flags = compare(recorded, same, 5.0)
+    assert flags == 0 and "| `chat` | 60.0% | 60.0% |" in table
+    moved = profile_of(read_trace(trace("c.jsonl", {"r1": [("chat", 100, 0), ("ping", 0, 1000), ("ping", 0, 2000)]})))
+    table, flags = compare(recorded, moved, 5.0)
+    assert "mix off by -26.7 points" in table and "payload size off by more than 2x" in table and flags >= 3
