@@ -272,6 +272,8 @@ def serve_uvicorn(args: argparse.Namespace) -> None:
         raise AppSpecError(f"--server uvicorn runs an ASGI app in asyncio mode, not {args.mode}")
     if os.environ.get(GC_LOG_ENV):
         _harness_module("core/gc_pauses.py", "_sio_harness_gc_pauses").record_gc_pauses()
+    if os.environ.get(RECORD_ENV):
+        _harness_module("bench/trace_recorder.py", "_sio_harness_trace").install_from_env(args.app)
     where, obj_name = split_spec(args.app)
     app, sio = find_asgi_app(import_app_module(where), obj_name)
     write_info(args.info, {

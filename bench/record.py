@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.own_app import APP_MODES, TargetCommandError, app_targets, launch_command
+from bench.own_app import APP_MODES, ASGI_MODE, ASGI_SERVER, TargetCommandError, app_targets, launch_command
 from bench.signals import interrupt_on_signals
 from bench.trace_recorder import RECORD_ENV, RECORD_MAX_ENV
 from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.record", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app", required=True, metavar="PATH_OR_MODULE:OBJECT", help="your Flask-SocketIO app")
-    parser.add_argument("--mode", default="threading", choices=APP_MODES, help="async mode (default threading)")
+    parser.add_argument("--mode", default="threading", choices=(*APP_MODES, ASGI_MODE),
+                        help="async mode (default threading); asyncio for an ASGI app, served by uvicorn")
     parser.add_argument("--port", type=int, default=0, help="loopback port to serve on (default: a free one)")
     parser.add_argument("--out", type=Path, default=Path("trace.jsonl"), help="the trace (default trace.jsonl)")
     parser.add_argument("--max-records", type=int, default=200_000,
@@ -70,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench.record: --max-records and --duration must be > 0, --port 0..65535", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        [spec] = app_targets(args.app, modes=[args.mode], app_python=args.app_python, ready_timeout_s=60)
+        servers = [ASGI_SERVER] if args.mode == ASGI_MODE else ["dev"]
+        [spec] = app_targets(args.app, modes=[args.mode], servers=servers, app_python=args.app_python,
+                             ready_timeout_s=60)
     except TargetCommandError as exc:
         print(f"bench.record: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -165,11 +165,15 @@ def render(trace: Trace, kinds: Sequence[SessionKind]) -> str:
         *(["Which server event answered which client event was inferred from timing (a HAR file), not seen:",
            "check each request(..., reply=...)."] if trace.inferred else []),
         '"""',
+        "import os",
         "import random",
         "",
         "from locust import task",
         "",
         "from loadtests import SocketIOUser",
+        "",
+        "# REPLAY_THINK_SCALE=0.5 replays twice as fast as recorded (think times halved); more users: -u.",
+        'THINK_SCALE = float(os.environ.get("REPLAY_THINK_SCALE", "1"))',
     ]
     taken: set[str] = set()
     for kind in kinds[:MAX_CLASSES]:
@@ -217,7 +221,7 @@ def render_class(kind: SessionKind, name: str, busiest: Counter[str]) -> list[st
                 "        room = self._room_of(args)",
                 "        if room is not None:", "            self.joined(room)"]
     out += ["        return True", "",
-            "    def think(self):", "        self.pump(random.choice(self.think_ms) / 1000)", ""]
+            "    def think(self):", "        self.pump(random.choice(self.think_ms) / 1000 * THINK_SCALE)", ""]
     if joining:
         out += ["    @staticmethod", "    def _room_of(args):",
                 '        """The room a recorded join named (its "room" field), if any."""',

@@ -254,3 +254,87 @@ def test_the_fidelity_report_flags_a_mix_or_payload_that_moved(tmp_path: Path) -
     moved = profile_of(read_trace(trace("c.jsonl", {"r1": [("chat", 100, 0), ("ping", 0, 1000), ("ping", 0, 2000)]})))
     table, flags = compare(recorded, moved, 5.0)
     assert "mix off by -26.7 points" in table and "payload size off by more than 2x" in table and flags >= 3
+
+
+ASGI_APP = '''
+import socketio
+
+sio = socketio.AsyncServer(async_mode="asgi")
+app = socketio.ASGIApp(sio)
+
+
+@sio.event
+async def connect(sid, environ, auth=None):
+    await sio.emit("welcome", {"data": "hello"}, to=sid)
+
+
+@sio.event
+async def join(sid, message):
+    await sio.enter_room(sid, message["room"])
+
+
+@sio.event
+async def say(sid, message):
+    await sio.emit("said", {"text": message["text"]}, to=message["room"])
+
+
+@sio.event
+async def my_event(sid, message):
+    await sio.emit("my_response", {"data": message["data"]}, to=sid)
+'''
+
+ASGI_DRIVER = '''
+import sys, time
+import socketio
+
+clients = []
+for n in range(3):
+    sio = socketio.Client()
+    sio.connect(sys.argv[1], transports=["websocket"], auth={"token": "s3cret"}, wait_timeout=10)
+    sio.emit("join", {"room": "r"})
+    clients.append(sio)
+time.sleep(0.3)
+for i in range(5):
+    clients[0].emit("my_event", {"data": i})
+    clients[1].emit("say", {"room": "r", "text": f"hi {i}"})
+    time.sleep(0.05)
+time.sleep(0.5)
+for sio in clients:
+    sio.disconnect()
+'''
+
+
+@pytest.mark.slow
+def test_an_asgi_app_is_recorded_too(tmp_path: Path) -> None:
+    (tmp_path / "asgi_app.py").write_text(ASGI_APP)
+    (tmp_path / "drive.py").write_text(ASGI_DRIVER)
+    trace = tmp_path / "trace.jsonl"
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{tmp_path / 'asgi_app.py'}:app",
+                                 "--mode", "asyncio", "--out", str(trace), "--duration", "120"], cwd=REPO_ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert recorder.stdout is not None
+        first = recorder.stdout.readline()
+        url = first.split(" on ", 1)[1].split(";", 1)[0]
+        subprocess.run([sys.executable, str(tmp_path / "drive.py"), url], check=True, timeout=120, env=env)
+        recorder.send_signal(signal.SIGINT)
+        out, _ = recorder.communicate(timeout=60)
+    finally:
+        if recorder.poll() is None:
+            os.killpg(recorder.pid, signal.SIGKILL)
+            recorder.wait()
+    assert "3 connects, 13 client events" in out and "3 joins" in out, first + out
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    connects = [r for r in records if r["type"] == "connect"]
+    assert len(connects) == 3 and all(r["auth"] == {"token": "[redacted]"} and r["accepted"] for r in connects)
+    greetings = [r for r in records if r["type"] == "emit" and r["event"] == "welcome"]
+    assert {r["cause"] for r in greetings} == {r["seq"] for r in connects}
+    assert {r["to"] for r in greetings} == {"sender"}
+    said = [r for r in records if r["type"] == "emit" and r["event"] == "said"]
+    assert len(said) == 5 and {(r["to"], r["room"], r["recipients"]) for r in said} == {("room", "r", 3)}
+    replies = [r for r in records if r["type"] == "emit" and r["event"] == "my_response"]
+    assert len(replies) == 5 and all(r["to"] == "sender" and r["cause"] is not None for r in replies)
+    generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert generated.returncode == 0 and "reply='my_response'" in generated.stdout, generated.stderr
