@@ -66,6 +66,8 @@ class SessionKind:
     gaps_ms: list[float] = field(default_factory=list)
     greetings: Counter[str] = field(default_factory=Counter)
     cookies: set[str] = field(default_factory=set)
+    #: the CONNECT auth payload of the first session that sent one (secrets redacted in the trace)
+    auth: dict[str, Any] | None = None
 
 
 def read_source(path: Path) -> Trace:
@@ -107,6 +109,8 @@ def session_kinds(trace: Trace) -> list[SessionKind]:
         connect = connects.get(sid)
         if connect is not None:
             kind.cookies.update(str(c) for c in connect.get("cookies") or [])
+            if kind.auth is None and isinstance(connect.get("auth"), dict) and connect["auth"]:
+                kind.auth = connect["auth"]
             for emit in caused.get(connect.get("seq"), []):
                 if emit.get("type") == "emit" and emit.get("to") == "sender":
                     kind.greetings[str(emit.get("event"))] += 1
@@ -195,6 +199,8 @@ def render_class(kind: SessionKind, name: str, busiest: Counter[str]) -> list[st
     if primary is not None:
         out.append(f"    primary = {primary!r}")
     out.append(f"    think_ms = {sorted(kind.gaps_ms) or [100.0]!r}  # recorded gaps between events")
+    if kind.auth is not None:
+        out.append(f"    connect_auth = {_auth_literal(kind.auth)}")
     for event in [*joining, *tasks]:
         out.append(f"    {_payloads_name(event)} = {_literal(kind.stats[event].payloads)}")
     spread = [(event, stats) for event, stats in kind.stats.items() if stats.spread]
@@ -213,7 +219,8 @@ def render_class(kind: SessionKind, name: str, busiest: Counter[str]) -> list[st
     out += ["", "    def on_greeting(self, *args):", "        self.greeted += 1", "",
             "    def enter(self):",
             '        """Connect (again after a lost connection), and do what each recorded session did first."""',
-            "        if self.connected:", "            return True", "        if not self.connect():",
+            "        if self.connected:", "            return True",
+            "        if not self.connect(" + ("auth=self.connect_auth" if kind.auth is not None else "") + "):",
             "            self.pump(self.reconnect_backoff)", "            return False"]
     for event in joining:
         out += [f"        args = random.choice(self.{_payloads_name(event)})",
@@ -246,6 +253,18 @@ def _send_call(event: str, stats: EventStats, chosen: str | None = None) -> str:
     if stats.acked * 2 >= stats.count:
         return f"call({event!r}, {args})"
     return f"emit({event!r}, {args})"
+
+
+def _auth_literal(auth: dict[str, Any]) -> str:
+    """The recorded auth as Python: a redacted secret read from the environment, the rest as recorded."""
+    parts = []
+    for key, value in auth.items():
+        if value == "[redacted]":
+            name = "REPLAY_AUTH_" + (re.sub(r"\W+", "_", str(key)).upper() or "SECRET")
+            parts.append(f"{str(key)!r}: os.environ.get({name!r}, '')")
+        else:
+            parts.append(f"{str(key)!r}: {value!r}")
+    return "{" + ", ".join(parts) + "}  # secrets from the environment, never from the recording"
 
 
 def _payloads_name(event: str) -> str:

@@ -338,3 +338,6 @@ def test_an_asgi_app_is_recorded_too(tmp_path: Path) -> None:
     generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
                                capture_output=True, text=True, timeout=60)
     assert generated.returncode == 0 and "reply='my_response'" in generated.stdout, generated.stderr
+    assert "connect_auth = {'token': os.environ.get('REPLAY_AUTH_TOKEN', '')}" in generated.stdout
+    assert "self.connect(auth=self.connect_auth)" in generated.stdout and "s3cret" not in generated.stdout
+    compile(generated.stdout, "locustfile.py", "exec")
