@@ -169,8 +169,10 @@ class _Recording:
 
     def disconnect(self, server: Any, eio_sid: Any, namespace: Any, reason: Any) -> None:
         ns = namespace or "/"
-        self.writer.record("disconnect", sid=server.manager.sid_from_eio_sid(eio_sid, ns), ns=ns,
-                           reason=str(reason) if reason is not None else None)
+        sid = server.manager.sid_from_eio_sid(eio_sid, ns)
+        if sid is None or not server.manager.is_connected(sid, ns):
+            return  # python-socketio is told twice (the client's DISCONNECT, then the transport's close)
+        self.writer.record("disconnect", sid=sid, ns=ns, reason=str(reason) if reason is not None else None)
 
     def emit(self, server: Any, event: str, data: Any, to: Any, room: Any, skip_sid: Any, namespace: Any) -> None:
         ns = namespace or "/"

@@ -3,16 +3,19 @@
 Both files are traces of ``python -m bench.record``: the recording of real
 use, and a recording of the app while the generated locustfile ran against
 it. Side by side, per client event: its share of all events (the mix),
-payload size percentiles (p50, p95 of the arguments' JSON), and per session
-the events sent and the gaps between them (p50, p90). A share that moved by
-more than ``--tolerance`` points, or a size or gap percentile off by more
-than 2x, is flagged. The mix is compared as shares, not rates: a replay is
-usually run with more users than were recorded.
+the replies to its sender and the deliveries to rooms or everyone it caused
+per send, payload size percentiles (p50, p95 of the arguments' JSON), and per session
+the events sent (mean) and the gaps between them (p50, p90). A share that moved by
+more than ``--tolerance`` points, replies or deliveries per send off by
+more than 5 %, or a size or gap percentile off by more than 2x, is
+flagged. The mix is compared as shares, not rates: a replay is usually run
+with more users than were recorded.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,6 +33,9 @@ class Profile:
     """What one trace shows of its client events."""
 
     events: dict[str, int] = field(default_factory=dict)
+    #: emits back to the sender, and deliveries to rooms and everyone, caused by each event
+    replies: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reached: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     sizes: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     per_session: list[int] = field(default_factory=list)
     gaps_ms: list[float] = field(default_factory=list)
@@ -42,6 +48,15 @@ class Profile:
 def profile_of(trace: Trace) -> Profile:
     profile = Profile()
     sessions: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    event_of = {r.get("seq"): r["event"] for r in trace.records
+                if r.get("type") == "event" and isinstance(r.get("event"), str)}
+    for record in trace.records:
+        name = event_of.get(record.get("cause")) if record.get("type") == "emit" else None
+        if name is not None and record.get("to") == "sender":
+            profile.replies[name] += 1
+        elif name is not None:
+            profile.reached[name] += int(record.get("recipients") or 0) if isinstance(record.get("recipients"),
+                                                                                      int) else 0
     for record in trace.records:
         if record.get("type") != "event" or not isinstance(record.get("event"), str):
             continue
@@ -73,24 +88,31 @@ def _off(a: float | None, b: float | None) -> bool:
 def compare(recorded: Profile, replayed: Profile, tolerance_points: float) -> tuple[str, int]:
     """(Markdown, flags) of the two profiles side by side."""
     flags = 0
-    lines = ["| event | recorded share | replay share | payload p50 (rec / replay) | p95 | |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = ["| event | recorded share | replay share | replies per send (rec / replay) | deliveries per send | "
+             "payload p50 (rec / replay) | p95 | |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name in sorted(set(recorded.events) | set(replayed.events),
                        key=lambda n: -(recorded.events.get(n, 0) + replayed.events.get(n, 0))):
         share_a = 100 * recorded.events.get(name, 0) / max(recorded.total, 1)
         share_b = 100 * replayed.events.get(name, 0) / max(replayed.total, 1)
         p50 = (percentile(recorded.sizes.get(name, []), 0.5), percentile(replayed.sizes.get(name, []), 0.5))
         p95 = (percentile(recorded.sizes.get(name, []), 0.95), percentile(replayed.sizes.get(name, []), 0.95))
+        per_send = [(p.replies.get(name, 0) / max(p.events.get(name, 0), 1),
+                     p.reached.get(name, 0) / max(p.events.get(name, 0), 1)) for p in (recorded, replayed)]
         notes = []
         if abs(share_a - share_b) > tolerance_points:
             notes.append(f"mix off by {share_b - share_a:+.1f} points")
+        for what, was, now in (("replies", per_send[0][0], per_send[1][0]),
+                               ("deliveries", per_send[0][1], per_send[1][1])):
+            if recorded.events.get(name) and replayed.events.get(name) and abs(now - was) > 0.05 * max(was, now):
+                notes.append(f"{what} per send {was:.2f} vs {now:.2f}")
         if _off(*p50) or _off(*p95):
             notes.append("payload size off by more than 2x")
         flags += bool(notes)
-        lines.append(f"| `{name}` | {share_a:.1f}% | {share_b:.1f}% | {_num(p50[0])} / {_num(p50[1])} | "
+        lines.append(f"| `{name}` | {share_a:.1f}% | {share_b:.1f}% | {per_send[0][0]:.2f} / {per_send[1][0]:.2f} | "
+                     f"{per_send[0][1]:.2f} / {per_send[1][1]:.2f} | {_num(p50[0])} / {_num(p50[1])} | "
                      f"{_num(p95[0])} / {_num(p95[1])} | {'; '.join(notes) or 'ok'} |")
-    rows = [("events per session, p50", percentile(recorded.per_session, 0.5),
-             percentile(replayed.per_session, 0.5)),
+    rows = [("events per session, mean", statistics.fmean(recorded.per_session) if recorded.per_session else None,
+             statistics.fmean(replayed.per_session) if replayed.per_session else None),
             ("gap between a session's events, p50 ms", percentile(recorded.gaps_ms, 0.5),
              percentile(replayed.gaps_ms, 0.5)),
             ("gap between a session's events, p90 ms", percentile(recorded.gaps_ms, 0.9),
