@@ -352,3 +352,120 @@ def test_an_asgi_app_is_recorded_too(tmp_path: Path) -> None:
     assert "connect_auth = {'token': os.environ.get('REPLAY_AUTH_TOKEN', '')}" in generated.stdout
     assert "self.connect(auth=self.connect_auth)" in generated.stdout and "s3cret" not in generated.stdout
     compile(generated.stdout, "locustfile.py", "exec")
+
+
+BROWSER_USERS = """
+async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  await fetch('/login', {method: 'POST', body: new URLSearchParams({name: 'browser'})});
+  const open = () => new Promise((resolve) => {
+    const ws = new WebSocket(location.origin.replace('http', 'ws') + '/socket.io/?EIO=4&transport=websocket');
+    ws.onmessage = (m) => {
+      if (m.data[0] === '0') ws.send('40');
+      else if (m.data.startsWith('40')) resolve(ws);
+      else if (m.data === '2') ws.send('3');
+    };
+  });
+  const send = (ws, event, data) => ws.send('42' + JSON.stringify([event, data]));
+  const chatter = async () => {
+    const ws = await open();
+    send(ws, 'join', {room: 'lobby'});
+    await sleep(500);
+    for (let i = 0; i < 6; i++) {
+      send(ws, 'my_event', {data: 'hello ' + i});
+      if (i % 3 === 0) send(ws, 'my_room_event', {room: 'lobby', data: 'all ' + i});
+      await sleep(100);
+    }
+    await sleep(300);
+    ws.send('41'); ws.close();
+  };
+  const lurker = async () => {
+    const ws = await open();
+    send(ws, 'join', {room: 'lobby'});
+    await sleep(1500);
+    ws.send('41'); ws.close();
+  };
+  await Promise.all([chatter(), lurker()]);
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_browser_session_recorded_in_the_server_and_as_a_har_gives_one_mix(tmp_path: Path) -> None:
+    """Chromium runs a chatter and a lurker on the app's own origin; the server's trace and the HAR agree."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.lock)")
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    trace = tmp_path / "trace.jsonl"
+    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--out",
+                                 str(trace), "--duration", "120"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    sockets: dict[str, dict] = {}
+    try:
+        assert recorder.stdout is not None
+        url = recorder.stdout.readline().split(" on ", 1)[1].split(";", 1)[0]
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            try:
+                page = browser.new_context().new_page()
+                cdp = page.context.new_cdp_session(page)
+                cdp.send("Network.enable")
+
+                def created(event: dict) -> None:
+                    sockets[event["requestId"]] = {"request": {"url": event["url"], "headers": []},
+                                                   "_resourceType": "websocket", "_webSocketMessages": []}
+
+                def frame(kind: str) -> object:
+                    def on(event: dict) -> None:
+                        response = event["response"]
+                        sockets[event["requestId"]]["_webSocketMessages"].append(
+                            {"type": kind, "time": event["timestamp"], "opcode": response["opcode"],
+                             "data": response["payloadData"]})
+                    return on
+
+                cdp.on("Network.webSocketCreated", created)
+                cdp.on("Network.webSocketFrameSent", frame("send"))
+                cdp.on("Network.webSocketFrameReceived", frame("receive"))
+                page.goto(url + "/")
+                page.evaluate(BROWSER_USERS)
+                page.wait_for_timeout(300)
+            finally:
+                browser.close()
+        recorder.send_signal(signal.SIGINT)
+        out, _ = recorder.communicate(timeout=60)
+    finally:
+        if recorder.poll() is None:
+            os.killpg(recorder.pid, signal.SIGKILL)
+            recorder.wait()
+    assert "2 connects, 10 client events" in out, out
+    har = tmp_path / "browser.har"
+    har.write_text(json.dumps({"log": {"entries": list(sockets.values())}}))
+
+    def mix(records: list[dict]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in records:
+            if record.get("type") == "event":
+                counts[record["event"]] = counts.get(record["event"], 0) + 1
+        return counts
+
+    from loadtests.har_trace import read_har
+
+    server_side = mix(read_trace(trace).records)
+    assert server_side == {"join": 2, "my_event": 6, "my_room_event": 2}
+    assert mix(read_har(har).records) == server_side, "the HAR's frames give the server's event mix"
+
+    generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert generated.returncode == 0, generated.stderr
+    (tmp_path / "locustfile.py").write_text(generated.stdout)
+    replay = subprocess.run([sys.executable, "-m", "bench", "--app", f"{APP}:socketio", "--locustfile",
+                             str(tmp_path / "locustfile.py"), "--modes", "gevent", "--users", "4", "--duration",
+                             "3", "--warmup", "1", "--results", str(tmp_path / "results"), "--run-id", "browser"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+    summary = json.loads((tmp_path / "results" / "browser" / "gevent-app--myevent" / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 5, summary.get("problems")
