@@ -28,7 +28,6 @@ input: bounded in size, each line parsed on its own, bad lines counted.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections import Counter, defaultdict
@@ -364,9 +363,8 @@ def _payloads_name(event: str) -> str:
 
 
 def _literal(payloads: Iterable[Any]) -> str:
-    text = json.dumps([p if isinstance(p, list) else [] for p in payloads])
-    return text.replace("true", "True").replace("false", "False").replace("null", "None") \
-        if not re.search(r'"[^"]*\b(true|false|null)\b[^"]*"', text) else f"__import__('json').loads({text!r})"
+    """Recorded argument lists as Python (they are JSON values: repr is a Python literal of them)."""
+    return repr([p if isinstance(p, list) else [] for p in payloads])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -250,26 +250,7 @@ def test_capacity_searches_the_app_as_written(tmp_path: Path) -> None:
     assert step["users"] == 4 and step["peak_connected"] == 4
 
 
-ASGI_APP = '''
-import socketio
-
-sio = socketio.AsyncServer(async_mode="asgi", logger=True)
-app = socketio.ASGIApp(sio)
-
-
-@sio.event
-async def connect(sid, environ, auth=None):
-    await sio.emit("welcome", {"data": "hello"}, to=sid)
-
-
-@sio.event
-async def my_event(sid, message):
-    await sio.emit("my_response", {"data": message["data"]}, to=sid)
-
-
-if __name__ == "__main__":
-    raise SystemExit("the launcher imports this module; this block must not run")
-'''
+ASGI_APP = REPO_ROOT / "tests" / "asgi_chat_app.py"  # logs every packet; greets, replies, rooms
 
 ASGI_LOCUSTFILE = '''
 from locust import task
@@ -302,9 +283,8 @@ class AsgiUser(SocketIOUser):
 
 def test_an_asgi_app_runs_under_uvicorn_as_written(tmp_path: Path) -> None:
     """A python-socketio ASGI app (AsyncServer + ASGIApp): --modes asyncio --app-server uvicorn."""
-    (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     (tmp_path / "asgi_locustfile.py").write_text(ASGI_LOCUSTFILE)
-    done = run_bench("--app", f"{tmp_path / 'asgi_app.py'}:app", "--locustfile", str(tmp_path / "asgi_locustfile.py"),
+    done = run_bench("--app", f"{ASGI_APP}:app", "--locustfile", str(tmp_path / "asgi_locustfile.py"),
                      "--modes", "asyncio", "--app-server", "uvicorn", "--users", "4", "--duration", "3",
                      "--warmup", "1", "--run-id", "asgi", results=tmp_path / "results")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -321,8 +301,7 @@ def test_an_asgi_app_runs_under_uvicorn_as_written(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("modes, servers", [("gevent", "uvicorn"), ("asyncio", "dev"), ("asyncio,gevent", "uvicorn")])
 def test_asgi_and_wsgi_modes_do_not_mix(tmp_path: Path, modes: str, servers: str) -> None:
-    (tmp_path / "app.py").write_text(ASGI_APP)
-    done = run_bench("--app", f"{tmp_path / 'app.py'}:app", "--modes", modes, "--app-server", servers,
+    done = run_bench("--app", f"{ASGI_APP}:app", "--modes", modes, "--app-server", servers,
                      results=tmp_path / "results")
     assert done.returncode == 2 and "an ASGI app runs in mode asyncio under uvicorn only" in done.stderr, \
         done.stderr[-2000:]

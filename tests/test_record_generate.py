@@ -8,12 +8,14 @@ room and chat, generates a locustfile from the trace and runs it under
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,36 +131,71 @@ threads = [threading.Thread(target=user, args=(n, n % 2 == 0)) for n in range(4)
 '''
 
 
-def record(tmp_path: Path, out: Path, env: dict[str, str], drive: list[str], mode: str = "threading") -> str:
-    """``bench.record`` of the classic example while ``drive`` (a command, {url} filled in) runs; its output."""
-    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--mode", mode,
-                                 "--out", str(out), "--duration", "180"], cwd=REPO_ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+ENV = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+
+
+class Recording:
+    """A running ``bench.record``: its URL while it runs, what it printed once it has stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.output = url, ""
+
+
+@contextlib.contextmanager
+def recording(out: Path, app: str = f"{APP}:socketio", mode: str = "threading") -> Iterator[Recording]:
+    """``bench.record`` of ``app`` into ``out`` while the body runs; Ctrl-C (SIGINT) ends it, which must exit 0."""
+    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", app, "--mode", mode, "--out", str(out),
+                                 "--duration", "180"], cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         assert recorder.stdout is not None
         first = recorder.stdout.readline()
-        url = first.split(" on ", 1)[1].split(";", 1)[0]
-        assert url.startswith("http://127.0.0.1:"), first
-        subprocess.run([arg.replace("{url}", url) for arg in drive], check=True, timeout=150, env=env, cwd=tmp_path,
-                       capture_output=True)
+        assert " on http://127.0.0.1:" in first, first + recorder.stdout.read()
+        session = Recording(first.split(" on ", 1)[1].split(";", 1)[0])
+        yield session
         time.sleep(0.5)
         recorder.send_signal(signal.SIGINT)
-        out_text, _ = recorder.communicate(timeout=60)
+        session.output, _ = recorder.communicate(timeout=60)
     finally:
         if recorder.poll() is None:
             os.killpg(recorder.pid, signal.SIGKILL)
             recorder.wait()
-    assert recorder.returncode == 0, out_text
-    return out_text
+    assert recorder.returncode == 0, session.output
+
+
+def record(tmp_path: Path, out: Path, drive: list[str], mode: str = "threading") -> str:
+    """``bench.record`` of the classic example while ``drive`` (a command, {url} filled in) runs; its output."""
+    with recording(out, mode=mode) as session:
+        subprocess.run([arg.replace("{url}", session.url) for arg in drive], check=True, timeout=150, env=ENV,
+                       cwd=tmp_path, capture_output=True)
+    return session.output
+
+
+def generate(trace: Path) -> str:
+    """``python -m loadtests.generate`` of ``trace``: the locustfile, which must compile."""
+    done = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    compile(done.stdout, "locustfile.py", "exec")
+    return done.stdout
+
+
+def replay_under_bench(tmp_path: Path, locustfile: Path, run_id: str) -> dict:
+    """The generated locustfile under ``python -m bench --app`` (gevent, 4 users, 3 s): MyEventUser's summary."""
+    done = subprocess.run([sys.executable, "-m", "bench", "--app", f"{APP}:socketio", "--locustfile", str(locustfile),
+                           "--modes", "gevent", "--users", "4", "--duration", "3", "--warmup", "1", "--results",
+                           str(tmp_path / "results"), "--run-id", run_id],
+                          cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((tmp_path / "results" / run_id / "gevent-app--myevent" / "summary.json").read_text())
 
 
 @pytest.mark.slow
 def test_record_the_classic_app_generate_and_replay_at_20x(tmp_path: Path) -> None:
     """Chatters and lurkers recorded; the generated locustfile replayed by 20x the users keeps the mix."""
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
     trace = tmp_path / "trace.jsonl"
     (tmp_path / "drive.py").write_text(DRIVER)
-    out = record(tmp_path, trace, env, [sys.executable, str(tmp_path / "drive.py"), "{url}"])
+    out = record(tmp_path, trace, [sys.executable, str(tmp_path / "drive.py"), "{url}"])
     assert "4 connects, 26 client events" in out and "4 joins, 4 disconnects" in out, out
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     assert records[0]["type"] == "trace" and records[-1] == {"type": "end", "records": len(records) - 2,
@@ -166,27 +203,19 @@ def test_record_the_classic_app_generate_and_replay_at_20x(tmp_path: Path) -> No
     greetings = [r for r in records if r["type"] == "emit" and r["args"] == [{"data": "Connected", "count": 0}]]
     assert len(greetings) == 4 and all(r["to"] == "sender" and r["cause"] is not None for r in greetings)
 
-    generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=60)
-    assert generated.returncode == 0, generated.stderr
-    code = generated.stdout
+    code = generate(trace)
     (tmp_path / "locustfile.py").write_text(code)
     assert "class MyEventUser(SocketIOUser):" in code and "class ListenerUser(SocketIOUser):" in code, code
     assert "4 sessions of 2 kind(s); 26 client events" in code
     assert "room_prefix, room_share = 'lobby', 2" in code
 
     # It runs under python -m bench like any locustfile.
-    replay = subprocess.run([sys.executable, "-m", "bench", "--app", f"{APP}:socketio", "--locustfile",
-                             str(tmp_path / "locustfile.py"), "--modes", "gevent", "--users", "4", "--duration",
-                             "3", "--warmup", "1", "--results", str(tmp_path / "results"), "--run-id", "replay"],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
-    summary = json.loads((tmp_path / "results" / "replay" / "gevent-app--myevent" / "summary.json").read_text())
+    summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "replay")
     assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 10, summary.get("problems")
 
     # 20x the recorded sessions for 20 s, recorded in turn, and compared with the recording.
     replayed = tmp_path / "replay.jsonl"
-    record(tmp_path, replayed, env, [sys.executable, "-m", "locust", "-f", str(tmp_path / "locustfile.py"),
+    record(tmp_path, replayed, [sys.executable, "-m", "locust", "-f", str(tmp_path / "locustfile.py"),
                                      "--headless", "-u", "80", "-r", "80", "-t", "20s", "--host", "{url}",
                                      "--loglevel", "WARNING"], mode="gevent")
     fidelity = subprocess.run([sys.executable, "-m", "reports.fidelity", str(trace), str(replayed),
@@ -267,32 +296,7 @@ def test_the_fidelity_report_flags_a_mix_or_payload_that_moved(tmp_path: Path) -
     assert "mix off by -26.7 points" in table and "payload size off by more than 2x" in table and flags >= 3
 
 
-ASGI_APP = '''
-import socketio
-
-sio = socketio.AsyncServer(async_mode="asgi")
-app = socketio.ASGIApp(sio)
-
-
-@sio.event
-async def connect(sid, environ, auth=None):
-    await sio.emit("welcome", {"data": "hello"}, to=sid)
-
-
-@sio.event
-async def join(sid, message):
-    await sio.enter_room(sid, message["room"])
-
-
-@sio.event
-async def say(sid, message):
-    await sio.emit("said", {"text": message["text"]}, to=message["room"])
-
-
-@sio.event
-async def my_event(sid, message):
-    await sio.emit("my_response", {"data": message["data"]}, to=sid)
-'''
+ASGI_APP = REPO_ROOT / "tests" / "asgi_chat_app.py"  # logs every packet; greets, replies, rooms
 
 ASGI_DRIVER = '''
 import sys, time
@@ -317,25 +321,12 @@ for sio in clients:
 
 @pytest.mark.slow
 def test_an_asgi_app_is_recorded_too(tmp_path: Path) -> None:
-    (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     (tmp_path / "drive.py").write_text(ASGI_DRIVER)
     trace = tmp_path / "trace.jsonl"
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
-    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{tmp_path / 'asgi_app.py'}:app",
-                                 "--mode", "asyncio", "--out", str(trace), "--duration", "120"], cwd=REPO_ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        assert recorder.stdout is not None
-        first = recorder.stdout.readline()
-        url = first.split(" on ", 1)[1].split(";", 1)[0]
-        subprocess.run([sys.executable, str(tmp_path / "drive.py"), url], check=True, timeout=120, env=env)
-        recorder.send_signal(signal.SIGINT)
-        out, _ = recorder.communicate(timeout=60)
-    finally:
-        if recorder.poll() is None:
-            os.killpg(recorder.pid, signal.SIGKILL)
-            recorder.wait()
-    assert "3 connects, 13 client events" in out and "3 joins" in out, first + out
+    with recording(trace, app=f"{ASGI_APP}:app", mode="asyncio") as session:
+        subprocess.run([sys.executable, str(tmp_path / "drive.py"), session.url], check=True, timeout=120, env=ENV)
+    out = session.output
+    assert "3 connects, 13 client events" in out and "3 joins" in out, out
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     connects = [r for r in records if r["type"] == "connect"]
     assert len(connects) == 3 and all(r["auth"] == {"token": "[redacted]"} and r["accepted"] for r in connects)
@@ -346,12 +337,10 @@ def test_an_asgi_app_is_recorded_too(tmp_path: Path) -> None:
     assert len(said) == 5 and {(r["to"], r["room"], r["recipients"]) for r in said} == {("room", "r", 3)}
     replies = [r for r in records if r["type"] == "emit" and r["event"] == "my_response"]
     assert len(replies) == 5 and all(r["to"] == "sender" and r["cause"] is not None for r in replies)
-    generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=60)
-    assert generated.returncode == 0 and "reply='my_response'" in generated.stdout, generated.stderr
-    assert "connect_auth = {'token': os.environ.get('REPLAY_AUTH_TOKEN', '')}" in generated.stdout
-    assert "self.connect(auth=self.connect_auth)" in generated.stdout and "s3cret" not in generated.stdout
-    compile(generated.stdout, "locustfile.py", "exec")
+    code = generate(trace)
+    assert "reply='my_response'" in code
+    assert "connect_auth = {'token': os.environ.get('REPLAY_AUTH_TOKEN', '')}" in code
+    assert "self.connect(auth=self.connect_auth)" in code and "s3cret" not in code
 
 
 BROWSER_USERS = """
@@ -399,48 +388,36 @@ def test_a_browser_session_recorded_in_the_server_and_as_a_har_gives_one_mix(tmp
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.lock)")
-    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
     trace = tmp_path / "trace.jsonl"
-    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--out",
-                                 str(trace), "--duration", "120"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     sockets: dict[str, dict] = {}
-    try:
-        assert recorder.stdout is not None
-        url = recorder.stdout.readline().split(" on ", 1)[1].split(";", 1)[0]
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-            try:
-                page = browser.new_context().new_page()
-                cdp = page.context.new_cdp_session(page)
-                cdp.send("Network.enable")
+    with recording(trace) as session, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_context().new_page()
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Network.enable")
 
-                def created(event: dict) -> None:
-                    sockets[event["requestId"]] = {"request": {"url": event["url"], "headers": []},
-                                                   "_resourceType": "websocket", "_webSocketMessages": []}
+            def created(event: dict) -> None:
+                sockets[event["requestId"]] = {"request": {"url": event["url"], "headers": []},
+                                               "_resourceType": "websocket", "_webSocketMessages": []}
 
-                def frame(kind: str) -> object:
-                    def on(event: dict) -> None:
-                        response = event["response"]
-                        sockets[event["requestId"]]["_webSocketMessages"].append(
-                            {"type": kind, "time": event["timestamp"], "opcode": response["opcode"],
-                             "data": response["payloadData"]})
-                    return on
+            def frame(kind: str) -> object:
+                def on(event: dict) -> None:
+                    response = event["response"]
+                    sockets[event["requestId"]]["_webSocketMessages"].append(
+                        {"type": kind, "time": event["timestamp"], "opcode": response["opcode"],
+                         "data": response["payloadData"]})
+                return on
 
-                cdp.on("Network.webSocketCreated", created)
-                cdp.on("Network.webSocketFrameSent", frame("send"))
-                cdp.on("Network.webSocketFrameReceived", frame("receive"))
-                page.goto(url + "/")
-                page.evaluate(BROWSER_USERS)
-                page.wait_for_timeout(300)
-            finally:
-                browser.close()
-        recorder.send_signal(signal.SIGINT)
-        out, _ = recorder.communicate(timeout=60)
-    finally:
-        if recorder.poll() is None:
-            os.killpg(recorder.pid, signal.SIGKILL)
-            recorder.wait()
+            cdp.on("Network.webSocketCreated", created)
+            cdp.on("Network.webSocketFrameSent", frame("send"))
+            cdp.on("Network.webSocketFrameReceived", frame("receive"))
+            page.goto(session.url + "/")
+            page.evaluate(BROWSER_USERS)
+            page.wait_for_timeout(300)
+        finally:
+            browser.close()
+    out = session.output
     assert "2 connects, 10 client events" in out, out
     har = tmp_path / "browser.har"
     har.write_text(json.dumps({"log": {"entries": list(sockets.values())}}))
@@ -458,14 +435,6 @@ def test_a_browser_session_recorded_in_the_server_and_as_a_har_gives_one_mix(tmp
     assert server_side == {"join": 2, "my_event": 6, "my_room_event": 2}
     assert mix(read_har(har).records) == server_side, "the HAR's frames give the server's event mix"
 
-    generated = subprocess.run([sys.executable, "-m", "loadtests.generate", str(trace)], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=60)
-    assert generated.returncode == 0, generated.stderr
-    (tmp_path / "locustfile.py").write_text(generated.stdout)
-    replay = subprocess.run([sys.executable, "-m", "bench", "--app", f"{APP}:socketio", "--locustfile",
-                             str(tmp_path / "locustfile.py"), "--modes", "gevent", "--users", "4", "--duration",
-                             "3", "--warmup", "1", "--results", str(tmp_path / "results"), "--run-id", "browser"],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
-    summary = json.loads((tmp_path / "results" / "browser" / "gevent-app--myevent" / "summary.json").read_text())
+    (tmp_path / "locustfile.py").write_text(generate(trace))
+    summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "browser")
     assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 5, summary.get("problems")
