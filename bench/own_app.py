@@ -41,7 +41,7 @@ import psutil
 
 from core.children import dies_with_parent
 from core.gc_pauses import GC_LOG_ENV
-from target_app.process import LOOPBACK, TargetProcess, TargetStartError, free_port
+from target_app.process import LOOPBACK, TargetProcess, TargetStartError, free_port, port_in_use
 
 #: the placeholders a --target-cmd may use
 PLACEHOLDERS: tuple[str, ...] = ("port", "host", "mode")
@@ -268,6 +268,9 @@ def launch_command(spec: CommandTarget, *, log_path: Path, cpu_affinity: Sequenc
     command (valgrind, for the instruction count: it keeps the process's pid), ``extra_env`` adds to
     its environment.
     """
+    if port and port_in_use(port, LOOPBACK):  # readiness would find the other server and call this one up
+        raise TargetStartError(f"port {port} on {LOOPBACK} is already in use: stop what listens there, or choose "
+                               "another port")
     port = port or free_port(LOOPBACK)
     argv = [*wrapper, *spec.argv(port=port)]
     if app_info is not None:

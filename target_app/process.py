@@ -39,6 +39,17 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """True when something already listens on ``host:port`` (a server started there would not get it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 @dataclass
 class TargetProcess:
     """A running target and how to reach it."""

@@ -438,3 +438,18 @@ def test_a_browser_session_recorded_in_the_server_and_as_a_har_gives_one_mix(tmp
     (tmp_path / "locustfile.py").write_text(generate(trace))
     summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "browser")
     assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 5, summary.get("problems")
+
+
+def test_a_port_already_in_use_is_refused_not_mistaken_for_the_app(tmp_path: Path) -> None:
+    """Readiness would otherwise find the other server listening there and announce the app as serving."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--port", str(port),
+                               "--duration", "5", "--out", str(tmp_path / "t.jsonl")], cwd=REPO_ROOT, env=ENV,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in done.stderr, done.stderr
+    assert "serving" not in done.stdout
