@@ -71,11 +71,12 @@ from bench.own_app import (
     app_arguments_error,
     targets_of_app_arguments,
 )
-from bench.profile import LoadShape, Scenario, TargetSpec
+from bench.profile import Scenario, TargetSpec
 from bench.signals import interrupt_on_signals
 from core.cells import CellName
 from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from core.files import write_json, write_text
+from core.load_params import LoadShape, add_load_options, given_load_options
 from core.run_dirs import RunDirError, claim_run_dir
 from core.scenarios import SCENARIO_USERS
 from reports.build import build_cell_report
@@ -198,10 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--user", help="the user class to run (default: the scenario's, e.g. EchoUser)")
     server.add_argument("--scenario", default="echo", choices=sorted(SCENARIO_USERS),
                         help="reference scenario when no --user is given (default echo)")
-    server.add_argument("--users", type=int, default=20)
-    server.add_argument("--duration", type=float, default=8.0, help="seconds per run (default 8)")
-    server.add_argument("--warmup", type=float, default=2.0, help="seconds cut from each run's start (default 2)")
-    server.add_argument("--emit-rate", type=float, default=0.0, help="emits/s per user (0 = flat out)")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
                         help="pairs (one run a side) before the first verdict (default 7)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, metavar="SECONDS",
@@ -218,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-summary", type=Path, default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
                         help="Markdown file to append the verdict table to (default: $GITHUB_STEP_SUMMARY)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin target and load generator to cores")
+    add_load_options(parser, title="the load of each run (default: the table's, docs/load-generator.md#parameters)")
     counted = parser.add_argument_group("the instruction count (--measure instructions or both)")
     counted.add_argument("--measure", choices=MEASURES, default="clock",
                          help="clock: timed runs under load (default); instructions: the server's instructions "
@@ -297,8 +295,7 @@ def sides_of(args: argparse.Namespace, run_dir: Path) -> Iterator[tuple[Side, Si
 
 def scenario_of(args: argparse.Namespace) -> Scenario:
     try:
-        load = LoadShape(users=args.users, spawn_rate=max(50.0, float(args.users)), duration_s=args.duration,
-                         warmup_s=args.warmup, emit_rate=args.emit_rate)
+        load = LoadShape(**given_load_options(args))
     except ValueError as exc:
         raise AbInputError(str(exc)) from None
     try:
@@ -532,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     more = "" if args.budget == 0 else \
                         f", more until every metric is decided (budget {args.budget:g} s)"
                     print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
-                          f"({args.duration:g} s), interleaved{more}; results in {run_dir}", flush=True)
+                          f"({scenario.load.duration_s:g} s), interleaved{more}; results in {run_dir}", flush=True)
                     sequential = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
                     _, stopping = run_ab(a, b, scenario, run_dir, judge=sequential, first_look=args.repeats,
                                          budget_s=args.budget, max_pairs=args.max_pairs, pin=not args.no_pin,

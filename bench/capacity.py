@@ -26,7 +26,6 @@ from bench.matrix import DEFAULT_RESULTS, ProgressLine, split_list
 from bench.own_app import add_app_arguments, app_arguments_error, targets_of_app_arguments
 from bench.profile import (
     SCENARIO_USERS,
-    LoadShape,
     ProfileError,
     Scenario,
     Target,
@@ -36,6 +35,7 @@ from bench.profile import (
 )
 from core.cells import CellName, capacity_variant
 from core.files import write_json, write_text
+from core.load_params import BY_NAME, LoadShape, add_load_options, given_load_options
 from core.run_dirs import RunDirError, claim_run_dir
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
@@ -174,12 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-users", type=int, default=2000)
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--step-duration", type=float, default=8.0, help="seconds per step")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds cut from each step's start")
-    # Paced by default: "max clients" means clients at a realistic pace; flat-out
-    # users (0) measure the server's throughput, and cap at a few dozen clients.
-    parser.add_argument("--emit-rate", type=float, default=PACED_EMIT_RATE,
-                        help=f"emits/s per user (default {PACED_EMIT_RATE:g}; 0 = flat out, a throughput search)")
-    parser.add_argument("--payload-bytes", type=int, default=64)
     parser.add_argument("--slo-p99-ms", type=float, default=50.0)
     parser.add_argument("--max-error-ratio", type=float, default=0.01)
     parser.add_argument("--time-budget", type=float, default=600.0, help="seconds for the whole search")
@@ -190,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="search each target once per garbage-collector setting "
                              "(default, freeze, off, thresholds:A,B,C)")
     parser.add_argument("--no-pin", action="store_true")
+    # Paced by default: "max clients" means clients at a realistic pace; flat-out
+    # users (--emit-rate 0) measure the server's throughput, and cap at a few dozen clients.
+    add_load_options(parser, skip=("users", "duration_s"),
+                     title=f"each step's load (default: the table's, docs/load-generator.md#parameters; but "
+                           f"--emit-rate {PACED_EMIT_RATE:g}, and --start and --step-duration set users and duration)")
     own = parser.add_argument_group("your own app (docs/own-app.md)")
     own.add_argument("--locustfile", type=Path, help="search with a user class of this locustfile")
     own.add_argument("--user", help="the user class (default: the locustfile's only one)")
@@ -213,8 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             targets = list(command_targets(args.target_cmd, split_list(args.modes), args.app_name))
         else:
             targets = [TargetSpec.parse(t.strip()) for t in args.targets.split(",") if t.strip()]
-        load = LoadShape(users=args.start, spawn_rate=max(50.0, args.start), duration_s=args.step_duration,
-                         warmup_s=args.warmup, emit_rate=args.emit_rate, payload_bytes=args.payload_bytes)
+        given = {"emit_rate": PACED_EMIT_RATE} | given_load_options(args)
+        load = LoadShape(**({"spawn_rate": max(BY_NAME["spawn_rate"].default, args.start)} | given),
+                         users=args.start, duration_s=args.step_duration)
         if args.start < 1 or args.factor < 1 or args.increment < 0 or args.max_steps < 1:
             raise ValueError("--start and --max-steps must be >= 1, --factor >= 1, --increment >= 0")
         if args.factor == 1 and args.increment == 0:

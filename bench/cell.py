@@ -52,7 +52,7 @@ from bench.target_group import (
 from core.cells import CellName
 from core.children import dies_with_parent
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
-from core.run_record import RUNNING, RunRecord
+from core.run_record import RUNNING, RecordedLoad, RunRecord
 from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
 from core.stats_client import probe_stats
@@ -165,7 +165,7 @@ def _run_record(plan: CellPlan, *, status: str, reason: str | None, started_ns: 
     record = RunRecord(
         run_id=plan.run_id, cell=plan.cell, status=status, reason=reason,
         mode=plan.target.mode, server=plan.target.server, scenario=plan.scenario.name,
-        load=load.recorded(),
+        load=RecordedLoad.of(load),
         command=command, target_url=target_url, versions=versions(), machine=machine(),
         started_ns=started_ns, ended_ns=ended_ns,
     )

@@ -1,27 +1,16 @@
 """Locust's command line for the harness, built in one place.
 
 The native cell runner, the Docker runner and the web UI launcher all start
-Locust on the harness's locustfile; the load a :class:`bench.profile.LoadShape`
-describes becomes the same options everywhere.
+Locust on the harness's locustfile; the load a :class:`core.load_params.LoadShape`
+describes becomes the same options everywhere (``core.load_params.locust_argv``).
 """
 from __future__ import annotations
 
-from bench.profile import LoadShape
+from core.load_params import LoadShape, locust_argv
 from target_app.process import free_port
 
 #: seconds Locust lets users finish their task after the run time (``--stop-timeout``)
 STOP_TIMEOUT_S = 5.0
-
-
-def load_args(load: LoadShape) -> list[str]:
-    """The harness's own load options (``loadtests/options.py``) for ``load``."""
-    argv = [
-        "--payload-bytes", str(load.payload_bytes), "--emit-rate", f"{load.emit_rate:g}",
-        "--room-size", str(load.room_size), "--namespace", load.namespace, "--transport", load.transport,
-    ]
-    if load.open_model:
-        argv.append("--open-model")
-    return argv
 
 
 def headless_args(load: LoadShape, *, results_dir: str, loglevel: str = "WARNING",
@@ -32,14 +21,13 @@ def headless_args(load: LoadShape, *, results_dir: str, loglevel: str = "WARNING
     shutdown, so unlike the CSV (rewritten every second) it has the final counts.
     """
     argv = [
-        "--headless", "--users", str(load.users), "--spawn-rate", f"{load.spawn_rate:g}",
-        "--run-time", f"{load.duration_s:g}s", "--stop-timeout", f"{STOP_TIMEOUT_S:g}",
+        "--headless", "--stop-timeout", f"{STOP_TIMEOUT_S:g}",
         "--csv", f"{results_dir}/locust", "--only-summary", "--loglevel", loglevel,
         "--results-dir", results_dir,
     ]
     if final_stats:
         argv += ["--json-file", f"{results_dir}/locust_stats"]
-    return argv + load_args(load)
+    return argv + locust_argv(load)
 
 
 def local_master_args(processes: int) -> list[str]:

@@ -52,6 +52,7 @@ from core.exit_codes import (
     EXIT_OK,
 )
 from core.files import write_json
+from core.load_params import add_load_options, given_load_options
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_dirs import RunDirError, claim_run_dir
 from loadtests.instances import parse_target_urls
@@ -112,16 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default="quick", help="shipped profile name (quick, full) or a TOML file")
     parser.add_argument("--targets", help="comma-separated subset, e.g. gevent-dev,asgi-uvicorn")
     parser.add_argument("--scenarios", help="comma-separated subset of the profile's scenarios")
-    parser.add_argument("--users", type=int, help="override every scenario's users")
-    parser.add_argument("--duration", type=float, dest="duration_s", help="override every scenario's duration (s)")
-    parser.add_argument("--warmup", type=float, dest="warmup_s", help="override the warm-up cut (s)")
-    parser.add_argument("--emit-rate", type=float, dest="emit_rate", help="override emits/s per user (0 = flat out)")
-    parser.add_argument("--payload-bytes", type=int, dest="payload_bytes", help="override the payload size")
     parser.add_argument("--gc", metavar="SETTING[,SETTING]",
                         help="run each cell once per garbage-collector setting of the reference target "
                              "(default, freeze, off, thresholds:A,B,C), replacing the profile's gc list")
-    parser.add_argument("--processes", type=int, help="Locust worker processes per cell (the 'processes' load key); "
-                        "their samples are merged into one report")
     parser.add_argument("--target-url", action="append", default=[], metavar="URL",
                         help="load this already running server instead of starting targets; repeat (or "
                              "comma-separate) for several instances sharing a message queue")
@@ -148,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="skip building the reports")
     parser.add_argument("--target-arg", action="append", default=[], metavar="ARG",
                         help="extra flag for every target (repeatable), e.g. --target-arg=--threads=4")
+    add_load_options(parser, title="override every scenario's load (each a profile [load] key)")
     return parser
 
 
@@ -216,10 +211,7 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     profile = load_profile(args.profile)
     try:
         profile = profile.with_overrides(targets=split_list(args.targets), scenarios=split_list(args.scenarios),
-                                         gc=split_list(args.gc), users=args.users, duration_s=args.duration_s,
-                                         warmup_s=args.warmup_s,
-                                         emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
-                                         processes=args.processes)
+                                         gc=split_list(args.gc), **given_load_options(args))
     except ValueError as exc:
         raise ProfileError(str(exc)) from None
     if args.target_pid is not None and not args.target_url:
@@ -250,12 +242,8 @@ def resolve_profile(args: argparse.Namespace) -> Profile:
     scenarios = own_app_scenarios(args, profile)
     if scenarios is not None:
         profile = replace(profile, scenarios=scenarios)
-        overrides = {k: v for k, v in (("users", args.users), ("duration_s", args.duration_s),
-                                        ("warmup_s", args.warmup_s), ("emit_rate", args.emit_rate),
-                                        ("payload_bytes", args.payload_bytes), ("processes", args.processes))
-                     if v is not None}
         try:
-            profile = profile.with_overrides(**overrides)
+            profile = profile.with_overrides(**given_load_options(args))
         except ValueError as exc:
             raise ProfileError(str(exc)) from None
     else:

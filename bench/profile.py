@@ -34,16 +34,15 @@ A profile can load the user's own app instead (docs/own-app.md)::
 """
 from __future__ import annotations
 
-import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
 
 from bench.own_app import READY_TIMEOUT_S, CommandTarget, TargetCommandError, app_targets
+from core.load_params import LoadShape, ParamError, load_shape
 from core.paths import PROFILES_DIR
-from core.run_record import RecordedLoad
 from core.scenarios import SCENARIO_USERS, scenario_of_classes
 from target_app.gc_setting import GcSetting
 from target_app.settings import SERVERS_BY_MODE
@@ -58,7 +57,6 @@ class ProfileError(ValueError):
 
 
 MAX_INSTANCES = 16
-MAX_PROCESSES = 64
 _TARGET = re.compile(r"^(?P<mode>[a-z]+)(?:-(?P<server>(?!x\d)[a-z]+))?(?:-x(?P<instances>\d+))?$")
 
 
@@ -142,59 +140,6 @@ class ExternalTarget:
 
 
 @dataclass(frozen=True)
-class LoadShape:
-    """How hard one cell pushes; the keys of a profile's ``[load]`` table."""
-
-    users: int = 20
-    spawn_rate: float = 50.0
-    duration_s: float = 8.0
-    warmup_s: float = 2.0
-    payload_bytes: int = 64
-    emit_rate: float = 0.0
-    room_size: int = 10
-    open_model: bool = False
-    namespace: str = "/"
-    transport: str = "websocket"
-    #: Locust worker processes (``locust --processes``); samples of all are merged
-    processes: int = 1
-
-    def __post_init__(self) -> None:
-        for name, kind in (("users", int), ("payload_bytes", int), ("room_size", int), ("spawn_rate", float),
-                           ("duration_s", float), ("warmup_s", float), ("emit_rate", float)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-                raise ValueError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
-            if kind is float and not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not isinstance(self.open_model, bool):
-            raise ValueError(f"open_model must be true or false, got {self.open_model!r}")
-        if self.users < 1:
-            raise ValueError(f"users must be >= 1, got {self.users}")
-        if not self.spawn_rate > 0:
-            raise ValueError(f"spawn_rate must be > 0, got {self.spawn_rate}")
-        if not self.duration_s > 0:
-            raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
-        if not 0 <= self.warmup_s < self.duration_s:
-            raise ValueError(
-                f"warmup_s must be >= 0 and shorter than duration_s ({self.duration_s}), got {self.warmup_s}")
-        if self.payload_bytes < 0 or self.emit_rate < 0 or self.room_size < 1:
-            raise ValueError("payload_bytes and emit_rate must be >= 0 and room_size >= 1")
-        if self.open_model and not self.emit_rate > 0:
-            raise ValueError("open_model needs emit_rate > 0")
-        if isinstance(self.processes, bool) or not isinstance(self.processes, int) \
-                or not 1 <= self.processes <= MAX_PROCESSES:
-            raise ValueError(f"processes must be an integer 1..{MAX_PROCESSES}, got {self.processes!r}")
-
-    def recorded(self, *, processes: int | None = None) -> RecordedLoad:
-        """This load as the run record keeps it; ``processes`` overrides the Locust process count."""
-        return RecordedLoad(users=self.users, spawn_rate=self.spawn_rate, duration_s=self.duration_s,
-                            emit_rate=self.emit_rate or None, payload_bytes=self.payload_bytes,
-                            room_size=self.room_size, warmup_s=self.warmup_s, open_model=self.open_model,
-                            namespace=self.namespace, transport=self.transport,
-                            processes=self.processes if processes is None else processes)
-
-
-@dataclass(frozen=True)
 class Scenario:
     name: str
     load: LoadShape
@@ -262,9 +207,6 @@ class Profile:
         return profile
 
 
-_LOAD_KEYS = {f.name for f in fields(LoadShape)}
-
-
 def gc_settings(values: Any, where: str) -> tuple[str, ...]:
     """A profile's ``gc`` list (or ``--gc``), checked: each a ``--gc`` setting, none twice."""
     if not (isinstance(values, list) and values and all(isinstance(v, str) for v in values)):
@@ -279,13 +221,10 @@ def gc_settings(values: Any, where: str) -> tuple[str, ...]:
 
 
 def _load_shape(values: dict[str, Any], where: str) -> LoadShape:
-    unknown = sorted(set(values) - _LOAD_KEYS)
-    if unknown:
-        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_LOAD_KEYS))})")
     try:
-        return LoadShape(**values)
-    except (TypeError, ValueError) as exc:
-        raise ProfileError(f"{where}: {exc}") from None
+        return load_shape(values, where)
+    except ParamError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def command_targets(command: str, modes: list[str] | None, app_name: str = "app",
@@ -382,7 +321,7 @@ def parse_profile(data: dict[str, Any], source: str = "<profile>", base_dir: Pat
         entry = dict(entry)
         name = entry.pop("name", None)
         user = entry.pop("user", None)
-        load = _load_shape(asdict(base_shape) | entry, f"{source} scenario {name or user!r}")
+        load = _load_shape(base_shape.profile_values() | entry, f"{source} scenario {name or user!r}")
         if user is not None:
             if not isinstance(user, str) or not user.isidentifier():
                 raise ProfileError(f"{source} scenarios[{i}]: user must be a class name, got {user!r}")

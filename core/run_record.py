@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import write_json
+from core.load_params import BY_NAME, RECORDED_KEYS
 
 RUN_JSON = "run.json"
 #: the load's own start and stop (Locust's test start and stop), written by the
@@ -65,45 +66,72 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-@dataclass
 class RecordedLoad:
-    """The load a run applied, as recorded (``run.json`` ``load``); None where not known."""
+    """The load a run applied, as recorded (``run.json`` ``load``); None where not known.
 
-    users: int | None = None
-    spawn_rate: float | None = None
-    duration_s: float | None = None
-    #: None for flat-out users
-    emit_rate: float | None = None
-    payload_bytes: int | None = None
-    room_size: int | None = None
-    senders_per_room: int | None = None
-    #: seconds cut from the start of the report's steady window
-    warmup_s: float | None = None
-    open_model: bool | None = None
-    namespace: str | None = None
-    transport: str | None = None
-    processes: int | None = None
+    Its keys are the table's recorded parameters (``core.load_params``), read
+    and set as attributes (``load.users``); unknown keys in a file are dropped.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(RECORDED_KEYS))
+        if unknown:
+            raise TypeError(f"RecordedLoad has no field(s) {', '.join(unknown)}")
+        object.__setattr__(self, "_values", {key: values.get(key) for key in RECORDED_KEYS})
+
+    @classmethod
+    def of(cls, load: Any, **known: Any) -> RecordedLoad:
+        """The recorded parameters of ``load`` (any object with them as attributes), ``known`` replacing some.
+
+        A flat-out load (emit rate 0) records no emit rate.
+        """
+        values = {key: getattr(load, key) for key in RECORDED_KEYS if hasattr(load, key)}
+        values["emit_rate"] = values.get("emit_rate") or None
+        return cls(**(values | known))
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name not in values:
+            raise AttributeError(name)
+        return values[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self._values:
+            raise AttributeError(f"RecordedLoad has no field {name!r}")
+        self._values[name] = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RecordedLoad) and self._values == other._values
+
+    def __repr__(self) -> str:
+        return f"RecordedLoad({', '.join(f'{k}={v!r}' for k, v in self.to_json().items())})"
+
+    def copy(self) -> RecordedLoad:
+        return RecordedLoad(**self._values)
 
     def to_json(self) -> dict[str, Any]:
         # Unknown fields stay out, so each writer's record says only what it knows.
-        return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+        return {key: value for key, value in self._values.items() if value is not None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RecordedLoad:
-        known = {f.name for f in dataclasses.fields(cls)}
-        load = cls(**{key: value for key, value in data.items() if key in known})
-        warmup = load.warmup_s
-        if warmup is not None and not (_is_number(warmup) and warmup >= 0):
+        values = {key: value for key, value in data.items() if key in BY_NAME and BY_NAME[key].recorded}
+        for key, value in values.items():
+            kind = BY_NAME[key].kind
+            if value is None:
+                continue
+            if kind is int and not _is_int(value):
+                raise RunRecordError(f"'load.{key}' must be an integer, found {value!r:.60}")
+            if kind is float and not _is_number(value):
+                raise RunRecordError(f"'load.{key}' must be a finite number, found {value!r:.60}")
+            if kind is bool and not isinstance(value, bool):
+                raise RunRecordError(f"'load.{key}' must be true or false, found {value!r:.60}")
+            if kind is str and not isinstance(value, str):
+                raise RunRecordError(f"'load.{key}' must be a string, found {value!r:.60}")
+        warmup = values.get("warmup_s")
+        if warmup is not None and warmup < 0:
             raise RunRecordError(f"'load.warmup_s' must be a number >= 0, found {warmup!r:.60}")
-        for name in ("users", "payload_bytes", "room_size", "senders_per_room", "processes"):
-            value = getattr(load, name)
-            if value is not None and not _is_int(value):
-                raise RunRecordError(f"'load.{name}' must be an integer, found {value!r:.60}")
-        for name in ("spawn_rate", "duration_s", "emit_rate"):
-            value = getattr(load, name)
-            if value is not None and not _is_number(value):
-                raise RunRecordError(f"'load.{name}' must be a finite number, found {value!r:.60}")
-        return load
+        return cls(**values)
 
 
 _STRING_FIELDS = ("run_id", "cell", "status", "reason", "mode", "server", "scenario", "target_url")

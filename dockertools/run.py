@@ -28,10 +28,11 @@ from typing import Any
 
 from bench.cell_status import CellEnding, cell_status, final_figures, read_lost_workers
 from bench.locust_command import STOP_TIMEOUT_S, headless_args
-from bench.profile import SCENARIO_USERS, LoadShape
+from bench.profile import SCENARIO_USERS
 from core.cells import cell_name
+from core.load_params import LoadShape, add_load_options, given_load_options
 from core.run_dirs import check_run_id
-from core.run_record import RUNNING, RunRecord
+from core.run_record import RUNNING, RecordedLoad, RunRecord
 from core.runinfo import MEASURED_PACKAGES, machine, new_run_id
 from core.sampler import TreeSampler, stats_connected
 from dockertools.cli import LOCUST_IMAGE, REPO_ROOT, DockerError, compose, compose_version, docker_binary, run, say
@@ -60,7 +61,7 @@ class DockerRunPlan:
     server: str = "dev"
     scenario: str = "echo"
     #: checked by LoadShape itself, as for a native cell
-    load: LoadShape = field(default_factory=lambda: LoadShape(users=20, spawn_rate=20.0, duration_s=10.0))
+    load: LoadShape = field(default_factory=LoadShape)
     workers: int = 2
     run_id: str = ""
     results_root: Path = REPO_ROOT / "results"
@@ -188,7 +189,7 @@ def run_record(plan: DockerRunPlan, *, status: str, reason: str | None, started_
     return RunRecord(
         run_id=plan.run_id, cell=plan.cell, status=status, reason=reason,
         mode=plan.mode, server=plan.server, scenario=plan.scenario,
-        load=plan.load.recorded(processes=plan.workers),
+        load=RecordedLoad.of(plan.load, processes=plan.workers),
         command=["locust", "-f", "/app/locustfile.py", "--master", "--host", "http://target:5000",
                  *plan.master_args()],
         target_url=f"http://127.0.0.1:{plan.target_port}",
@@ -269,35 +270,27 @@ def build_report(cell_dir: Path) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     d = DockerRunPlan(run_id="x")
-    load = d.load
     parser = argparse.ArgumentParser(prog="python -m dockertools.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", default=d.mode, choices=ASYNC_MODES)
     parser.add_argument("--server", default=d.server, help="dev, gunicorn, or uvicorn (asgi)")
     parser.add_argument("--scenario", default=d.scenario, choices=sorted(SCENARIO_USERS))
-    parser.add_argument("--users", type=int, default=load.users)
-    parser.add_argument("--spawn-rate", type=float, default=load.spawn_rate)
-    parser.add_argument("--duration", type=float, default=load.duration_s, help="seconds (default %(default)s)")
-    parser.add_argument("--warmup", type=float, default=load.warmup_s, help="seconds left out of the figures")
     parser.add_argument("--workers", type=int, default=d.workers, help="Locust worker containers")
     parser.add_argument("--samples-via-master", action="store_true",
                         help="workers with no results mount send their samples through the master")
-    parser.add_argument("--emit-rate", type=float, default=load.emit_rate, help="emits/s per user; 0 = flat out")
-    parser.add_argument("--payload-bytes", type=int, default=load.payload_bytes)
-    parser.add_argument("--room-size", type=int, default=load.room_size)
     parser.add_argument("--run-id", default="", help="results/<run-id>/ (default: <timestamp>-docker)")
     parser.add_argument("--base", default="auto", help="auto, public, local, or an image name")
     parser.add_argument("--no-build", action="store_true", help="use the images as they are")
     parser.add_argument("--no-report", action="store_true", help="skip python -m reports")
     parser.add_argument("--keep-up", action="store_true", help="leave the stack running (make docker-down)")
+    add_load_options(parser, skip=("processes",),
+                     title="the load (default: the table's, docs/load-generator.md#parameters)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        load = LoadShape(users=args.users, spawn_rate=args.spawn_rate, duration_s=args.duration,
-                         warmup_s=args.warmup, emit_rate=args.emit_rate, payload_bytes=args.payload_bytes,
-                         room_size=args.room_size)
+        load = LoadShape(**given_load_options(args))
         plan = DockerRunPlan(mode=args.mode, server=args.server, scenario=args.scenario, load=load,
                              workers=args.workers, run_id=args.run_id,
                              samples_via_master=args.samples_via_master)

@@ -21,11 +21,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from core.load_params import EXPECTED_FROM
+
 #: user number -> the target URL it loads, in this process (written to targets-<worker>.json)
 USER_TARGETS: dict[int, str] = {}
 
-#: where ``expected`` (deliveries a send should cause) comes from
-EXPECTED_FROM: tuple[str, ...] = ("auto", "acks", "roster")
 
 
 def parse_target_urls(text: str | None) -> tuple[str, ...]:

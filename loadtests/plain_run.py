@@ -43,14 +43,12 @@ def plain_run_record(environment: Environment, settings: LoadSettings, *, starte
         run_id=folder.parent.name or folder.name, cell=folder.name, status=RUNNING,
         mode=str((stats or {}).get("async_mode") or "external"), server=str((stats or {}).get("server") or "external"),
         scenario=scenario_of_classes(cls.__name__ for cls in environment.user_classes),
-        load=RecordedLoad(
-            users=getattr(options, "num_users", None), spawn_rate=getattr(options, "spawn_rate", None),
-            duration_s=float(run_time) if run_time else None, emit_rate=settings.emit_rate or None,
-            payload_bytes=settings.payload_bytes,
+        load=RecordedLoad.of(
+            settings, users=getattr(options, "num_users", None), spawn_rate=getattr(options, "spawn_rate", None),
+            duration_s=float(run_time) if run_time else None,
             # The room options shape the reference room scenarios only.
             room_size=settings.room_size if rooms else None,
-            senders_per_room=settings.senders_per_room if rooms else None, open_model=settings.open_model,
-            namespace=settings.namespace, transport=settings.transport,
+            senders_per_room=settings.senders_per_room if rooms else None,
             processes=getattr(options, "processes", None) or 1,
         ),
         command=list(sys.argv), target_url=host, versions=versions(), machine=machine(),

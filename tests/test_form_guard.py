@@ -41,7 +41,7 @@ def test_a_field_the_form_does_not_show_is_refused_by_name(shown: dict[str, argp
 
 
 def test_values_are_checked_as_the_command_line_checks_them(shown: dict[str, argparse.Action]) -> None:
-    for field, value, why in (("emit_rate", "-1", "finite number >= 0"), ("emit_rate", "nan", "finite number"),
+    for field, value, why in (("emit_rate", "-1", "must be >= 0"), ("emit_rate", "nan", "finite number"),
                               ("emit_rate", "inf", "finite number"), ("room_size", "2.5", "room_size"),
                               ("transport", "carrier-pigeon", "must be one of"),
                               ("open_model", "yes", "true or false")):

@@ -63,7 +63,7 @@ def test_ledger_settles_only_when_no_send_is_in_flight_and_deliveries_caught_up(
         ({"senders_per_room": 5, "room_size": 4}, "--senders-per-room must be 1..room size"),
         ({"namespace": "bench"}, "--namespace must start with '/'"),
         ({"transport": "carrier-pigeon"}, "--transport must be one of websocket, polling"),
-        ({"payload_bytes": "lots"}, "--payload-bytes must be a number"),
+        ({"payload_bytes": "lots"}, "--payload-bytes must be an integer"),
     ],
 )
 def test_settings_reject_bad_values_naming_the_option(overrides, fragment):
@@ -77,7 +77,7 @@ def test_settings_take_web_ui_strings_and_fill_defaults():
                                  auth_token="t")
     settings = LoadSettings.from_options(options)
     assert (settings.payload_bytes, settings.emit_rate, settings.open_model) == (128, 2.5, True)
-    assert settings.results_dir is None and settings.room_size == 10
+    assert settings.results_dir == "" and settings.room_size == 10
     assert settings.auth == {"token": "t"}
     assert LoadSettings.from_options(None) == LoadSettings()
 

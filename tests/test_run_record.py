@@ -39,9 +39,13 @@ def test_native_cell_record_round_trips(tmp_path: Path) -> None:
     record.write(tmp_path)
     back = round_trips(tmp_path)
     assert back.cell == "gevent-dev--echo" and back.load_started_ns == T0 + S
-    assert back.load == RecordedLoad(users=7, spawn_rate=50.0, duration_s=5, emit_rate=3, payload_bytes=64,
-                                     room_size=10, warmup_s=1, open_model=True, namespace="/",
-                                     transport="websocket", processes=2)
+    # Every recorded parameter of the table is kept, the runner's and the Locust options alike.
+    assert back.load.to_json() == {"users": 7, "spawn_rate": 50.0, "duration_s": 5, "emit_rate": 3,
+                                   "payload_bytes": 64, "room_size": 10, "senders_per_room": 1, "warmup_s": 1,
+                                   "open_model": True, "namespace": "/", "transport": "websocket", "processes": 2,
+                                   "call_timeout": 10.0, "drain_timeout": 3.0, "expected_from": "auto",
+                                   "fail_fast_after": 5.0, "flush_interval": 2.0, "watchdog_grace": 15.0}
+    assert back.load == RecordedLoad.of(load)
     assert back.extra == {"profile": "quick", "pinned_cores": {"target": [0]}}
     assert back.versions["locust"] and back.machine["cores"]
 

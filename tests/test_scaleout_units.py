@@ -107,7 +107,7 @@ def test_profile_targets_as_tables_and_processes_key() -> None:
                           ({"mode": "gevent"}, "a target table needs 'target'")]:
         with pytest.raises(ProfileError, match=fragment):
             parse_profile({"targets": [bad], "scenarios": [{"name": "echo"}]}, "p.toml")
-    with pytest.raises(ProfileError, match="processes must be an integer 1..64"):
+    with pytest.raises(ProfileError, match="--processes must be 1..64"):
         parse_profile({"targets": ["gevent"], "load": {"processes": 0}, "scenarios": [{"name": "echo"}]})
 
 

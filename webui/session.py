@@ -130,13 +130,10 @@ class UiSession:
         record = RunRecord(
             run_id=session.get("run_id") or self.root.name, cell=name, status=RUNNING, reason=None,
             mode=mode, server=server, scenario=scenario,
-            load=RecordedLoad(
-                users=int(users) if users is not None else None,
+            load=RecordedLoad.of(
+                settings, users=int(users) if users is not None else None,
                 spawn_rate=float(spawn_rate) if spawn_rate is not None else None,
-                duration_s=float(run_time) if run_time else None,
-                emit_rate=settings.emit_rate or None, payload_bytes=settings.payload_bytes,
-                room_size=settings.room_size, senders_per_room=settings.senders_per_room, warmup_s=0.0,
-                open_model=settings.open_model, namespace=settings.namespace, transport=settings.transport,
+                duration_s=float(run_time) if run_time else None, warmup_s=0.0,
             ),
             command=list(command if command is not None else sys.argv), target_url=host,
             versions=session.get("versions") or versions(), machine=session.get("machine") or machine(),
@@ -177,7 +174,7 @@ class UiSession:
         run.json says ``partial`` with the reason (rewritten as ``ok`` at the
         stop); server.csv gets the rows so far.
         """
-        record = dataclasses.replace(cell.record, load=dataclasses.replace(cell.record.load))
+        record = dataclasses.replace(cell.record, load=cell.record.load.copy())
         shadow = TestCell(cell.name, cell.path, cell.started_ns, record)
         self._finish_record(shadow, end_ns=now_ns, status="partial",
                             reason=f"report of a test still running, as of {iso(now_ns)}")
