@@ -78,7 +78,7 @@ from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_
 from core.files import write_json, write_text
 from core.load_params import LoadShape, add_load_options, given_load_options
 from core.run_dirs import RunDirError, claim_run_dir
-from core.scenarios import SCENARIO_USERS
+from core.scenarios import RANK_CONNECTS, SCENARIO_USERS, spec_of
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
 
@@ -308,7 +308,7 @@ def metric_values(summary: dict[str, Any], scenario: str) -> dict[str, tuple[str
     """label -> (path, better, value) of the metrics this run has."""
     main = summary.get("main_event") or "echo"
     ranked_by_connects = (summary.get("primary") or {}).get("key") == "connections.connects_per_s"
-    table = CONNECT_METRICS if scenario == "churn" or ranked_by_connects else ACK_METRICS
+    table = CONNECT_METRICS if spec_of(scenario).rank_by == RANK_CONNECTS or ranked_by_connects else ACK_METRICS
     found = {}
     for path, better, label in table:
         path, label = path.format(main=main), label.format(main=main)
@@ -549,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def count_instructions(args: argparse.Namespace, a: Side, b: Side, scenario: Scenario, run_dir: Path,
                        interrupted: threading.Event) -> tuple[str | None, str]:
     """(verdict, Markdown) of the instruction count; the verdict is None when a side could not be counted."""
-    kind = args.instr_workload or ("churn" if scenario.name == "churn" else "echo")
+    kind = args.instr_workload or ("churn" if spec_of(scenario.name).rank_by == RANK_CONNECTS else "echo")
     workload = Workload(kind=kind, event=args.instr_event, auth=args.instr_auth,
                         **({"payload": args.instr_payload} if args.instr_payload is not None else {}))
     sides = [SideCounts(side.key, side.label, side.source, side.target) for side in (a, b)]

@@ -37,6 +37,7 @@ from core.cells import CellName, capacity_variant
 from core.files import write_json, write_text
 from core.load_params import BY_NAME, LoadShape, add_load_options, given_load_options
 from core.run_dirs import RunDirError, claim_run_dir
+from core.scenarios import RANK_CONNECTS, spec_of
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
 from target_app.gc_setting import GcSetting
@@ -61,7 +62,9 @@ class StepVerdict:
 def judge(summary: dict[str, Any], users: int, scenario: str, slo_p99_ms: float, max_error_ratio: float,
           cell: str) -> StepVerdict:
     """Did this step hold the SLO? Pure: reads a summary.json document."""
-    main = summary.get("main_event") or ("connect" if scenario == "churn" else None)
+    ranked_by_connects = spec_of(scenario).rank_by == RANK_CONNECTS \
+        or lookup(summary, "primary.key") == "connections.connects_per_s"
+    main = summary.get("main_event") or ("connect" if ranked_by_connects else None)
     p99_us = lookup(summary, f"latency.{main}.p99_us") if main else None
     p99_ms = p99_us / 1000 if isinstance(p99_us, (int, float)) else None
     errors = summary.get("error_ratio")

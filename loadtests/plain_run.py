@@ -15,15 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord
 from core.runinfo import machine, versions
-from core.scenarios import ROOM_SCENARIOS, SCENARIO_USERS, scenario_of_classes
+from core.scenarios import scenario_of_classes, shaped_by
 from core.stats_client import probe_stats
 from loadtests.options import LoadSettings
 
 if TYPE_CHECKING:
     from locust.env import Environment
-
-#: the reference users that read --room-size and --senders-per-room
-ROOM_SCENARIO_USERS = tuple(SCENARIO_USERS[name] for name in sorted(ROOM_SCENARIOS))
 
 
 def owns_run_record(results_dir: str | None, *, web_ui: bool) -> bool:
@@ -38,11 +35,12 @@ def plain_run_record(environment: Environment, settings: LoadSettings, *, starte
     host = environment.host or (settings.urls[0] if settings.urls else None)
     stats = probe_stats(host, timeout=2.0) if host else None
     run_time = getattr(options, "run_time", None)
-    rooms = any(cls.__name__ in ROOM_SCENARIO_USERS for cls in environment.user_classes)
+    scenario = scenario_of_classes(cls.__name__ for cls in environment.user_classes)
+    rooms = "room_size" in shaped_by(scenario)
     return RunRecord(
         run_id=folder.parent.name or folder.name, cell=folder.name, status=RUNNING,
         mode=str((stats or {}).get("async_mode") or "external"), server=str((stats or {}).get("server") or "external"),
-        scenario=scenario_of_classes(cls.__name__ for cls in environment.user_classes),
+        scenario=scenario,
         load=RecordedLoad.of(
             settings, users=getattr(options, "num_users", None), spawn_rate=getattr(options, "spawn_rate", None),
             duration_s=float(run_time) if run_time else None,

@@ -39,7 +39,8 @@ import pandas as pd
 
 from core.cells import CellName
 from core.run_record import RunRecord
-from core.schema import KINDS, PRIMARY_CONNECTS
+from core.scenarios import RANK_CONNECTS, RANK_MEMORY, REFERENCE_FANOUT, ScenarioSpec, spec_of
+from core.schema import KINDS
 from reports.errors import ReportInputError
 from reports.gc_pauses import (
     LONG_PAUSE_MS,
@@ -78,14 +79,6 @@ from reports.window import load_bounds as load_bounds  # re-exported
 
 NS_PER_S = 1_000_000_000
 
-# Which push each acked event's ``expected`` deliveries arrive as.
-FANOUT_PAIRS: dict[str, str] = {"broadcast": "fanout", "room_message": "room_message"}
-# Scenarios whose primary figure is the connection rate, not an event's latency.
-CONNECTION_SCENARIOS: tuple[str, ...] = ("churn",)
-# The acked event a scenario is about, when it has one (else: the busiest acked event).
-SCENARIO_EVENTS: dict[str, str] = {"echo": "echo", "broadcast": "broadcast", "rooms": "room_message"}
-# Scenarios whose primary figure is memory per connected client.
-MEMORY_SCENARIOS: tuple[str, ...] = ("idle",)
 # Kinds that are operations a client attempted (pushes are deliveries).
 OPERATION_KINDS: tuple[str, ...] = ("connect", "disconnect", "ack", "error")
 # Distinct error texts kept in a summary (the rest are summed under one key).
@@ -209,7 +202,8 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     connections.update(server_concurrency(data.server, window))
     throughput = throughput_figures(groups, scan, duration)
     errors, breakdown, error_ratio = error_figures(source, scan)
-    fanout = fanout_figures(groups, scan, latency, notes, FANOUT_PAIRS | data.fanout_pairs)
+    spec = spec_of(scenario, data.fanout_pairs, data.declared_primary)
+    fanout = fanout_figures(groups, scan, latency, notes, dict(spec.fanout))
     server, server_timeline = (None, None)
     if data.server is not None:
         server, server_timeline = server_figures(data.server, window, _cpu_counts(groups, scan, SERVER_CSV_NAME),
@@ -219,8 +213,8 @@ def compute_metrics(data: CellData, *, warmup_s: float | None = None) -> CellMet
     if data.loadgen is not None:
         loadgen, loadgen_timeline = loadgen_figures(data.loadgen, window, _cpu_counts(groups, scan, LOADGEN_CSV_NAME),
                                                     notes)
-    main_event = main_event_of(latency, scenario, data.declared_primary)
-    primary = primary_figure(scenario, main_event, latency, connections, server, data.declared_primary)
+    main_event = main_event_of(latency, spec)
+    primary = primary_figure(spec, main_event, latency, connections, server)
     stalls = [{"start_s": (a - window.load_start_ns) / NS_PER_S, "length_s": (b - a) / NS_PER_S}
               for a, b in stall_spans]
     problems.extend(stall_problems(stalls, stall_check))
@@ -574,7 +568,7 @@ def fanout_figures(groups: list[tuple[str, str]], scan: Scan, latency: pd.DataFr
         return int(scan.steady_ok[gid]) if gid is not None else 0
 
     by_event: dict[str, dict[str, Any]] = {}
-    pairs = FANOUT_PAIRS if pairs is None else pairs
+    pairs = REFERENCE_FANOUT if pairs is None else pairs
     for ack_name, push_name in pairs.items():
         ack = index.get(("ack", ack_name))
         expected = int(scan.ok_expected[ack]) if ack is not None else 0
@@ -913,28 +907,25 @@ def locust_gap_problems(rows: list[dict[str, Any]] | None, lost: list[str]) -> l
 
 # --- ranking figures -----------------------------------------------------------------------
 
-def main_event_of(latency: pd.DataFrame, scenario: str | None = None, declared: str | None = None) -> str | None:
-    """The event the user class declared (``primary``), the scenario's own acked event
-    (``SCENARIO_EVENTS``) if it was measured, else the acknowledged event with the most
-    successful samples (ties by name)."""
+def main_event_of(latency: pd.DataFrame, spec: ScenarioSpec) -> str | None:
+    """The scenario's main event (a user class's ``primary``, a reference scenario's own acked event)
+    if it was measured, else the acknowledged event with the most successful samples (ties by name)."""
     acks = latency.loc[(latency["kind"] == "ack") & (latency["ok"] > 0)]
     if acks.empty:
         return None
-    own = declared if declared is not None and declared != PRIMARY_CONNECTS else SCENARIO_EVENTS.get(scenario or "")
-    if own in acks.index:
-        return own
+    if spec.main_event in acks.index:
+        return spec.main_event
     return str(acks.sort_values(["ok", "name"], ascending=[False, True], kind="stable").index[0])
 
 
 def primary_figure(
-    scenario: str | None,
+    spec: ScenarioSpec,
     main_event: str | None,
     latency: pd.DataFrame,
     connections: dict[str, Any],
     server: dict[str, Any] | None,
-    declared: str | None = None,
 ) -> dict[str, Any] | None:
-    """The one figure cells of a scenario are ranked by, with its direction.
+    """The one figure cells of a scenario are ranked by, with its direction (the spec's ``rank_by``).
 
     Connection scenarios (churn, or a user class declaring ``primary =
     "connects/s"``) rank by connects per second, higher is better; idle by
@@ -946,9 +937,9 @@ def primary_figure(
         return {"key": ".".join(path), "path": path, "label": label, "value": value, "better": better}
 
     rss_per_client = server.get("rss_per_client_bytes") if server else None
-    if scenario in CONNECTION_SCENARIOS or declared == PRIMARY_CONNECTS:
+    if spec.rank_by == RANK_CONNECTS:
         return figure(["connections", "connects_per_s"], "connect rate", connections["connects_per_s"], "higher")
-    if scenario in MEMORY_SCENARIOS and rss_per_client is not None:
+    if spec.rank_by == RANK_MEMORY and rss_per_client is not None:
         return figure(["server", "rss_per_client_bytes"], "RSS per client", rss_per_client, "lower")
     if main_event is not None:
         return figure(["latency", main_event, "p99_us"], f"{main_event} p99",

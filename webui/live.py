@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from core.scenarios import REFERENCE_FANOUT
 from core.schema import SHARD_GLOB
-from reports.metrics import FANOUT_PAIRS, PERCENTILES, latency_key
+from reports.metrics import PERCENTILES, latency_key
 
 NS_PER_S = 1_000_000_000
 #: the columns a live figure needs (``user``, ``bytes`` and ``error`` are left on disk)
@@ -299,7 +300,7 @@ class LiveCell:
         self.disconnects += int(is_disconnect.sum())
         self.lost_connections += int(is_lost.sum())
 
-        for ack_name, push_name in FANOUT_PAIRS.items():
+        for ack_name, push_name in REFERENCE_FANOUT.items():
             sends = (kind == "ack") & (name == ack_name) & ok
             got = (kind == "push") & (name == push_name) & ok
             if sends.any():
