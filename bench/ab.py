@@ -75,6 +75,7 @@ from bench.profile import Scenario, TargetSpec
 from bench.signals import interrupt_on_signals
 from core.cells import CellName
 from core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from core.figures import judged
 from core.files import write_json, write_text
 from core.load_params import LoadShape, add_load_options, given_load_options
 from core.run_dirs import RunDirError, claim_run_dir
@@ -89,21 +90,6 @@ DEFAULT_MAX_PAIRS = 30
 DEFAULT_TOLERANCE = 0.05
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
 MEASURES = ("clock", "instructions", "both")
-
-#: (summary path, which way is better, label); {main} is the scenario's main event
-ACK_METRICS: tuple[tuple[str, Better, str], ...] = (
-    ("server.cpu_s_per_1k_acks", "lower", "server CPU s per 1k acks"),
-    ("throughput.acks_per_s", "higher", "acks/s"),
-    ("latency.{main}.p50_us", "lower", "{main} p50"),
-    ("latency.{main}.p99_us", "lower", "{main} p99"),
-)
-CONNECT_METRICS: tuple[tuple[str, Better, str], ...] = (
-    ("server.cpu_s_per_1k_connects", "lower", "server CPU s per 1k connects"),
-    ("connections.connects_per_s", "higher", "connects/s"),
-    ("latency.connect.p50_us", "lower", "connect p50"),
-    ("latency.connect.p99_us", "lower", "connect p99"),
-)
-
 
 class AbInputError(ValueError):
     """Arguments or a repository the A/B cannot use; the message says which."""
@@ -304,20 +290,11 @@ def scenario_of(args: argparse.Namespace) -> Scenario:
         raise AbInputError(str(exc)) from None
 
 
-def metric_values(summary: dict[str, Any], scenario: str) -> dict[str, tuple[str, Better, float]]:
-    """label -> (path, better, value) of the metrics this run has."""
-    main = summary.get("main_event") or "echo"
-    ranked_by_connects = (summary.get("primary") or {}).get("key") == "connections.connects_per_s"
-    table = CONNECT_METRICS if spec_of(scenario).rank_by == RANK_CONNECTS or ranked_by_connects else ACK_METRICS
-    found = {}
-    for path, better, label in table:
-        path, label = path.format(main=main), label.format(main=main)
-        value: Any = summary
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, (int, float)) and value > 0:
-            found[label] = (path, better, float(value))
-    return found
+def metric_values(summary: dict[str, Any]) -> dict[str, tuple[str, Better, float]]:
+    """label -> (path, better, value) of the metrics this run has (core/figures.py says which the A/B judges)."""
+    main = summary.get("main_event") if isinstance(summary.get("main_event"), str) else None
+    return {figure.label_for(main): (path, figure.better or "lower", value)
+            for figure, path, value in judged(summary, "ab").values()}
 
 
 def run_side_cell(side: Side, index: int, scenario: Scenario, run_dir: Path, progress: ProgressLine,
@@ -431,7 +408,7 @@ def run_one_side(side: Side, pair: int, scenario: Scenario, run_dir: Path, progr
     except ReportInputError as exc:
         side.failure = f"{side.label}: no report: {exc}"
         return
-    for label, (_, better, value) in metric_values(summary, scenario.name).items():
+    for label, (_, better, value) in metric_values(summary).items():
         measured.add(label, side.key, better, value, pair)
 
 

@@ -32,7 +32,8 @@ from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
-Better = Literal["lower", "higher"]
+from core.figures import Better
+
 Verdict = Literal["faster", "slower", "no change", "inconclusive"]
 VERDICTS: tuple[Verdict, ...] = ("slower", "faster", "no change", "inconclusive")
 DEFAULT_ALPHA = 0.05

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.cell import CellPlan
-from bench.check import lookup
 from bench.locustfile_check import single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine, split_list
 from bench.own_app import add_app_arguments, app_arguments_error, targets_of_app_arguments
@@ -34,6 +33,7 @@ from bench.profile import (
     gc_settings,
 )
 from core.cells import CellName, capacity_variant
+from core.figures import lookup
 from core.files import write_json, write_text
 from core.load_params import BY_NAME, LoadShape, add_load_options, given_load_options
 from core.run_dirs import RunDirError, claim_run_dir

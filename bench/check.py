@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 import tomllib
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.cells import CellName
+from core.figures import judged, lookup, number
 from core.files import write_json, write_text
 from core.untrusted import UntrustedFileError, read_bytes, read_json
 
@@ -79,15 +79,6 @@ class Outcome:
 
 def scenario_of(summary: dict[str, Any], cell: str) -> str:
     return summary.get("scenario") or CellName.parse(cell).scenario
-
-
-def lookup(summary: dict[str, Any], path: str) -> Any:
-    value: Any = summary
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def load_rules(path: Path) -> list[Rule]:
@@ -202,40 +193,13 @@ def check_status(summaries: dict[str, dict[str, Any]]) -> list[Outcome]:
 def baseline_metrics(summary: dict[str, Any]) -> dict[str, str]:
     """The figures a baseline keeps for a cell: path -> "higher" or "lower" (which is better).
 
-    Robust figures only: the main event's median latency, throughput and
-    server CPU per operation. A p99 over a few seconds is a handful of
-    samples; it moved 4x between two identical quick runs here, so it is
-    left to the absolute thresholds.
+    Robust figures only (core/figures.py marks them): the main event's median
+    latency, throughput and server CPU per operation, per acknowledged event
+    or per connection as the cell is ranked. A p99 over a few seconds is a
+    handful of samples; it moved 4x between two identical quick runs here, so
+    it is left to the absolute thresholds.
     """
-    metrics: dict[str, str] = {}
-    main = summary.get("main_event")
-    if isinstance(main, str) and main and number(summary, f"latency.{main}.p50_us") is not None:
-        metrics[f"latency.{main}.p50_us"] = "lower"
-    primary = summary.get("primary")
-    primary = primary if isinstance(primary, dict) else {}
-    if primary.get("better") == "higher" and isinstance(primary.get("key"), str) and primary["key"]:
-        metrics[primary["key"]] = "higher"  # e.g. connects/s in churn
-    else:
-        for path in ("throughput.acks_per_s", "connections.connects_per_s"):
-            if (number(summary, path) or 0) > 0:
-                metrics[path] = "higher"
-                break
-    cpu_paths = ("server.cpu_s_per_1k_acks", "server.cpu_s_per_1k_connects")
-    if "connections.connects_per_s" in metrics:
-        cpu_paths = cpu_paths[::-1]  # churn: what a connection costs
-    for path in cpu_paths:
-        if number(summary, path) is not None:
-            metrics[path] = "lower"
-            break
-    return metrics
-
-
-def number(summary: dict[str, Any], path: str) -> float | None:
-    """The figure at ``path`` when it is a finite number (not a bool), else None."""
-    value = lookup(summary, path)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    return {path: str(figure.better) for figure, path, _ in judged(summary, "baseline").values()}
 
 
 def make_baseline(summaries: dict[str, dict[str, Any]], source: str) -> dict[str, Any]:

@@ -15,52 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.cells import CellName
+from core.figures import FIGURES, lookup
 from reports.errors import ReportInputError
 
 COMPARE_SCHEMA = 1
 COMPARE_FILES = ("compare.json", "compare.md", "compare.html")
 
-# Figures of a row: name -> path into a summary ("main" is the main event's key).
-FIGURES: dict[str, tuple[str, ...]] = {
-    "connects_per_s": ("connections", "connects_per_s"),
-    "disconnects_per_s": ("connections", "disconnects_per_s"),
-    "connect_p99_us": ("latency", "connect", "p99_us"),
-    "acks_per_s": ("throughput", "acks_per_s"),
-    "pushes_per_s": ("throughput", "pushes_per_s"),
-    "p50_us": ("latency", "main", "p50_us"),
-    "p99_us": ("latency", "main", "p99_us"),
-    "p999_us": ("latency", "main", "p999_us"),
-    "error_ratio": ("error_ratio",),
-    "loss_ratio": ("fanout", "loss_ratio"),
-    "cpu_s_per_1k_acks": ("server", "cpu_s_per_1k_acks"),
-    "cpu_s_per_1k_connects": ("server", "cpu_s_per_1k_connects"),
-    "peak_rss_bytes": ("server", "peak_rss_bytes"),
-    "rss_per_client_bytes": ("server", "rss_per_client_bytes"),
-    # The target's GC pauses (reports.gc_pauses): absent without gc.csv.
-    "gc_pauses": ("gc", "pauses"),
-    "gc_max_ms": ("gc", "max_ms"),
-    "gc_tail_share": ("gc", "above_p99_overlap_share"),
-}
-# Figures that get a "vs reference" ratio column.
-RATIO_FIGURES: tuple[str, ...] = (
-    "primary", "connects_per_s", "acks_per_s", "p99_us", "cpu_s_per_1k_acks", "cpu_s_per_1k_connects",
-    "peak_rss_bytes", "rss_per_client_bytes",
-)
-
-
-def lookup(summary: dict[str, Any], path: tuple[str, ...] | list[str], main_event: str | None = None) -> Any:
-    """The value at ``path`` in a summary, or None when any step is missing.
-
-    A ``"main"`` step stands for ``main_event`` (default: the summary's own).
-    """
-    node: Any = summary
-    for step in path:
-        if step == "main":
-            step = main_event or summary.get("main_event") or ""
-        if not isinstance(node, dict) or step not in node:
-            return None
-        node = node[step]
-    return node
+# Figures that get a "vs reference" ratio column (core/figures.py says which).
+RATIO_FIGURES: tuple[str, ...] = ("primary", *(f.key for f in FIGURES if f.ratio))
 
 
 def _number(value: Any) -> float | None:
@@ -188,8 +150,8 @@ def _row(label: str, summary: dict[str, Any], primary: dict[str, Any] | None, ma
         "main_event": main_event,
         "primary": _number(lookup(summary, primary["path"])) if primary else None,
     }
-    for name, path in FIGURES.items():
-        row[name] = _number(lookup(summary, path, main_event)) if main_event or "main" not in path else None
+    for figure in FIGURES:
+        row[figure.key] = _number(lookup(summary, figure.path_for(main_event)))
     return row
 
 

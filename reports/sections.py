@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.figures import FIGURES
 from core.scenarios import shaped_by
 from reports import fmt
 from reports.compare import Comparison
@@ -348,27 +349,16 @@ def _logs(section: Section, s: dict[str, Any]) -> Section:
 
 # --- comparison of several cells ------------------------------------------------------
 
-# (row figure, column title, formatter, ratio column?) of the comparison table; columns
-# whose values are all missing or zero are left out, and so is the CPU cost that
-# does not fit the scenario (per connect for churn, per ack otherwise).
-_COMPARE_COLUMNS: tuple[tuple[str, str, Any, bool], ...] = (
-    ("acks_per_s", "acks/s", fmt.rate, True),
-    ("pushes_per_s", "pushes/s", fmt.rate, False),
-    ("connects_per_s", "connects/s", fmt.rate, True),
-    ("connect_p99_us", "connect p99 ms", fmt.ms, False),
-    ("p50_us", "p50 ms", fmt.ms, False),
-    ("p99_us", "p99 ms", fmt.ms, True),
-    ("p999_us", "p99.9 ms", fmt.ms, False),
-    ("gc_pauses", "GC pauses", fmt.count, False),
-    ("gc_max_ms", "GC max ms", fmt.number, False),
-    ("gc_tail_share", ">p99 in GC", fmt.ratio, False),
-    ("error_ratio", "errors", fmt.ratio, False),
-    ("loss_ratio", "loss", fmt.ratio, False),
-    ("cpu_s_per_1k_acks", "CPU s/1k acks", lambda v: fmt.seconds(v, 4), True),
-    ("cpu_s_per_1k_connects", "CPU s/1k connects", lambda v: fmt.seconds(v, 4), True),
-    ("peak_rss_bytes", "peak RSS", fmt.mib, False),
-    ("rss_per_client_bytes", "RSS/client", fmt.kib, True),
-)
+# How the comparison table shows each kind of figure (core/figures.py names the kind).
+_FORMATS: dict[str, Any] = {
+    "rate": fmt.rate, "ms": fmt.ms, "count": fmt.count, "number": fmt.number, "ratio": fmt.ratio,
+    "seconds4": lambda v: fmt.seconds(v, 4), "mib": fmt.mib, "kib": fmt.kib,
+}
+# (row figure, column title, formatter, ratio column?) of the comparison table, in the
+# table's order; columns whose values are all missing or zero are left out, and so is
+# the CPU cost that does not fit the scenario (per connect for churn, per ack otherwise).
+_COMPARE_COLUMNS: tuple[tuple[str, str, Any, bool], ...] = tuple(
+    (f.key, f.title, _FORMATS[f.format], f.ratio) for f in FIGURES if f.title is not None)
 # The row figure that duplicates each kind of primary figure (left out of the table).
 _PRIMARY_FIGURE = {
     "p99_us": "p99_us", "connects_per_s": "connects_per_s", "rss_per_client_bytes": "rss_per_client_bytes",
