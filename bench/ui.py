@@ -45,6 +45,7 @@ from bench.own_app import (
 from bench.profile import TargetSpec
 from core.children import dies_with_parent
 from core.files import write_json
+from core.load_params import BY_NAME
 from core.local_http import open_url
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT, WEBUI_PLUGIN
 from core.runinfo import machine, versions
@@ -142,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web-auth", metavar="USER:PASSWORD",
                      help=f"require a login (Locust's --web-login); also read from ${ENV_WEB_AUTH}. "
                           "Needed for a --web-host beyond loopback")
-    web.add_argument("--users", type=int, default=10, help="users prefilled in the start form (default 10)")
-    web.add_argument("--spawn-rate", type=float, default=10.0, help="ramp-up prefilled in the form (default 10/s)")
+    users, spawn_rate = BY_NAME["users"].default, BY_NAME["spawn_rate"].default
+    web.add_argument("--users", type=int, default=users, help=f"users prefilled in the start form (default {users})")
+    web.add_argument("--spawn-rate", type=float, default=spawn_rate,
+                     help=f"ramp-up prefilled in the form (default {spawn_rate:g}/s)")
     web.add_argument("--stop-timeout", type=float, default=5.0,
                      help="seconds users get to finish at a stop (Locust's --stop-timeout, default 5)")
     web.add_argument("--processes", type=int, metavar="N",
