@@ -34,10 +34,11 @@ USER_VARS := PROFILE PYTEST_ARGS RUN_ID THRESHOLDS BASELINE TOLERANCE BASE AB_AR
 $(foreach v,$(USER_VARS),$(if $(filter command line,$(origin $(v))),$(eval override $(v) := $$(value $(v)))))
 export $(USER_VARS)
 
-.PHONY: help venv test test-stress lint bench abtest check baseline capacity ui clean-results
+.PHONY: help venv test test-fast test-stress lint bench abtest check baseline capacity ui clean-results
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
+	@echo "make test-fast       the tests that run no real load, 4 at once (about a minute)"
 	@echo "make test-stress     the slow tests with one core kept busy, as on a shared CI runner"
 	@echo "make lint            ruff and mypy over the harness"
 	@echo "make bench           compare async modes on the '$$PROFILE' profile (PROFILE=full for the long one)"
@@ -61,6 +62,11 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest
+
+# The tests that run no real load, as 4 pytest processes split by file (tests/parallel.py):
+# about a minute on 2 cores; a share still running after 5 minutes is ended as failed.
+test-fast: $(STAMP)
+	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m tests.parallel --jobs 4 --deadline 300 -- -m "not slow"
 
 # Before landing timing-sensitive work: a test tied to a guessed delay fails here.
 test-stress: $(STAMP)

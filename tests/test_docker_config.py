@@ -222,4 +222,4 @@ def test_headless_plan_rejects_bad_input(kwargs: dict, message: str) -> None:
 
 def test_headless_run_checks_the_load_as_a_native_cell_does(capsys: pytest.CaptureFixture[str]) -> None:
     assert docker_run.main(["--warmup", "10", "--duration", "10", "--no-build"]) == 2
-    assert "warmup_s must be >= 0 and shorter than duration_s" in capsys.readouterr().err
+    assert "--warmup (profile key warmup_s) must be shorter than the duration (10 s)" in capsys.readouterr().err
