@@ -288,7 +288,7 @@ def locust_default(p: Param) -> Any:
     text = _env_text(p.env) if p.env is not None else ""
     if not text:
         return p.default
-    return text.strip().lower() in ("1", "true", "yes", "on") if p.kind is bool else text
+    return p.parse(text) if p.kind is bool else text
 
 
 def add_locust_options(add: Callable[..., Any]) -> None:
