@@ -58,9 +58,18 @@ from bench.ab_instructions import (
 )
 from bench.ab_instructions import DEFAULT_RUNS as DEFAULT_INSTR_RUNS
 from bench.ab_instructions import DEFAULT_TOLERANCE as DEFAULT_INSTR_TOLERANCE
+from bench.ab_windows import (
+    DEFAULT_CLIENTS,
+    DEFAULT_WARMUP_S,
+    DEFAULT_WINDOW_S,
+    DEFAULT_WINDOWS,
+    WindowPlan,
+    WindowsError,
+    run_window_pair,
+)
 from bench.abstats import Better, Comparison, SequentialJudge, look_schedule, pair_order, render_markdown, spread
 from bench.callgrind import missing_tools
-from bench.cell import CellPlan, CellResult
+from bench.cell import CellPlan, CellResult, core_split
 from bench.instr_workload import WORKLOADS, Workload
 from bench.locustfile_check import LocustfileError, single_user_scenario
 from bench.matrix import DEFAULT_RESULTS, ProgressLine
@@ -82,6 +91,7 @@ from core.run_dirs import RunDirError, claim_run_dir
 from core.scenarios import RANK_CONNECTS, SCENARIO_USERS, spec_of
 from reports.build import build_cell_report
 from reports.errors import ReportInputError
+from reports.launch import build_reports
 
 #: pairs before the first look: 7 is the fewest that can reach 95% at the first look's share
 DEFAULT_REPEATS = 7
@@ -90,6 +100,9 @@ DEFAULT_MAX_PAIRS = 30
 DEFAULT_TOLERANCE = 0.05
 MAIN_BRANCHES = ("origin/main", "main", "origin/master", "master")
 MEASURES = ("clock", "instructions", "both")
+METHODS = ("windows", "runs")
+#: the reference scenarios whose one operation the windows send: an acknowledged echo, a connect + disconnect
+WINDOW_SCENARIOS = ("echo", "churn")
 
 class AbInputError(ValueError):
     """Arguments or a repository the A/B cannot use; the message says which."""
@@ -201,8 +214,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-summary", type=Path, default=os.environ.get("GITHUB_STEP_SUMMARY") or None,
                         help="Markdown file to append the verdict table to (default: $GITHUB_STEP_SUMMARY)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin target and load generator to cores")
-    add_load_options(parser, title="the load of each run (default: the table's, docs/load-generator.md#parameters)")
-    counted = parser.add_argument_group("the instruction count (--measure instructions or both)")
+    timed = parser.add_argument_group("the timed comparison (--measure clock or both)")
+    timed.add_argument("--method", choices=METHODS,
+                       help="windows: both servers up, the load switched between them in short windows, a few "
+                            "seconds a pair (the default for the reference target's echo and churn); runs: a "
+                            "whole Locust run a side, a server start each (the default with --locustfile, --user, "
+                            "--app or --target-cmd, and for the other scenarios)")
+    timed.add_argument("--windows", type=int, default=DEFAULT_WINDOWS,
+                       help=f"windows: load windows a side per pair (default {DEFAULT_WINDOWS})")
+    timed.add_argument("--window-s", type=float, default=DEFAULT_WINDOW_S,
+                       help=f"windows: seconds a window (default {DEFAULT_WINDOW_S:g})")
+    timed.add_argument("--window-clients", type=int, default=DEFAULT_CLIENTS,
+                       help=f"windows: connections loading a server, each one operation at a time "
+                            f"(default {DEFAULT_CLIENTS})")
+    timed.add_argument("--window-warmup", type=float, default=DEFAULT_WARMUP_S,
+                       help=f"windows: seconds of load a server gets before its first window (default "
+                            f"{DEFAULT_WARMUP_S:g})")
+    add_load_options(parser, title="the load of each run, --method runs (default: the table's, "
+                                   "docs/load-generator.md#parameters)")
+    counted = parser.add_argument_group("the operation of the instruction count and of --method windows")
     counted.add_argument("--measure", choices=MEASURES, default="clock",
                          help="clock: timed runs under load (default); instructions: the server's instructions "
                               "per operation under callgrind, and the functions that changed; both")
@@ -336,11 +366,14 @@ class Stopping:
     elapsed_s: float = 0.0
 
 
-def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: SequentialJudge, first_look: int,
-           budget_s: float, max_pairs: int, pin: bool, out: Any = None,
-           clock: Callable[[], float] = time.monotonic,
+#: runs pair ``i`` (0-based) of both sides, adding its values to ``measured`` (or a side's failure)
+PairRunner = Callable[[int, Measured], None]
+
+
+def run_ab(a: Side, b: Side, run_pair: PairRunner, *, judge: SequentialJudge, first_look: int,
+           budget_s: float, max_pairs: int, clock: Callable[[], float] = time.monotonic,
            interrupted: threading.Event | None = None) -> tuple[Measured, Stopping]:
-    """Run interleaved pairs (A B, B A, ...) and judge at the scheduled looks until every metric is decided.
+    """Run pairs (:func:`runs_pair`, :func:`windows_pair`) and judge at the scheduled looks until all is decided.
 
     With ``budget_s`` 0 exactly ``first_look`` pairs run and are judged once.
     Otherwise pairs continue past the first look until the judge has decided
@@ -349,17 +382,13 @@ def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: Sequen
     flight ends (kept, not measured) and what the complete pairs show is
     judged once more, as one more look.
     """
-    progress = ProgressLine(out or sys.stdout)
     interrupted = interrupted or threading.Event()
     measured = Measured()
     stopping = Stopping()
     looks = look_schedule(first_look, first_look if budget_s == 0 else max(first_look, max_pairs))
     started = clock()
     for pair in range(looks[-1]):
-        for letter in pair_order(pair):
-            if interrupted.is_set():
-                break
-            run_one_side(a if letter == "A" else b, pair, scenario, run_dir, progress, pin, interrupted, measured)
+        run_pair(pair, measured)
         stopping.elapsed_s = clock() - started
         if interrupted.is_set():
             stopping.reason = f"interrupted after {pair} complete pairs"
@@ -388,6 +417,43 @@ def run_ab(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, judge: Sequen
     stopping.reason = (f"{stopping.pairs} pairs, as asked (--budget 0)" if budget_s == 0
                        else f"--max-pairs {max_pairs} reached; undecided: {', '.join(judge.undecided())}")
     return measured, stopping
+
+
+def runs_pair(a: Side, b: Side, scenario: Scenario, run_dir: Path, *, pin: bool, interrupted: threading.Event,
+              out: Any = None) -> PairRunner:
+    """Pairs of whole runs: each side's server started, loaded by Locust for the scenario, reported, A B then B A."""
+    progress = ProgressLine(out or sys.stdout)
+
+    def run_pair(pair: int, measured: Measured) -> None:
+        for letter in pair_order(pair):
+            if interrupted.is_set():
+                return
+            run_one_side(a if letter == "A" else b, pair, scenario, run_dir, progress, pin, interrupted, measured)
+
+    return run_pair
+
+
+def windows_pair(a: Side, b: Side, plan: WindowPlan, run_dir: Path, *, pin: bool,
+                 interrupted: threading.Event) -> PairRunner:
+    """Pairs of alternating load windows on both servers at once (:mod:`bench.ab_windows`)."""
+    target_cores, loadgen_cores = core_split() if pin else (None, None)
+    sides = {"a": a, "b": b}
+
+    def run_pair(pair: int, measured: Measured) -> None:
+        try:
+            figures = run_window_pair({"a": a.target, "b": b.target}, plan, run_dir / f"pair-{pair + 1:02d}",
+                                      pair=pair, target_cores=target_cores, loadgen_cores=loadgen_cores,
+                                      interrupted=interrupted, say=lambda line: print(f"bench.ab: {line}", flush=True))
+        except WindowsError as exc:
+            sides[exc.side].failure = str(exc)
+            return
+        if figures is None:
+            return  # interrupted: the pair's windows are kept in its folder, not judged
+        for side, values in figures.items():
+            for label, value in values.items():
+                measured.add(label, side, plan.metric_names()[label], value, pair)
+
+    return run_pair
 
 
 def run_one_side(side: Side, pair: int, scenario: Scenario, run_dir: Path, progress: ProgressLine, pin: bool,
@@ -475,9 +541,10 @@ def write_outputs(run_dir: Path, a: Side, b: Side, comparisons: Sequence[Compari
         page = (f"<!doctype html><meta charset='utf-8'><title>A/B: {html_lib.escape(b.label)} vs "
                 f"{html_lib.escape(a.label)}</title><body style='font-family:sans-serif;max-width:1100px'>"
                 f"<h1>A/B: {html_lib.escape(b.label)} vs {html_lib.escape(a.label)}</h1>"
-                f"<pre>{html_lib.escape(markdown)}</pre><img style='max-width:100%' alt='every run, per metric' "
-                f"src='data:image/png;base64,{png}'><p><a href='compare.html'>every run side by side, with the "
-                f"latency percentile curves overlaid</a></p></body>")
+                f"<pre>{html_lib.escape(markdown)}</pre><img style='max-width:100%' alt='every pair, per metric' "
+                f"src='data:image/png;base64,{png}'>"
+                + ("<p><a href='compare.html'>every run side by side, with the latency percentile curves "
+                   "overlaid</a></p>" if a.runs or b.runs else "") + "</body>")
         write_text(run_dir / "ab.html", page)
     return markdown
 
@@ -505,12 +572,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.measure in ("clock", "both"):
                     more = "" if args.budget == 0 else \
                         f", more until every metric is decided (budget {args.budget:g} s)"
-                    print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} pairs of {scenario.name} runs "
-                          f"({scenario.load.duration_s:g} s), interleaved{more}; results in {run_dir}", flush=True)
+                    if method_of(args) == "windows":
+                        plan = window_plan(args, scenario)
+                        run_pair = windows_pair(a, b, plan, run_dir, pin=not args.no_pin, interrupted=interrupted)
+                        what = (f"pairs of {plan.windows} alternating {plan.window_s:g} s windows a side "
+                                f"({plan.workload.operation}, {plan.clients} connections)")
+                    else:
+                        run_pair = runs_pair(a, b, scenario, run_dir, pin=not args.no_pin, interrupted=interrupted)
+                        what = f"pairs of {scenario.name} runs ({scenario.load.duration_s:g} s), interleaved"
+                    print(f"bench.ab: A = {a.label}, B = {b.label}; {args.repeats} {what}{more}; results in "
+                          f"{run_dir}", flush=True)
                     sequential = SequentialJudge(tolerance=args.tolerance, sequential=args.budget > 0)
-                    _, stopping = run_ab(a, b, scenario, run_dir, judge=sequential, first_look=args.repeats,
-                                         budget_s=args.budget, max_pairs=args.max_pairs, pin=not args.no_pin,
-                                         interrupted=interrupted)
+                    _, stopping = run_ab(a, b, run_pair, judge=sequential, first_look=args.repeats,
+                                         budget_s=args.budget, max_pairs=args.max_pairs, interrupted=interrupted)
                     comparisons = sequential.comparisons()
                     markdown = write_outputs(run_dir, a, b, comparisons, args.tolerance, stopping)
                 if args.measure in ("instructions", "both") and not interrupted.is_set():
@@ -523,12 +597,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_and_exit(args, run_dir, a, b, comparisons, markdown, interrupted, counted=counted)
 
 
+def method_of(args: argparse.Namespace) -> str:
+    """``--method``, or its default: windows for the reference target's echo and churn, runs otherwise."""
+    if args.method:
+        return str(args.method)
+    own = args.locustfile or args.user or args.app or args.target_cmd
+    return "runs" if own or args.scenario not in WINDOW_SCENARIOS else "windows"
+
+
+def workload_of(args: argparse.Namespace, scenario: Scenario) -> Workload:
+    """The one operation the instruction count and the windows send: ``--instr-workload`` or the scenario's kind."""
+    kind = args.instr_workload or ("churn" if spec_of(scenario.name).rank_by == RANK_CONNECTS else "echo")
+    return Workload(kind=kind, event=args.instr_event, auth=args.instr_auth,
+                    **({"payload": args.instr_payload} if args.instr_payload is not None else {}))
+
+
+def window_plan(args: argparse.Namespace, scenario: Scenario) -> WindowPlan:
+    return WindowPlan(workload_of(args, scenario), clients=args.window_clients, window_s=args.window_s,
+                      windows=args.windows, warmup_s=args.window_warmup)
+
+
 def count_instructions(args: argparse.Namespace, a: Side, b: Side, scenario: Scenario, run_dir: Path,
                        interrupted: threading.Event) -> tuple[str | None, str]:
     """(verdict, Markdown) of the instruction count; the verdict is None when a side could not be counted."""
-    kind = args.instr_workload or ("churn" if spec_of(scenario.name).rank_by == RANK_CONNECTS else "echo")
-    workload = Workload(kind=kind, event=args.instr_event, auth=args.instr_auth,
-                        **({"payload": args.instr_payload} if args.instr_payload is not None else {}))
+    workload = workload_of(args, scenario)
     sides = [SideCounts(side.key, side.label, side.source, side.target) for side in (a, b)]
     print(f"bench.ab: counting instructions per {workload.operation}: {args.instr_runs} runs a side of "
           f"{args.instr_operations:,} operations under callgrind, A B A B ...", flush=True)
@@ -549,9 +641,8 @@ def count_instructions(args: argparse.Namespace, a: Side, b: Side, scenario: Sce
 def report_and_exit(args: argparse.Namespace, run_dir: Path, a: Side, b: Side, comparisons: Sequence[Comparison],
                     markdown: str, interrupted: threading.Event, *, counted: str | None = None) -> int:
     """Every run's report, the verdict table where it is read, and the exit status."""
-    if comparisons:
-        subprocess.run([sys.executable, "-m", "reports", str(run_dir)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
+    if comparisons and (a.runs or b.runs):
+        build_reports([run_dir], quiet=True, stdout=io.StringIO(), stderr=io.StringIO())  # ab.md says what counts
     print("\n" + markdown)
     if args.job_summary:
         with contextlib.suppress(OSError), open(args.job_summary, "a", encoding="utf-8") as handle:
@@ -584,6 +675,18 @@ def bad_numbers(args: argparse.Namespace) -> str | None:
         return f"--budget must be a number of seconds >= 0, got {args.budget}"
     if args.max_pairs < args.repeats:
         return f"--max-pairs ({args.max_pairs}) must be at least --repeats ({args.repeats})"
+    if args.measure != "instructions" and method_of(args) == "windows":
+        if args.locustfile or args.user:
+            return ("--method windows sends one operation of its own (--instr-workload, --instr-event); "
+                    "a locustfile's users run with --method runs")
+        if not (args.instr_workload or args.scenario in WINDOW_SCENARIOS):
+            return (f"--method windows sends an echo or a connect + disconnect, not the {args.scenario} scenario: "
+                    "use --method runs, or --instr-workload")
+        try:
+            WindowPlan(Workload(), clients=args.window_clients, window_s=args.window_s, windows=args.windows,
+                       warmup_s=args.window_warmup)
+        except ValueError as exc:
+            return str(exc)
     if args.measure != "clock":
         if (missing := missing_tools()) is not None:
             return f"--measure {args.measure}: {missing}"

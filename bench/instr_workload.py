@@ -60,8 +60,8 @@ class Workload:
 class Driver:
     """Sends a workload's operations to one server, one at a time."""
 
-    def __init__(self, workload: Workload, url: str) -> None:
-        self.workload, self.url = workload, url
+    def __init__(self, workload: Workload, url: str, timeout: float = CALL_TIMEOUT_S) -> None:
+        self.workload, self.url, self.timeout = workload, url, timeout
         self._client: Client | None = None
         self.done = 0
 
@@ -76,7 +76,7 @@ class Driver:
             self._client = None
 
     def _connected(self) -> Client:
-        client = Client(self.url, namespace=self.workload.namespace, auth=self.workload.auth, timeout=CALL_TIMEOUT_S)
+        client = Client(self.url, namespace=self.workload.namespace, auth=self.workload.auth, timeout=self.timeout)
         try:
             client.connect()
         except Exception as exc:  # the lean client's own errors, and OS errors
@@ -91,10 +91,10 @@ class Driver:
     def one(self) -> None:
         if self._client is not None:
             try:
-                self._client.call(self.workload.event, self.workload.payload, timeout=CALL_TIMEOUT_S)
+                self._client.call(self.workload.event, self.workload.payload, timeout=self.timeout)
             except Exception as exc:
                 raise WorkloadError(f"{self.workload.event!r} was not acknowledged: {exc}") from None
         else:
             client = self._connected()
-            client.close(timeout=CALL_TIMEOUT_S)
+            client.close(timeout=self.timeout)
         self.done += 1

@@ -58,6 +58,7 @@ from core.run_dirs import RunDirError, claim_run_dir
 from loadtests.instances import parse_target_urls
 from loadtests.recorder import ResultsFolderError, check_results_folder
 from loadtests.safety import ALLOW_FLAG, require_loopback
+from reports.launch import build_reports
 
 EXIT_FAILED_CELL, EXIT_USAGE = EXIT_FAILED, EXIT_BAD_INPUT
 #: lines of a failed cell's reason (a target's log tail) the progress output repeats
@@ -286,13 +287,6 @@ def run_matrix(profile: Profile, run_dir: Path, *, pin: bool = True, target_args
     return results
 
 
-def build_reports(run_dir: Path, reference: str | None, out: TextIO) -> int:
-    from reports.__main__ import main as reports_main
-
-    argv = [str(run_dir)] + (["--reference", reference] if reference else [])
-    return reports_main(argv)
-
-
 def print_ranking(run_dir: Path, out: TextIO) -> None:
     compare_md = run_dir / "compare.md"
     if compare_md.is_file():
@@ -329,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              interrupted=interrupted, i_own_this_host=args.i_own_this_host)
         if not args.no_report and results:
             print("bench: building reports", flush=True)
-            build_reports(run_dir, reference, sys.stdout)
+            build_reports([run_dir], reference=reference)
             print_ranking(run_dir, sys.stdout)
             report = run_dir / "compare.html"
             if report.is_file():

@@ -46,6 +46,7 @@ from dockertools.stack import (
     resolve_base,
     up,
 )
+from reports.launch import build_reports
 from target_app.settings import SERVERS_BY_MODE
 
 # Beyond duration + stop timeout: container start, workers joining, last flush.
@@ -263,9 +264,8 @@ def run_headless(plan: DockerRunPlan, *, base_image: str, project: str | None = 
 
 
 def build_report(cell_dir: Path) -> int:
-    """``python -m reports CELL`` on the host; its exit status."""
-    return subprocess.run([sys.executable, "-m", "reports", str(cell_dir)], cwd=REPO_ROOT,
-                          stdin=subprocess.DEVNULL).returncode
+    """The cell's report, built on the host as every runner builds it; the exit status."""
+    return build_reports([cell_dir])
 
 
 def build_parser() -> argparse.ArgumentParser:

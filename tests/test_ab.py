@@ -88,6 +88,42 @@ def test_a_slower_commit_is_judged_slower(repo: Path, tmp_path: Path, capsys: py
     assert worktrees.count("\n") == 1, "the worktrees made for the run are removed"
 
 
+def test_windows_judge_a_slower_commit_slower_with_both_servers_up_at_once(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD", "--method", "windows", "--windows", "2",
+                  "--window-s", "0.3", "--window-warmup", "0.3", "--window-clients", "2")
+    out = capsys.readouterr().out
+    assert code == 1, out
+    document = json.loads((tmp_path / "ab" / "ab.json").read_text())
+    verdicts = {m["metric"]: m for m in document["metrics"]}
+    cpu = verdicts["server CPU s per 1k acks"]
+    assert cpu["verdict"] == "slower" and cpu["ratio"] > 1.5 and len(cpu["a"]) == 6, cpu
+    assert verdicts["acks/s"]["verdict"] == "slower"
+    # Each pair keeps its windows: both sides, alternating, each with its operations and the server's CPU.
+    windows = json.loads((tmp_path / "ab" / "pair-01" / "windows.json").read_text())["windows"]
+    assert [w["side"] for w in windows] == ["a", "b", "b", "a"]
+    assert all(w["operations"] > 0 and w["server_cpu_s"] > 0 for w in windows)
+    assert (tmp_path / "ab" / "pair-06" / "target-b.log").is_file()
+    assert not any((p / "run.json").is_file() for p in (tmp_path / "ab").iterdir()), "no Locust runs"
+    assert "compare.html" not in (tmp_path / "ab" / "ab.html").read_text()
+    worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
+    assert worktrees.count("\n") == 1
+
+
+def test_windows_on_a_server_that_replies_by_emit_say_what_they_need(
+        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commit(repo, "echo replies by emit", APP.format(cost=0).replace("    return data", "    emit('echoed', data)")
+           .replace("from flask_socketio import SocketIO", "from flask_socketio import SocketIO, emit"))
+    started = time.monotonic()
+    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD", "--method", "windows", "--windows", "1",
+                  "--window-s", "0.2", "--window-warmup", "0")
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "side B could not run" in captured.err and "'echo' was not acknowledged" in captured.err
+    assert "--instr-event" in captured.err and "--method runs" in captured.err
+    assert time.monotonic() - started < 60, "an unanswered event ends the pair after the answer timeout"
+
+
 def test_an_unknown_ref_is_one_line(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_ab(repo, tmp_path, "--base", "no-such-branch") == 2
     err = capsys.readouterr().err

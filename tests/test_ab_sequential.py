@@ -44,9 +44,10 @@ def run(monkeypatch: pytest.MonkeyPatch, fake: FakeRuns, *, budget_s: float, fir
         max_pairs: int = 30) -> tuple[ab.Stopping, SequentialJudge]:
     monkeypatch.setattr(ab, "run_one_side", fake)
     judge = SequentialJudge(tolerance=0.05, sequential=budget_s > 0)
-    _, stopping = ab.run_ab(FakeSide("a"), FakeSide("b"), None, Path("."), judge=judge,  # type: ignore[arg-type]
-                            first_look=first, budget_s=budget_s, max_pairs=max_pairs, pin=False,
-                            clock=lambda: fake.now)
+    a, b = FakeSide("a"), FakeSide("b")
+    run_pair = ab.runs_pair(a, b, None, Path("."), pin=False, interrupted=threading.Event())  # type: ignore[arg-type]
+    _, stopping = ab.run_ab(a, b, run_pair, judge=judge,  # type: ignore[arg-type]
+                            first_look=first, budget_s=budget_s, max_pairs=max_pairs, clock=lambda: fake.now)
     return stopping, judge
 
 

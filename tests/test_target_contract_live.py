@@ -62,6 +62,12 @@ class Clients:
 
     def close(self) -> None:
         for client in self.clients:
+            # Close a websocket's socket first: websocket-client's own close() waits for the frame lock that
+            # the client's read loop holds while it waits for a frame (its timeout bounds only the read), and
+            # under gevent's patching that wait stalls the whole test process.
+            ws = getattr(client.eio, "ws", None)
+            if ws is not None:
+                ws.shutdown()
             thread = threading.Thread(target=client.disconnect, daemon=True)
             thread.start()
             _closing.append(thread)
