@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtests.client import Client
+from loadtests.wire.client import Client
 
 #: workloads by name: what one operation is
 WORKLOADS = {"echo": "acknowledged event", "churn": "connect + disconnect"}

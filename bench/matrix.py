@@ -55,9 +55,9 @@ from core.files import write_json
 from core.load_params import add_load_options, given_load_options
 from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
 from core.run_dirs import RunDirError, claim_run_dir
-from loadtests.instances import parse_target_urls
-from loadtests.recorder import ResultsFolderError, check_results_folder
-from loadtests.safety import ALLOW_FLAG, require_loopback
+from loadtests.runtime.instances import parse_target_urls
+from loadtests.runtime.recorder import ResultsFolderError, check_results_folder
+from loadtests.wire.safety import ALLOW_FLAG, require_loopback
 from reports.launch import build_reports
 
 EXIT_FAILED_CELL, EXIT_USAGE = EXIT_FAILED, EXIT_BAD_INPUT

@@ -52,7 +52,7 @@ from core.runinfo import machine, versions
 from core.sampler import TreeSampler, stats_connected
 from core.schema import APP_INFO_FILE
 from core.stats_client import NoStatsError, fetch_stats
-from loadtests.safety import ALLOW_FLAG, UnsafeTargetError, is_loopback_host, require_loopback
+from loadtests.wire.safety import ALLOW_FLAG, UnsafeTargetError, is_loopback_host, require_loopback
 from target_app.process import TargetProcess, TargetStartError, launch_target
 from target_app.settings import SERVERS_BY_MODE
 from webui.session import (

@@ -203,7 +203,7 @@ def child_main(args: argparse.Namespace) -> int:
 
     from benchmarks.recorder_cost import GcClock, TimedRecorder, listener_seconds_per_sample
     from core.stats_client import fetch_stats
-    from loadtests.options import LoadSettings
+    from loadtests.runtime.options import LoadSettings
     from loadtests.users import ChurnUser, EchoUser, IdleUser
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

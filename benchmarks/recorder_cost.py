@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.recorder import Recorder
+from loadtests.runtime.recorder import Recorder
 
 
 class TimedRecorder(Recorder):

@@ -18,7 +18,7 @@ if _ROOT not in sys.path:
 
 from locust import User, constant, task  # noqa: E402
 
-from loadtests.harness import install  # noqa: E402
+from loadtests.runtime.harness import install  # noqa: E402
 
 install()
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 TRANSPORTS: tuple[str, ...] = ("websocket", "polling")
-#: where a fan-out send's expected deliveries come from (loadtests.instances resolves "auto")
+#: where a fan-out send's expected deliveries come from (loadtests.runtime.instances resolves "auto")
 EXPECTED_FROM: tuple[str, ...] = ("auto", "acks", "roster")
 #: the largest payload a user builds (one string, shared by the users of a process)
 MAX_PAYLOAD_BYTES = 64 * 2**20

@@ -51,13 +51,13 @@ SAMPLE_COLUMNS: tuple[str, ...] = tuple(SAMPLE_SCHEMA.names)
 SHARD_GLOB = "samples-*.parquet"
 
 # Declared fan-out pairs (acked event -> push) of one recording process, written
-# beside its shards (loadtests.fanout); the reports pair these names too.
+# beside its shards (loadtests.runtime.fanout); the reports pair these names too.
 FANOUT_FILE_GLOB = "fanout-*.json"
 # Its optional "primary": the main event a user class declared, or this value for
 # a class ranked by its connect rate.
 PRIMARY_CONNECTS = "connects/s"
 
-# Accounting of one recording process (loadtests.recorder), written beside its
+# Accounting of one recording process (loadtests.runtime.recorder), written beside its
 # shards atomically after each flush: {"worker": "host:pid", "taken": int,
 # "written": int, "pending": int, "dropped": int, "errors": [str, ...]}; the
 # reports sum them to tell samples lost before reaching disk.
@@ -65,7 +65,7 @@ RECORDER_FILE_GLOB = "recorder-*.json"
 
 # Samples relayed to the Locust master (--samples-via-master): the master's
 # accounting of one sending worker, written beside the shards it received
-# (loadtests.relay_receiver): shards and rows received, the last sequence
+# (loadtests.runtime.relay_receiver): shards and rows received, the last sequence
 # number, whether the worker's final flush arrived, what it kept on its own
 # disk; the reports name a worker whose samples did not all arrive.
 RELAY_FILE_GLOB = "relayed-*.json"

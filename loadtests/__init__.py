@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loadtests.answers import ACKED
-    from loadtests.fanout import FanOut, stamped
+    from loadtests.runtime.fanout import FanOut, stamped
     from loadtests.socketio_user import AckError, SocketIOUser
 
 __all__ = ["ACKED", "AckError", "FanOut", "SocketIOUser", "stamped"]
 
 _HOMES = {"ACKED": "loadtests.answers", "AckError": "loadtests.socketio_user",
           "SocketIOUser": "loadtests.socketio_user",
-          "FanOut": "loadtests.fanout", "stamped": "loadtests.fanout"}
+          "FanOut": "loadtests.runtime.fanout", "stamped": "loadtests.runtime.fanout"}
 
 
 def __getattr__(name: str) -> Any:

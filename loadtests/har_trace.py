@@ -27,8 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.untrusted import UntrustedFileError, parse_json, read_bytes
-from loadtests import protocol
-from loadtests.errors import ProtocolError
+from loadtests.wire import protocol
+from loadtests.wire.errors import ProtocolError
 
 MAX_HAR_BYTES = 1 << 30
 #: a server event this soon after a client event, and before the next, counts as its answer

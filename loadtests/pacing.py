@@ -1,7 +1,5 @@
-"""Emit pacing and fan-out delivery accounting (no Locust import, testable alone)."""
+"""Emit pacing (no Locust import, testable alone)."""
 from __future__ import annotations
-
-from collections import Counter
 
 
 class Pacer:
@@ -33,32 +31,3 @@ class Pacer:
         due = self._next
         self._next = (due if self.open_model else max(due, now_ns)) + self.interval_ns
         return due
-
-
-class FanoutLedger:
-    """Per-process delivery accounting for rooms whose members all live here.
-
-    Rooms are named per process, so the acks' ``recipients`` and the pushes
-    received here must balance exactly; fan-out users wait at stop until
-    they do (bounded by ``--drain-timeout``).
-    """
-
-    def __init__(self) -> None:
-        self.expected: Counter[str] = Counter()
-        self.delivered: Counter[str] = Counter()
-        self.inflight: Counter[str] = Counter()
-
-    def settled(self, room: str) -> bool:
-        return self.inflight[room] == 0 and self.delivered[room] >= self.expected[room]
-
-    def totals(self) -> tuple[int, int]:
-        """(expected, delivered) over all rooms."""
-        return sum(self.expected.values()), sum(self.delivered.values())
-
-    def reset(self) -> None:
-        self.expected.clear()
-        self.delivered.clear()
-        self.inflight.clear()
-
-
-LEDGER = FanoutLedger()

@@ -40,18 +40,18 @@ from locust.env import Environment
 from locust.exception import LocustError, StopUser
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
-from loadtests import harness
 from loadtests.answers import answer_of
-from loadtests.client import Client, PendingAck, PendingReply
-from loadtests.env_state import set_settings, settings_of
-from loadtests.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
-from loadtests.fanout import FanOut, check_declarations, check_primary, check_stamp, sent_ns_of
-from loadtests.http_session import TargetHttpSession, cookie_header
-from loadtests.instances import ROSTER, USER_TARGETS, TargetChoice, on_instance, pick_target
-from loadtests.options import LoadSettings
-from loadtests.pacing import LEDGER, Pacer
-from loadtests.recorder import shard_tag
-from loadtests.safety import require_loopback
+from loadtests.pacing import Pacer
+from loadtests.runtime import harness
+from loadtests.runtime.env_state import set_settings, settings_of
+from loadtests.runtime.fanout import LEDGER, ROSTER, FanOut, check_declarations, check_primary, check_stamp, sent_ns_of
+from loadtests.runtime.instances import USER_TARGETS, TargetChoice, on_instance, pick_target
+from loadtests.runtime.options import LoadSettings
+from loadtests.runtime.recorder import shard_tag
+from loadtests.wire.client import Client, PendingAck, PendingReply
+from loadtests.wire.errors import CallTimeout, ConnectionClosed, SocketIOError, UnansweredAtStop
+from loadtests.wire.http_session import TargetHttpSession, cookie_header
+from loadtests.wire.safety import require_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class SocketIOUser(_Recording, User):
     def http(self) -> TargetHttpSession:
         """Locust's HTTP session on this user's target: each request is a sample; its cookies go with connect().
 
-        Redirects may lead only where the load may go (see :mod:`loadtests.http_session`).
+        Redirects may lead only where the load may go (see :mod:`loadtests.wire.http_session`).
         """
         if self._http is None:
             s = self.settings

@@ -14,18 +14,17 @@ from locust import constant, task
 from locust.env import Environment
 from locust.user.task import LOCUST_STATE_STOPPING
 
-from loadtests.client import Client
-from loadtests.errors import SocketIOError
-from loadtests.http_session import GuardedSession
-from loadtests.instances import ROSTER
-from loadtests.pacing import LEDGER
-from loadtests.safety import require_loopback
+from loadtests.runtime.fanout import LEDGER, ROSTER
 from loadtests.socketio_user import (
     SocketIOUser,
     _now_ns,
     _Recording,
     _wall_ns,
 )
+from loadtests.wire.client import Client
+from loadtests.wire.errors import SocketIOError
+from loadtests.wire.http_session import GuardedSession
+from loadtests.wire.safety import require_loopback
 
 __all__ = ["ChurnUser", "EchoUser", "IdleUser", "BroadcastUser", "RoomsUser", "ReferenceUser"]
 

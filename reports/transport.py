@@ -1,7 +1,7 @@
 """Samples that came through the Locust master (``--samples-via-master``): did they all arrive?
 
 The master writes ``relayed-<tag>.json`` per sending worker
-(``loadtests.relay_receiver``). This module reads them and says, as
+(``loadtests.runtime.relay_receiver``). This module reads them and says, as
 problems (samples known missing also go to ``lost``):
 
 - a worker whose final message never came (killed, lost, cut off): its

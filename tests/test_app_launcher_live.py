@@ -24,7 +24,7 @@ import pytest
 from bench.own_app import app_targets, launch_command
 from core.paths import REPO_ROOT
 from core.schema import APP_INFO_FILE
-from loadtests.client import Client
+from loadtests.wire.client import Client
 from target_app.process import TargetProcess
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 from bench.app_launcher import split_spec
 from bench.own_app import APP_LAUNCHER, TargetCommandError, app_targets, check_app_spec
 from core.paths import REPO_ROOT
-from loadtests.http_session import cookie_header
+from loadtests.wire.http_session import cookie_header
 
 APP = REPO_ROOT / "examples" / "classic" / "app.py"
 

@@ -11,8 +11,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 
 from core.stats_client import fetch_stats
-from loadtests.client import Client
-from loadtests.errors import ConnectionClosed, ConnectRefused
+from loadtests.wire.client import Client
+from loadtests.wire.errors import ConnectionClosed, ConnectRefused
 from target_app.calibration import (
     ACK,
     BINARY_ACK,

@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
-from loadtests import frames
-from loadtests.errors import ConnectError, ProtocolError
+from loadtests.wire import frames
+from loadtests.wire.errors import ConnectError, ProtocolError
 
 
 def server_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:

@@ -13,9 +13,9 @@ import gevent.event
 import pytest
 from gevent.server import StreamServer
 
-from loadtests import frames
-from loadtests.client import Client
-from loadtests.errors import CallTimeout, ConnectError, ConnectionClosed, ConnectRefused, ProtocolError
+from loadtests.wire import frames
+from loadtests.wire.client import Client
+from loadtests.wire.errors import CallTimeout, ConnectError, ConnectionClosed, ConnectRefused, ProtocolError
 from target_app.process import free_port, start_target
 
 TOKEN = "s3cret"
@@ -360,7 +360,7 @@ def test_events_sent_before_the_connect_are_delivered_after_it():
 
 
 def test_too_many_events_before_the_connect_is_a_protocol_error(monkeypatch):
-    monkeypatch.setattr("loadtests.client.MAX_EARLY_EVENTS", 2)
+    monkeypatch.setattr("loadtests.wire.client.MAX_EARLY_EVENTS", 2)
     with ScriptedServer(_idle, before_connect=_frame(b'42["x"]') * 3) as url:
         client = Client(url, timeout=5)
         with pytest.raises(ProtocolError, match="more than 2 events before the namespace was connected"):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests import protocol
-from loadtests.errors import ProtocolError
+from loadtests.wire import protocol
+from loadtests.wire.errors import ProtocolError
 
 
 def test_event_with_ack_id_on_default_namespace():

@@ -1,11 +1,11 @@
-"""Declared fan-out (loadtests.fanout): pure logic, no network."""
+"""Declared fan-out (loadtests.runtime.fanout): pure logic, no network."""
 from __future__ import annotations
 
 import time
 
 import pytest
 
-from loadtests.fanout import FanOut, check_declarations, pairs_of, sent_ns_of, stamped
+from loadtests.runtime.fanout import FanOut, check_declarations, pairs_of, sent_ns_of, stamped
 
 
 def test_stamped_adds_the_send_time() -> None:
@@ -85,7 +85,7 @@ def test_a_match_decides_which_pushes_are_the_fan_outs() -> None:
 
 
 def test_primary_is_an_event_name_or_connects() -> None:
-    from loadtests.fanout import check_primary, primary_of
+    from loadtests.runtime.fanout import check_primary, primary_of
 
     check_primary("U", None)
     check_primary("U", "my_event")

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from locust.argument_parser import default_args_dict, get_parser
 
-from loadtests.safety import require_loopback
+from loadtests.wire.safety import require_loopback
 from webui.form_guard import FormRefused, check_origin, check_swarm_form, is_loopback_name, shown_options
 
 
 @pytest.fixture(scope="module")
 def shown() -> dict[str, argparse.Action]:
     # The harness's options reach Locust's parser through its locustfile's init_command_line_parser listener.
-    from loadtests.options import add_arguments
+    from loadtests.runtime.options import add_arguments
 
     parser = get_parser()
     if "emit_rate" not in parser.args_included_in_web_ui:

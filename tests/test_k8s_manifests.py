@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dockertools.cli import COMPOSE_FILE, DOCKERFILE, LOCUST_IMAGE, REPO_ROOT, TARGET_IMAGE
-from loadtests.options import ENV_OWN_HOST
+from loadtests.runtime.options import ENV_OWN_HOST
 from target_app.settings import build_parser, parse_settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed: it reads the manifests (pin it in "
@@ -44,7 +44,7 @@ PATCH_FILE = Path("shared-results") / "results-on-pvc.yaml"
 HELM_VALUES = Path("helm") / "values.yaml"
 NOT_OBJECTS = {PATCH_FILE, HELM_VALUES}
 PVC_FILE = Path("shared-results") / "results-pvc.yaml"
-#: values that switch the loopback guard off, as loadtests.options reads its environment flag
+#: values that switch the loopback guard off, as loadtests.runtime.options reads its environment flag
 TRUTHY = ("1", "true", "yes", "on")
 
 

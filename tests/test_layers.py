@@ -60,6 +60,33 @@ def test_the_harness_imports_only_downward() -> None:
     assert upward_imports(REPO) == []
 
 
+#: loadtests' own parts, lower first: the wire client, the Locust runtime, the user API (loadtests/*.py)
+LOADTESTS_PARTS = ("loadtests.wire", "loadtests.runtime", "loadtests")
+
+
+def part_of(module: str) -> int:
+    """The layer of a loadtests module within loadtests: 0 wire, 1 runtime, 2 the user API."""
+    return next(i for i, part in enumerate(LOADTESTS_PARTS) if module == part or module.startswith(part + "."))
+
+
+def loadtests_upward_imports(root: Path) -> list[str]:
+    problems = []
+    for path in sorted((root / "loadtests").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for name in (n for n in names if n == "loadtests" or n.startswith("loadtests.")):
+                if part_of(name) > part_of(module):
+                    problems.append(f"{path.relative_to(root)}:{node.lineno}: {module} imports {name}")
+    return problems
+
+
+def test_loadtests_parts_import_downward_wire_then_runtime_then_the_user_api() -> None:
+    assert loadtests_upward_imports(REPO) == []
+    assert {p.name for p in (REPO / "loadtests").iterdir() if (p / "__init__.py").is_file()} == {"wire", "runtime"}
+
+
 def test_every_package_has_a_layer() -> None:
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests"}
     assert packages - set(LAYERS) == set(), "a new package needs its place in LAYERS (and the README's layers)"
@@ -94,3 +121,17 @@ def test_an_upward_import_is_found_wherever_it_hides(tmp_path: Path) -> None:
 def test_a_top_level_module_has_its_layer(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"locustfile.py": "import loadtests\nimport webui\nimport bench\n"})
     assert upward_imports(root) == ["locustfile.py:3: locustfile (layer 3) imports bench (layer 3)"]
+
+
+def test_a_wire_module_that_imports_the_runtime_is_found(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "loadtests/__init__.py": "from loadtests.runtime import harness\n",
+        "loadtests/wire/__init__.py": "",
+        "loadtests/wire/client.py": "def f():\n    from loadtests.runtime.harness import Harness\n",
+        "loadtests/runtime/__init__.py": "",
+        "loadtests/runtime/harness.py": "from loadtests.wire import client\nimport loadtests.users\n",
+    })
+    assert loadtests_upward_imports(root) == [
+        "loadtests/runtime/harness.py:2: loadtests.runtime.harness imports loadtests.users",
+        "loadtests/wire/client.py:2: loadtests.wire.client imports loadtests.runtime.harness",
+    ]

@@ -23,7 +23,7 @@ from core.load_params import (
 )
 from core.run_record import RecordedLoad
 from dockertools import run as docker_run
-from loadtests.options import LoadSettings, add_arguments
+from loadtests.runtime.options import LoadSettings, add_arguments
 
 REPO = Path(__file__).resolve().parent.parent
 

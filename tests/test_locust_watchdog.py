@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.schema import SHARD_GLOB
-from loadtests.watchdog import WATCHDOG_EXIT_CODE
+from loadtests.runtime.watchdog import WATCHDOG_EXIT_CODE
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIME = 2

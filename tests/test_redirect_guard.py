@@ -20,8 +20,8 @@ import pytest
 from locust.event import EventHook
 
 from core.stats_client import NoStatsError, fetch_stats, probe_stats
-from loadtests.http_session import GuardedSession, RedirectRefused, TargetHttpSession
-from loadtests.safety import require_loopback
+from loadtests.wire.http_session import GuardedSession, RedirectRefused, TargetHttpSession
+from loadtests.wire.safety import require_loopback
 
 from .test_locust_scenarios import run_locust
 

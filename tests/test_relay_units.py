@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.schema import RELAY_FILE_GLOB, SAMPLE_SCHEMA, SHARD_GLOB
-from loadtests.recorder import Recorder, rows_to_table
-from loadtests.relay_receiver import ShardReceiver
-from loadtests.relay_sender import ShardSender
-from loadtests.relay_wire import (
+from loadtests.runtime.recorder import Recorder, rows_to_table
+from loadtests.runtime.relay_receiver import ShardReceiver
+from loadtests.runtime.relay_sender import ShardSender
+from loadtests.runtime.relay_wire import (
     ACK_MESSAGE,
     SHARD_MESSAGE,
     ShardMessage,
@@ -93,7 +93,7 @@ def test_rows_survive_the_wire_and_a_lie_about_them_is_refused() -> None:
 BOMB = """
 import resource, sys, time
 import pyarrow as pa
-from loadtests.relay_wire import WireError, decode_rows
+from loadtests.runtime.relay_wire import WireError, decode_rows
 sink = pa.BufferOutputStream()
 with pa.CompressedOutputStream(sink, "zstd") as out:
     for _ in range(1024):  # 1 GiB of one byte: a row whose name is 1 GiB of "a"

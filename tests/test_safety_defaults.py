@@ -179,7 +179,7 @@ def test_runner_loads_an_already_running_target(tmp_path: Path) -> None:
 
 
 def test_a_fully_qualified_localhost_is_loopback() -> None:
-    from loadtests.safety import is_loopback_host, require_loopback
+    from loadtests.wire.safety import is_loopback_host, require_loopback
 
     for host in ("localhost.", "LOCALHOST", "127.0.0.1", "[::1]"):
         assert is_loopback_host(host), host
@@ -187,8 +187,8 @@ def test_a_fully_qualified_localhost_is_loopback() -> None:
 
 
 def test_own_hosts_open_the_guard_for_those_hosts_only() -> None:
-    from loadtests.options import LoadSettings, check_host
-    from loadtests.safety import UnsafeTargetError
+    from loadtests.runtime.options import LoadSettings, check_host
+    from loadtests.wire.safety import UnsafeTargetError
 
     settings = LoadSettings(own_hosts="10.251.3.4, box.test")
     for allowed in ("http://10.251.3.4:5000", "http://BOX.test.:80", "http://127.0.0.1:1"):

@@ -11,9 +11,10 @@ import pytest
 
 from bench.profile import ProfileError, TargetSpec, parse_profile
 from core.sampler import sample_tree, stats_connected
-from loadtests.errors import CallTimeout, ConnectionClosed, ConnectRefused
-from loadtests.instances import RoomRoster, on_instance, parse_target_urls, pick_target, resolve_expected_from
-from loadtests.options import LoadSettings
+from loadtests.runtime.fanout import RoomRoster
+from loadtests.runtime.instances import on_instance, parse_target_urls, pick_target, resolve_expected_from
+from loadtests.runtime.options import LoadSettings
+from loadtests.wire.errors import CallTimeout, ConnectionClosed, ConnectRefused
 
 URLS = ("http://127.0.0.1:5001", "http://127.0.0.1:5002", "http://127.0.0.1:5003")
 

@@ -14,8 +14,8 @@ import psutil
 import pytest
 import websocket
 
-from loadtests.client import Client
-from loadtests.errors import ConnectError
+from loadtests.wire.client import Client
+from loadtests.wire.errors import ConnectError
 from target_app.admission import CONTROL_HEADROOM, DESCRIPTOR_RESERVE, Admission, starts_a_session
 from target_app.process import TargetProcess
 

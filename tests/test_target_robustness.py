@@ -145,7 +145,7 @@ def test_a_port_in_use_or_a_bad_host_is_one_line(mode: str, server: str, where: 
 @pytest.mark.parametrize("mode, server", [("threading", "dev"), ("eventlet", "dev"), ("gevent", "dev"),
                                           ("asgi", "uvicorn"), ("gevent", "gunicorn")])
 def test_debug_logs_never_hold_the_auth_token(tmp_path: Path, mode: str, server: str) -> None:
-    from loadtests.client import Client
+    from loadtests.wire.client import Client
     from target_app.process import start_target
 
     secret = "s3cret-t0ken-for-the-log-test"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadtests.recorder import Recorder
+from loadtests.runtime.recorder import Recorder
 from webui import live as live_module
 from webui.live import LiveCell, ServerSeries
 from webui.panel import WebAuthError, locust_tab_rows, parse_credentials

@@ -41,8 +41,8 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from core.stats_client import probe_stats
-from loadtests.env_state import harness_of, settings_of
-from loadtests.safety import require_loopback
+from loadtests.runtime.env_state import harness_of, settings_of
+from loadtests.wire.safety import require_loopback
 from webui import form_guard
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from locust.runners import MasterRunner, WorkerRunner
     from locust.web import WebUI
 
-    from loadtests.recorder import Recorder
+    from loadtests.runtime.recorder import Recorder
     from webui.live import LiveCell, ServerSeries
     from webui.session import TestCell, UiSession
 

@@ -36,7 +36,7 @@ from core.files import atomic_open
 from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord, iso, ramp_warmup_s
 from core.runinfo import machine, versions
 from core.scenarios import scenario_of_classes
-from loadtests.options import LoadSettings
+from loadtests.runtime.options import LoadSettings
 
 #: what bench.ui writes about the session (target, command, times)
 SESSION_JSON = "ui-session.json"

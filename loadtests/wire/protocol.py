@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-from loadtests.errors import ProtocolError
+from loadtests.wire.errors import ProtocolError
 
 # Engine.IO v4 packet types (first character of a text message).
 EIO_OPEN = "0"

@@ -15,7 +15,7 @@ and counted. After every flush ``recorder-<host>-<pid>.json`` says how many
 samples were taken, written, pending and dropped, with the last errors, and
 the reports compare it with what they read.
 
-With ``--samples-via-master`` a :class:`ShardRelay` (``loadtests.relay_sender``)
+With ``--samples-via-master`` a :class:`ShardRelay` (``loadtests.runtime.relay_sender``)
 takes the rows of each flush instead and sends them to the Locust master;
 the shards it cannot send are written here as usual.
 """

@@ -17,7 +17,7 @@ from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord
 from core.runinfo import machine, versions
 from core.scenarios import scenario_of_classes, shaped_by
 from core.stats_client import probe_stats
-from loadtests.options import LoadSettings
+from loadtests.runtime.options import LoadSettings
 
 if TYPE_CHECKING:
     from locust.env import Environment

@@ -10,7 +10,7 @@ from typing import Any
 
 
 class SocketIOError(Exception):
-    """Base class of every error raised by :mod:`loadtests.client`."""
+    """Base class of every error raised by :mod:`loadtests.wire.client`."""
 
 
 class ConnectError(SocketIOError):

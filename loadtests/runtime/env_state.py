@@ -2,7 +2,7 @@
 
 Locust's ``Environment`` has no place for a plugin's objects, so the harness
 sets attributes on it: the run's settings (read by the users) and the
-per-process :class:`loadtests.harness.Harness`. These accessors keep the
+per-process :class:`loadtests.runtime.harness.Harness`. These accessors keep the
 attribute names in one place and give them types. (The web UI's panel is set
 by :func:`webui.panel.set_panel`, in its own, higher layer.)
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from loadtests.harness import Harness
-    from loadtests.options import LoadSettings
+    from loadtests.runtime.harness import Harness
+    from loadtests.runtime.options import LoadSettings
 
 _SETTINGS = "loadtests_settings"
 _HARNESS = "loadtests_harness"

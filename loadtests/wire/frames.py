@@ -14,7 +14,7 @@ import random
 import struct
 from typing import Union
 
-from loadtests.errors import ConnectError, ProtocolError
+from loadtests.wire.errors import ConnectError, ProtocolError
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1

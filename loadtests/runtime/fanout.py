@@ -14,6 +14,7 @@ events. No Locust import here: this is pure logic, testable alone.
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,3 +140,64 @@ def sent_ns_of(data: Any, stamp: str | None = None) -> Any:
         return data["t_ns"]
     payload = data.get("payload")
     return payload.get("t_ns") if isinstance(payload, dict) else None
+
+
+# --- delivery accounting: what a broadcast should cause, and what arrived ---------------------------
+
+
+class FanoutLedger:
+    """Per-process delivery accounting for rooms whose members all live here.
+
+    Rooms are named per process, so the acks' ``recipients`` and the pushes
+    received here must balance exactly; fan-out users wait at stop until
+    they do (bounded by ``--drain-timeout``).
+    """
+
+    def __init__(self) -> None:
+        self.expected: Counter[str] = Counter()
+        self.delivered: Counter[str] = Counter()
+        self.inflight: Counter[str] = Counter()
+
+    def settled(self, room: str) -> bool:
+        return self.inflight[room] == 0 and self.delivered[room] >= self.expected[room]
+
+    def totals(self) -> tuple[int, int]:
+        """(expected, delivered) over all rooms."""
+        return sum(self.expected.values()), sum(self.delivered.values())
+
+    def reset(self) -> None:
+        self.expected.clear()
+        self.delivered.clear()
+        self.inflight.clear()
+
+
+LEDGER = FanoutLedger()
+
+
+class RoomRoster:
+    """Members of each room as this load-generator process knows them.
+
+    A member counts from its acknowledged join until its connection closes or
+    is lost. Rooms are named per process, so the roster sees every member.
+    """
+
+    def __init__(self) -> None:
+        self._members: defaultdict[str, set[int]] = defaultdict(set)
+
+    def join(self, room: str, user: int) -> None:
+        self._members[room].add(user)
+
+    def leave(self, room: str, user: int) -> None:
+        members = self._members.get(room)
+        if members is not None:
+            members.discard(user)
+
+    def size(self, room: str) -> int:
+        members = self._members.get(room)
+        return len(members) if members else 0
+
+    def reset(self) -> None:
+        self._members.clear()
+
+
+ROSTER = RoomRoster()

@@ -1,6 +1,6 @@
 """Master side of ``--samples-via-master``: shards from the workers into the results folder.
 
-Each :data:`loadtests.relay_wire.SHARD_MESSAGE` is checked (format, sample
+Each :data:`loadtests.runtime.relay_wire.SHARD_MESSAGE` is checked (format, sample
 schema, row count, decoded size), written as ``samples-<tag>-<seq>.parquet``
 under a temporary name and renamed (a folder only ever holds whole shards,
 as with local shards), then acknowledged to its worker. A message that fails
@@ -13,7 +13,7 @@ a repeat is refused, never written over the shard it names.
 Messages are handled one at a time in Locust's receiving greenlet; the
 decoding and the Parquet write run in gevent's thread pool, so the master's
 other greenlets (heartbeats, the web UI) run meanwhile. What the master holds
-at once is bounded by the workers' windows (``loadtests.relay_sender``).
+at once is bounded by the workers' windows (``loadtests.runtime.relay_sender``).
 
 Per sending worker, ``relayed-<tag>.json`` (rewritten after every message)
 says what arrived: shards, rows, bytes, the last sequence number and flush
@@ -35,8 +35,8 @@ import gevent
 import pyarrow.parquet as pq
 
 from core.files import atomic_path, write_json
-from loadtests.recorder import shard_name
-from loadtests.relay_wire import ShardMessage, WireError, ack_data, decode_rows
+from loadtests.runtime.recorder import shard_name
+from loadtests.runtime.relay_wire import ShardMessage, WireError, ack_data, decode_rows
 
 logger = logging.getLogger(__name__)
 

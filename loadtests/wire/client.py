@@ -23,7 +23,7 @@ Engine.IO client that stops answering pings. One greenlet reads at a time;
 other greenlets may emit concurrently.
 
 Every wait has a timeout; failures raise the exceptions in
-:mod:`loadtests.errors`.
+:mod:`loadtests.wire.errors`.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ from gevent import socket as gsocket
 from gevent.exceptions import InvalidSwitchError
 from gevent.lock import Semaphore
 
-from loadtests import frames, protocol
-from loadtests.errors import (
+from loadtests.wire import frames, protocol
+from loadtests.wire.errors import (
     CallTimeout,
     ConnectError,
     ConnectionClosed,

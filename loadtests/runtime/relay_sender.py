@@ -1,6 +1,6 @@
 """Worker side of ``--samples-via-master``: the recorder's flushes go to the master.
 
-Each flush becomes one Arrow IPC message (:mod:`loadtests.relay_wire`) that
+Each flush becomes one Arrow IPC message (:mod:`loadtests.runtime.relay_wire`) that
 the master writes as a shard and acknowledges. What is in flight is bounded:
 at most :attr:`ShardSender.max_shards` shards or :attr:`ShardSender.max_bytes`
 bytes unacknowledged. Past that the periodic flush waits for an ack, at most
@@ -29,8 +29,8 @@ from typing import Any
 import gevent
 import gevent.event
 
-from loadtests.recorder import Recorder, rows_to_table, shard_name
-from loadtests.relay_wire import MAX_KEPT_NAMES, SHARD_MESSAGE, ShardMessage, decode_rows, encode_rows
+from loadtests.runtime.recorder import Recorder, rows_to_table, shard_name
+from loadtests.runtime.relay_wire import MAX_KEPT_NAMES, SHARD_MESSAGE, ShardMessage, decode_rows, encode_rows
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,10 @@ class _InFlight:
 
 
 class ShardSender:
-    """Sends a recorder's flushes to the master (a :class:`loadtests.recorder.ShardRelay`).
+    """Sends a recorder's flushes to the master (a :class:`loadtests.runtime.recorder.ShardRelay`).
 
     ``send`` is the worker runner's ``send_message``; :meth:`on_ack` is the
-    listener of :data:`loadtests.relay_wire.ACK_MESSAGE`. Every method runs on
+    listener of :data:`loadtests.runtime.relay_wire.ACK_MESSAGE`. Every method runs on
     the event loop's thread (the recorder falls back to local shards elsewhere).
     """
 

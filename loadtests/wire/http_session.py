@@ -19,7 +19,7 @@ from locust.clients import HttpSession  # first: Locust's gevent patching must p
 from requests import Session
 from requests.exceptions import RequestException
 
-from loadtests.safety import UnsafeTargetError
+from loadtests.wire.safety import UnsafeTargetError
 
 
 class RedirectRefused(RequestException):

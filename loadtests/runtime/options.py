@@ -21,8 +21,8 @@ from core.load_params import (
     add_locust_options,
     options_from_locust,
 )
-from loadtests.instances import parse_target_urls, resolve_expected_from
-from loadtests.safety import require_loopback
+from loadtests.runtime.instances import parse_target_urls, resolve_expected_from
+from loadtests.wire.safety import require_loopback
 
 __all__ = ["ENV_AUTH_TOKEN", "ENV_OWN_HOST", "ENV_OWN_HOSTS", "ENV_RESULTS_DIR", "MAX_PAYLOAD_BYTES", "TRANSPORTS",
            "LoadSettings", "add_arguments", "check_host"]

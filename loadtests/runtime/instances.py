@@ -9,7 +9,7 @@ see the README).
 A broadcast's ack counts the recipients on the sender's *instance* only (a
 server cannot see the others' rooms), so with several instances the
 deliveries a broadcast should cause come from the load generator's own
-:class:`RoomRoster`: the members of the room whose join was acknowledged and
+:class:`loadtests.runtime.fanout.RoomRoster`: the members of the room whose join was acknowledged and
 whose connection is still up when the broadcast is sent.
 
 No Locust import here: this is pure logic, testable alone.
@@ -17,7 +17,6 @@ No Locust import here: this is pure logic, testable alone.
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -94,32 +93,3 @@ def resolve_expected_from(choice: str, instances: int) -> str:
     if choice == "auto":
         return "roster" if instances > 1 else "acks"
     return choice
-
-
-class RoomRoster:
-    """Members of each room as this load-generator process knows them.
-
-    A member counts from its acknowledged join until its connection closes or
-    is lost. Rooms are named per process, so the roster sees every member.
-    """
-
-    def __init__(self) -> None:
-        self._members: defaultdict[str, set[int]] = defaultdict(set)
-
-    def join(self, room: str, user: int) -> None:
-        self._members[room].add(user)
-
-    def leave(self, room: str, user: int) -> None:
-        members = self._members.get(room)
-        if members is not None:
-            members.discard(user)
-
-    def size(self, room: str) -> int:
-        members = self._members.get(room)
-        return len(members) if members else 0
-
-    def reset(self) -> None:
-        self._members.clear()
-
-
-ROSTER = RoomRoster()
