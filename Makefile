@@ -34,7 +34,7 @@ USER_VARS := PROFILE PYTEST_ARGS RUN_ID THRESHOLDS BASELINE TOLERANCE BASE AB_AR
 $(foreach v,$(USER_VARS),$(if $(filter command line,$(origin $(v))),$(eval override $(v) := $$(value $(v)))))
 export $(USER_VARS)
 
-.PHONY: help venv test test-fast test-stress lint bench abtest check baseline capacity ui clean-results
+.PHONY: help venv test test-serial test-fast test-stress lint bench abtest check baseline capacity ui clean-results
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
@@ -60,7 +60,13 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 
 venv: $(STAMP)
 
+# The whole suite as 3 pytest processes split by measured time (tests/parallel.py), then the files
+# marked `alone` by themselves; a process still running after 20 minutes is ended as failed.
 test: $(STAMP)
+	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m tests.parallel --jobs 3 --deadline 1200 --
+
+# The same tests in one pytest process, one after the other (about 16 minutes).
+test-serial: $(STAMP)
 	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest
 
 # The tests that run no real load, as 4 pytest processes split by file (tests/parallel.py):

@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from core.children import dies_with_parent
 
@@ -41,6 +42,8 @@ TIMES = TESTS / "test_seconds.json"
 DEFAULT_JOBS = 3
 #: each share's own deadline by default: longer than the serial suite, so a hung share cannot hang a run
 DEFAULT_DEADLINE_S = 45 * 60
+#: a module's ``pytestmark`` or a test's decorator that names the ``alone`` marker
+_ALONE = re.compile(r"^(pytestmark\s*=.*\bpytest\.mark\.alone\b|\s*@pytest\.mark\.alone\b)", re.MULTILINE)
 _DURATION = re.compile(r"^([0-9.]+)s (?:call|setup|teardown)\s+(\S+::\S+)")
 
 
@@ -89,6 +92,33 @@ def seconds_per_test(output: str) -> dict[str, float]:
     return found
 
 
+def runs_alone(path: Path) -> bool:
+    """Whether a test file asks for the machine to itself (``pytest.mark.alone``): it runs after the shares."""
+    try:
+        return _ALONE.search(path.read_text(encoding="utf-8")) is not None
+    except OSError:
+        return False
+
+
+def wait_and_report(name: str, process: subprocess.Popen[str], log: IO[str], t0: float, deadline: float,
+                    measured: dict[str, float]) -> int:
+    """Wait for one pytest (ended at the deadline), print its output, and keep its tests' times; its status."""
+    try:
+        code = process.wait(timeout=max(1.0, deadline - (time.monotonic() - t0)))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+        print(f"tests.parallel: {name} passed the {deadline:g} s deadline and was ended "
+              "(its output below ends where it hung)")
+    log.seek(0)
+    output = log.read()
+    measured.update(seconds_per_test(output))
+    lines = [line for line in output.splitlines() if not _DURATION.match(line.strip())]
+    print(f"\n===== {name} (exit {code}) =====")
+    print("\n".join(lines), flush=True)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.parallel", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("TEST_JOBS", DEFAULT_JOBS)),
@@ -106,37 +136,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not files:
         print("tests.parallel: no tests selected")
         return 5
-    shares = split(files, known_seconds(), args.jobs)
+    alone = [name for name in files if runs_alone(REPO / name)]
+    shares = split({name: tests for name, tests in files.items() if name not in alone}, known_seconds(), args.jobs)
     selected = [a for a in pytest_args if not (a.endswith(".py") or "::" in a or a.rstrip("/").endswith("tests"))]
     t0 = time.monotonic()
-    print(f"tests.parallel: {len(files)} files in {len(shares)} pytest processes", flush=True)
+    print(f"tests.parallel: {len(files) - len(alone)} files in {len(shares)} pytest processes"
+          + (f", then {len(alone)} alone ({', '.join(Path(a).name for a in alone)})" if alone else ""), flush=True)
     codes: list[int] = []
     measured: dict[str, float] = {}
-    with contextlib.ExitStack() as logs:
-        running = []
-        for i, members in enumerate(shares):
-            log = logs.enter_context(tempfile.TemporaryFile(mode="w+"))
-            # A share dies with this runner (Ctrl-C, a CI timeout), and the share's own tests end theirs.
-            argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--durations=0", "--durations-min=0",
-                    *selected, *members]
-            running.append((i, subprocess.Popen(dies_with_parent(argv), cwd=REPO, stdout=log,
-                                                stderr=subprocess.STDOUT, text=True), log))
-        for i, process, log in running:
-            try:
-                code = process.wait(timeout=max(1.0, args.deadline - (time.monotonic() - t0)))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait()
-                print(f"tests.parallel: share {i + 1} passed its {args.deadline:g} s deadline and was ended "
-                      "(its output below ends where it hung)")
-            log.seek(0)
-            output = log.read()
-            measured.update(seconds_per_test(output))
-            lines = [line for line in output.splitlines() if not _DURATION.match(line.strip())]
-            print(f"\n===== share {i + 1} of {len(running)} (exit {code}) =====")
-            print("\n".join(lines), flush=True)
-            codes.append(code)
-    print(f"\ntests.parallel: {len(running)} shares in {time.monotonic() - t0:.0f} s; exit statuses "
+    # The shares at once; then the files that need the machine to themselves, in one pytest.
+    phases = [[(f"share {i + 1} of {len(shares)}", members) for i, members in enumerate(shares)]]
+    if alone:
+        phases.append([("alone", alone)])
+    for phase in phases:
+        with contextlib.ExitStack() as logs:
+            running = []
+            for name, members in phase:
+                log = logs.enter_context(tempfile.TemporaryFile(mode="w+"))
+                # A share dies with this runner (Ctrl-C, a CI timeout), and the share's own tests end theirs.
+                argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--durations=0",
+                        "--durations-min=0", *selected, *members]
+                running.append((name, subprocess.Popen(dies_with_parent(argv), cwd=REPO, stdout=log,
+                                                       stderr=subprocess.STDOUT, text=True), log))
+            for name, process, log in running:
+                codes.append(wait_and_report(name, process, log, t0, args.deadline, measured))
+    print(f"\ntests.parallel: {len(codes)} pytest processes in {time.monotonic() - t0:.0f} s; exit statuses "
           f"{', '.join(map(str, codes))}")
     if args.write_times:  # the times of the tests that ran are real even when a share failed
         measured = known_seconds() | measured

@@ -28,7 +28,8 @@ from target_app.process import TargetProcess
 from .conftest import DEV_TARGETS, running_target, target_id
 from .sio_raw import RawPeer, ws_url
 
-pytestmark = pytest.mark.slow
+# alone: the good client must be served within seconds of the fuzz, which contention from other tests delays
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 FUZZ_SECONDS = 90.0  # watchdog: the frame count ends a healthy run long before
 MAX_FRAMES = 10_000

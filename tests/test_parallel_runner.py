@@ -1,7 +1,11 @@
 """tests/parallel.py: shares of about equal time, every selected file in exactly one, order kept."""
 from __future__ import annotations
 
-from tests.parallel import seconds_per_test, split
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.parallel import REPO, runs_alone, seconds_per_test, split
 
 
 def test_every_file_lands_in_one_share_and_the_long_ones_spread() -> None:
@@ -29,3 +33,20 @@ def test_durations_are_summed_per_test() -> None:
                         "0.01s teardown tests/test_b.py::test_two"])
     assert seconds_per_test(output) == {"tests/test_a.py::test_one[gevent-dev]": 2.75,
                                         "tests/test_b.py::test_two": 0.01}
+
+
+def test_a_file_marked_alone_runs_after_the_shares_by_itself(tmp_path: Path) -> None:
+    marked = tmp_path / "test_marked.py"
+    marked.write_text("import pytest\n\npytestmark = pytest.mark.alone\n")
+    plain = tmp_path / "test_plain.py"
+    plain.write_text("def test_x():\n    pass\n")
+    assert runs_alone(marked) and not runs_alone(plain) and not runs_alone(tmp_path / "missing.py")
+    done = subprocess.run([sys.executable, "-m", "tests.parallel", "--jobs", "2", "--deadline", "120", "--",
+                           "tests/test_parallel_runner.py", "tests/test_faults_fuzz.py", "-k",
+                           "durations_are_summed or budget_stops"], cwd=REPO, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert "1 files in 1 pytest processes, then 1 alone (test_faults_fuzz.py)" in out, out
+    assert out.index("===== share 1 of 1 (exit 0)") < out.index("===== alone (exit 0)"), out
+    assert "2 pytest processes" in out

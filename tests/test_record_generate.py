@@ -191,6 +191,7 @@ def replay_under_bench(tmp_path: Path, locustfile: Path, run_id: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the replay's gaps are held against the recording's: a starved load generator stretches them
 def test_record_the_classic_app_generate_and_replay_at_20x(tmp_path: Path) -> None:
     """Chatters and lurkers recorded; the generated locustfile replayed by 20x the users keeps the mix."""
     trace = tmp_path / "trace.jsonl"
