@@ -110,16 +110,24 @@ def test_windows_judge_a_slower_commit_slower_with_both_servers_up_at_once(
     assert worktrees.count("\n") == 1
 
 
-def test_windows_on_a_server_that_replies_by_emit_say_what_they_need(
+def test_windows_load_an_app_that_replies_by_emit_and_name_an_event_nobody_acknowledges(
         repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An app written the usual way (replies by emit) is measured as it is; an unhandled event is named."""
     commit(repo, "echo replies by emit", APP.format(cost=0).replace("    return data", "    emit('echoed', data)")
            .replace("from flask_socketio import SocketIO", "from flask_socketio import SocketIO, emit"))
+    windows = ("--base", "HEAD~1", "--head", "HEAD", "--method", "windows", "--windows", "1", "--window-s", "0.2",
+               "--window-warmup", "0")
+    run_ab(repo, tmp_path / "emit", *windows)
+    captured = capsys.readouterr()
+    assert "could not run" not in captured.err, captured.err
+    metrics = {m["metric"]: m for m in json.loads((tmp_path / "emit" / "ab" / "ab.json").read_text())["metrics"]}
+    assert len(metrics["acks/s"]["b"]) == 6 and min(metrics["acks/s"]["b"]) > 0
+
     started = time.monotonic()
-    code = run_ab(repo, tmp_path, "--base", "HEAD~1", "--head", "HEAD", "--method", "windows", "--windows", "1",
-                  "--window-s", "0.2", "--window-warmup", "0")
+    code = run_ab(repo, tmp_path / "unhandled", *windows, "--instr-event", "nobody_handles_this")
     captured = capsys.readouterr()
     assert code == 1
-    assert "side B could not run" in captured.err and "'echo' was not acknowledged" in captured.err
+    assert "side A could not run" in captured.err and "'nobody_handles_this' was not acknowledged" in captured.err
     assert "--instr-event" in captured.err and "--method runs" in captured.err
     assert time.monotonic() - started < 60, "an unanswered event ends the pair after the answer timeout"
 
