@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gevent
 from locust.env import Environment
@@ -30,9 +30,6 @@ from loadtests.runtime.relay_sender import ShardSender
 from loadtests.runtime.relay_wire import ACK_MESSAGE, SHARD_MESSAGE
 from loadtests.runtime.watchdog import run_time_from_argv
 
-if TYPE_CHECKING:
-    from loadtests.runtime.harness import Harness
-
 logger = logging.getLogger(__name__)
 
 # Custom Locust messages between master and workers.
@@ -40,6 +37,19 @@ STOP_MESSAGE = "loadtests_stop"
 STOPPED_MESSAGE = "loadtests_stopped"
 #: seconds a stopping worker waits for the master to acknowledge its last shards (--samples-via-master)
 RELAY_DRAIN_S = 10.0
+
+
+class Harness(Protocol):
+    """What a role (and the run owner) reads of the harness it belongs to (:mod:`loadtests.runtime.harness`)."""
+
+    environment: Environment
+    settings: LoadSettings
+    recorder: Recorder | None
+    role: LocalRole
+
+    def start_recording(self, recorder: Recorder) -> Recorder: ...
+
+    def load_started_ns(self) -> int | None: ...
 
 
 class LocalRole:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from locust.env import Environment
 
@@ -22,9 +22,7 @@ from core.sampler import TreeSampler, stats_connected
 from loadtests.runtime.fail_fast import FailFast
 from loadtests.runtime.options import LoadSettings
 from loadtests.runtime.plain_run import owns_run_record, plain_run_record
-
-if TYPE_CHECKING:
-    from loadtests.runtime.harness import Harness
+from loadtests.runtime.roles import Harness
 
 logger = logging.getLogger(__name__)
 
