@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 PYTEST_ARGS ?=
 RUN_ID ?=
-THRESHOLDS ?= profiles/thresholds.toml
+THRESHOLDS ?= sioharness/profiles/thresholds.toml
 BASELINE ?= baselines/$(PROFILE).json
 TOLERANCE ?= 0.5
-ARGS_FROM := $(PY) -m core.env_args
+ARGS_FROM := $(PY) -m sioharness.core.env_args
 
 BASE ?=
 AB_ARGS ?=
@@ -26,7 +26,7 @@ WORKERS     ?= 2
 # What a user or a CI workflow types reaches the recipes as data, never as command text:
 # - a value given on make's command line is kept as typed (make does not expand $(...) in it);
 # - every value goes to the recipes as an environment variable, which the shell quotes ("$$RUN"),
-#   and option lists (AB_ARGS, UI_ARGS, PYTEST_ARGS) are split into words by core.env_args
+#   and option lists (AB_ARGS, UI_ARGS, PYTEST_ARGS) are split into words by sioharness.core.env_args
 #   (shlex: quotes group, nothing is evaluated).
 # So BASE='origin/`id`', a valid branch name, is just a name.
 USER_VARS := PROFILE PYTEST_ARGS RUN_ID THRESHOLDS BASELINE TOLERANCE BASE AB_ARGS MEASURE RUN UI_ARGS \
@@ -83,25 +83,25 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) -m bench --profile "$$PROFILE" $${RUN_ID:+--run-id "$$RUN_ID"}
+	$(PY) -m sioharness.bench --profile "$$PROFILE" $${RUN_ID:+--run-id "$$RUN_ID"}
 
 abtest: $(STAMP)
-	$(ARGS_FROM) AB_ARGS -- $(PY) -m bench.ab $${BASE:+--base "$$BASE"} $${MEASURE:+--measure "$$MEASURE"}
+	$(ARGS_FROM) AB_ARGS -- $(PY) -m sioharness.bench.ab $${BASE:+--base "$$BASE"} $${MEASURE:+--measure "$$MEASURE"}
 
 check: $(STAMP)
 	@test -n "$$RUN" || { echo "usage: make check RUN=results/<run-id>"; exit 2; }
 	set --; if [ -f "$$BASELINE" ]; then set -- --baseline "$$BASELINE"; fi; \
-	$(PY) -m bench.check "$$RUN" --thresholds "$$THRESHOLDS" "$$@" --tolerance "$$TOLERANCE"
+	$(PY) -m sioharness.bench.check "$$RUN" --thresholds "$$THRESHOLDS" "$$@" --tolerance "$$TOLERANCE"
 
 baseline: $(STAMP)
 	@test -n "$$RUN" || { echo "usage: make baseline RUN=results/<run-id>"; exit 2; }
-	$(PY) -m bench.check "$$RUN" --write-baseline "$$BASELINE"
+	$(PY) -m sioharness.bench.check "$$RUN" --write-baseline "$$BASELINE"
 
 capacity: $(STAMP)
-	$(PY) -m bench.capacity
+	$(PY) -m sioharness.bench.capacity
 
 ui: $(STAMP)
-	$(ARGS_FROM) UI_ARGS -- $(PY) -m bench.ui
+	$(ARGS_FROM) UI_ARGS -- $(PY) -m sioharness.bench.ui
 
 clean-results:
 	rm -rf results
@@ -113,26 +113,26 @@ clean-results:
 .PHONY: docker-engine-up docker-engine-down docker-base docker-build docker-run docker-ui docker-down docker-test
 
 docker-engine-up:      ## start dockerd (root, Debian) when no engine runs
-	$(PYTHON) -m dockertools.engine up
+	$(PYTHON) -m sioharness.dockertools.engine up
 
 docker-engine-down:    ## stop the dockerd docker-engine-up started, by its pid
-	$(PYTHON) -m dockertools.engine down
+	$(PYTHON) -m sioharness.dockertools.engine down
 
 docker-base:           ## local Python base image from Debian packages (no registry needed)
-	$(PYTHON) -m dockertools.base
+	$(PYTHON) -m sioharness.dockertools.base
 
 docker-build:          ## target and Locust images
-	$(PYTHON) -m dockertools.stack build --base "$$DOCKER_BASE"
+	$(PYTHON) -m sioharness.dockertools.stack build --base "$$DOCKER_BASE"
 
 docker-run: $(STAMP)   ## one scenario headless in containers, then the report
-	$(PY) -m dockertools.run --base "$$DOCKER_BASE" --mode "$$MODE" --server "$$SERVER" \
+	$(PY) -m sioharness.dockertools.run --base "$$DOCKER_BASE" --mode "$$MODE" --server "$$SERVER" \
 		--scenario "$$SCENARIO" --users "$$USERS" --duration "$$DURATION" --workers "$$WORKERS"
 
 docker-ui:             ## target + Locust web UI on http://127.0.0.1:8089 + workers
-	$(PYTHON) -m dockertools.stack ui --base "$$DOCKER_BASE" --mode "$$MODE" --server "$$SERVER" --workers "$$WORKERS"
+	$(PYTHON) -m sioharness.dockertools.stack ui --base "$$DOCKER_BASE" --mode "$$MODE" --server "$$SERVER" --workers "$$WORKERS"
 
 docker-down:           ## remove the stack's containers and network
-	$(PYTHON) -m dockertools.stack down
+	$(PYTHON) -m sioharness.dockertools.stack down
 
 docker-test: $(STAMP)  ## the Docker tests; starts (and then stops) an engine when none runs and we are root
 	SIO_DOCKER_START_ENGINE=1 $(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest -m docker tests/test_docker_*.py

@@ -1,21 +1,9 @@
-"""Socket.IO load test entry point: ``locust -f locustfile.py``.
+"""Socket.IO load test entry point in a checkout: ``locust -f locustfile.py``.
 
-Scenario users (pick one or more by name, or with ``--class-picker`` in the
-web UI):
-
-- ``ChurnUser``      connect, one echo, disconnect, repeat
-- ``EchoUser``       stay connected, acked echoes at ``--emit-rate`` or flat out
-- ``BroadcastUser``  rooms of listeners with a few senders; fan-out latency
-- ``RoomsUser``      chat rooms: everyone sends and receives
-- ``IdleUser``       hold connections open, answering pings
-- ``ReferenceUser``  Locust's python-socketio user (``--transport polling`` too)
-
-Headless example (results folder for the sample shards)::
-
-    locust -f locustfile.py --headless -u 50 -r 50 -t 30s --stop-timeout 5 \\
-        --host http://127.0.0.1:5000 --results-dir results/x/cell EchoUser --emit-rate 20
-
-Run from the repository root (or with it on PYTHONPATH).
+The scenario users and the web UI extension are in ``sioharness/locustfile.py``
+(the file the runners give Locust, in a checkout and installed alike); this one
+lets ``locust -f locustfile.py`` work from the repository root, as the docs and
+the container images use it.
 """
 from __future__ import annotations
 
@@ -26,9 +14,7 @@ _ROOT = str(Path(__file__).resolve().parent)
 if _ROOT not in sys.path:  # let `locust -f` work from any directory
     sys.path.insert(0, _ROOT)
 
-from locust import events  # noqa: E402
-
-from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes it finds here)
+from sioharness.locustfile import (  # noqa: E402,F401  (Locust collects the classes it finds here)
     BroadcastUser,
     ChurnUser,
     EchoUser,
@@ -36,6 +22,3 @@ from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes i
     ReferenceUser,
     RoomsUser,
 )
-from webui import register as register_web_ui  # noqa: E402
-
-register_web_ui(events)  # Socket.IO page, a folder per test, login (webui)

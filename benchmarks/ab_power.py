@@ -1,18 +1,18 @@
-"""How well does the A/B check (``python -m bench.ab``) see a regression? A power study on this machine.
+"""How well does the A/B check (``python -m sioharness.bench.ab``) see a regression? A power study on this machine.
 
 One pool of measurements is made, interleaved: the reference target
 (gevent-dev, echo) as is (A), and with ``--handler-cost-us`` set to add 5%
 and 10% of its measured server CPU per ack (B5, B10). Trials are then drawn
 from the pool: ``--trials`` times, a sequence of A against a sequence of B
-(without replacement), judged exactly as ``bench.ab`` judges a pull request
+(without replacement), judged exactly as ``sioharness.bench.ab`` judges a pull request
 with a budget: the first look after ``--first`` pairs, more pairs until the
 verdict is decided, at most as many pairs as the budget holds at the pace
 measured (``--budget``). Drawing trials from one measured pool, instead of
 running every trial afresh, is what keeps this to minutes.
 
-``--method windows`` (the default, as ``bench.ab``'s): a round starts one
+``--method windows`` (the default, as ``sioharness.bench.ab``'s): a round starts one
 server per level, and a second A (A2), and gives each ``--windows`` load
-windows, alternating (:mod:`bench.ab_windows`); a trial's pair is one
+windows, alternating (:mod:`sioharness.bench.ab_windows`); a trial's pair is one
 round's A and B. A vs A pairs A with A2 of the same round: two servers of
 the same code, as a real A/B of an unchanged revision compares.
 ``--method runs``: a round is one whole Locust run per level; A vs A pairs
@@ -34,16 +34,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.ab_windows import DEFAULT_WINDOW_S, DEFAULT_WINDOWS, WindowPlan, WindowsError, run_window_pair
-from bench.abstats import Better, SequentialJudge, look_schedule, spread
-from bench.cell import CellPlan, core_split, run_cell
-from bench.instr_workload import Workload
-from bench.matrix import DEFAULT_RESULTS
-from bench.own_app import CommandTarget
-from bench.profile import LoadShape, Scenario, TargetSpec
-from core.paths import REPO_ROOT
-from core.runinfo import new_run_id
 from reports.build import build_cell_report
+from sioharness.bench.ab_windows import DEFAULT_WINDOW_S, DEFAULT_WINDOWS, WindowPlan, WindowsError, run_window_pair
+from sioharness.bench.abstats import Better, SequentialJudge, look_schedule, spread
+from sioharness.bench.cell import CellPlan, core_split, run_cell
+from sioharness.bench.instr_workload import Workload
+from sioharness.bench.matrix import DEFAULT_RESULTS
+from sioharness.bench.own_app import CommandTarget
+from sioharness.bench.profile import LoadShape, Scenario, TargetSpec
+from sioharness.core.paths import IMPORT_ROOT
+from sioharness.core.runinfo import new_run_id
 
 CPU_METRIC = ("server.cpu_s_per_1k_acks", "lower")
 THROUGHPUT_METRIC = ("throughput.acks_per_s", "higher")
@@ -70,7 +70,7 @@ def run_windows_round(run_dir: Path, round_no: int, costs: dict[str, float], pla
     """One round of the windows method: a server per level (and A2), windows alternating between them."""
     targets = {key: CommandTarget(shlex.join(["python", "-m", "target_app", "--async-mode", "gevent", "--server",
                                               "dev", "--host", "{host}", "--port", "{port}", "--handler-cost-us",
-                                              f"{cost:g}"]), mode="gevent", server="dev", cwd=REPO_ROOT)
+                                              f"{cost:g}"]), mode="gevent", server="dev", cwd=IMPORT_ROOT)
                for key, cost in costs.items()}
     target_cores, loadgen_cores = core_split()
     try:
@@ -95,7 +95,7 @@ def detection(pool_a: list[float], pool_b: list[float], *, first: int, max_pairs
     pairs_used = []
     rounds = range(len(pool_a))
     for _ in range(trials):
-        # A pair is two runs of one measuring round, made side by side as bench.ab makes them.
+        # A pair is two runs of one measuring round, made side by side as sioharness.bench.ab makes them.
         if same_pool:
             drawn = rng.sample(rounds, 2 * max_pairs)
             a, b = [pool_a[i] for i in drawn[:max_pairs]], [pool_a[i] for i in drawn[max_pairs:]]
@@ -114,7 +114,7 @@ def detection(pool_a: list[float], pool_b: list[float], *, first: int, max_pairs
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ab_power", description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", choices=("windows", "runs"), default="windows",
-                        help="how a pair is measured, as bench.ab's --method (default windows)")
+                        help="how a pair is measured, as sioharness.bench.ab's --method (default windows)")
     parser.add_argument("--windows", type=int, default=DEFAULT_WINDOWS, help="windows: windows a level per round")
     parser.add_argument("--window-s", type=float, default=DEFAULT_WINDOW_S, help="windows: seconds a window")
     parser.add_argument("--pool", type=int, default=40, help="rounds measured (default 40)")
@@ -158,14 +158,14 @@ def main(argv: list[str] | None = None) -> int:
             for key, values in measured.items():
                 pools[key].append(values)
             print(f"ab_power: round {round_no + 1}/{args.pool} done", flush=True)
-        # A bench.ab pair starts and loads two servers where a round here did len(pools).
+        # A sioharness.bench.ab pair starts and loads two servers where a round here did len(pools).
         pair_s = 2 * (time.monotonic() - measuring_started) / (args.pool * len(pools))
     else:
         for round_no in range(args.pool):
             for key in (order if round_no % 2 == 0 else order[::-1]):  # A B5 B10, then B10 B5 A, ...
                 pools[key].append(run_one(run_dir, f"{key.lower()}--echo--r{round_no + 1:02d}", costs[key], load))
             print(f"ab_power: round {round_no + 1}/{args.pool} done", flush=True)
-        # A pair of bench.ab runs takes what two runs took here (each with its start and report).
+        # A pair of sioharness.bench.ab runs takes what two runs took here (each with its start and report).
         pair_s = 2 * (time.monotonic() - measuring_started) / (args.pool * len(costs))
     report(args, run_dir, cpu_per_ack_us, costs, pools, pair_s)
     return 0

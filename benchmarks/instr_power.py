@@ -1,4 +1,4 @@
-"""How well does the instruction-count A/B (``bench.ab --measure instructions``) see a 1 % regression?
+"""How well does the instruction-count A/B (``sioharness.bench.ab --measure instructions``) see a 1 % regression?
 
 One pool of counted runs is measured, interleaved: the reference target
 (gevent-dev; echo, or churn with ``--workload churn``) as is (A), and with
@@ -6,7 +6,7 @@ One pool of counted runs is measured, interleaved: the reference target
 operation (B). The loop's cost per iteration
 is measured first (a run with 1,000 iterations against one without). Trials
 are drawn from the pool: ``--trials`` times, ``--runs`` A runs against
-``--runs`` B runs (without replacement), judged as ``bench.ab`` judges; A vs
+``--runs`` B runs (without replacement), judged as ``sioharness.bench.ab`` judges; A vs
 A (two disjoint draws of A) gives the false-alarm rate. One line count a
 level checks that the per-function diff names the knob's function first.
 
@@ -23,12 +23,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.ab_instructions import DEFAULT_TOLERANCE, SideCounts, count_lines, count_run, judge, top_changes
-from bench.callgrind import missing_tools
-from bench.instr_workload import Workload
-from bench.matrix import DEFAULT_RESULTS
-from bench.own_app import CommandTarget
-from core.runinfo import new_run_id
+from sioharness.bench.ab_instructions import DEFAULT_TOLERANCE, SideCounts, count_lines, count_run, judge, top_changes
+from sioharness.bench.callgrind import missing_tools
+from sioharness.bench.instr_workload import Workload
+from sioharness.bench.matrix import DEFAULT_RESULTS
+from sioharness.bench.own_app import CommandTarget
+from sioharness.core.runinfo import new_run_id
 
 KNOB_FUNCTION = "target_app/contract.py:handler_loop"
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pool", type=int, default=8, help="counted runs per level (default 8)")
     parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=3, help="runs a side in one trial (default 3, as bench.ab)")
+    parser.add_argument("--runs", type=int, default=3, help="runs a side in one trial (default 3, as in sioharness ab)")
     parser.add_argument("--levels", default="0.01", help="added instructions per operation, as shares (default 0.01)")
     parser.add_argument("--workload", choices=("echo", "churn"), default="echo")
     parser.add_argument("--operations", type=int, default=1000)

@@ -202,9 +202,9 @@ def child_main(args: argparse.Namespace) -> int:
     from locust.env import Environment
 
     from benchmarks.recorder_cost import GcClock, TimedRecorder, listener_seconds_per_sample
-    from core.stats_client import fetch_stats
     from loadtests.runtime.options import LoadSettings
     from loadtests.users import ChurnUser, EchoUser, IdleUser
+    from sioharness.core.stats_client import fetch_stats
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -578,8 +578,8 @@ def verdicts(rows: list[dict], reply: dict[str, Any] | None = None) -> list[tupl
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    from bench.cell import core_split
-    from bench.own_app import app_targets, launch_command
+    from sioharness.bench.cell import core_split
+    from sioharness.bench.own_app import app_targets, launch_command
     from target_app.calibration import launch_calibration
     from target_app.process import launch_target
 

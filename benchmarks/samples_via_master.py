@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "benchmarks" / "relay_locustfile.py"
 sys.path.insert(0, str(ROOT))
 
-from core.schema import RELAY_FILE_GLOB, SHARD_GLOB  # noqa: E402
+from sioharness.core.schema import RELAY_FILE_GLOB, SHARD_GLOB  # noqa: E402
 from target_app.process import free_port  # noqa: E402
 
 #: the lean EchoUser's client CPU per acknowledged echo (DESIGN.md, 2026-11-28): the share is quoted against it

@@ -1,7 +1,7 @@
 """``python -m loadtests.generate TRACE > locustfile.py``: a locustfile written from what users really did.
 
-Reads a trace of ``python -m bench.record`` (one JSON object a line, see
-``bench/trace_recorder.py``), or a browser's HAR export with websocket
+Reads a trace of ``python -m sioharness.bench.record`` (one JSON object a line, see
+``sioharness/bench/trace_recorder.py``), or a browser's HAR export with websocket
 frames (:mod:`loadtests.har_trace`), and writes a readable locustfile on
 the public API:
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.trace_file import Trace, TraceError, read_trace
 from loadtests.har_trace import HarError, read_har
+from sioharness.core.trace_file import Trace, TraceError, read_trace
 
 PAYLOAD_SAMPLES = 5
 GAP_SAMPLES = 50
@@ -82,7 +82,7 @@ class SessionKind:
 
 
 def read_source(path: Path) -> Trace:
-    """A trace of bench.record, or a browser's HAR file (``*.har``) read as one."""
+    """A trace of sioharness.bench.record, or a browser's HAR file (``*.har``) read as one."""
     if path.suffix.lower() != ".har":
         return read_trace(path)
     try:
@@ -370,7 +370,7 @@ def _literal(payloads: Iterable[Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("trace", type=Path,
-                        help="a trace written by python -m bench.record, or a browser's HAR export (*.har)")
+                        help="a trace written by python -m sioharness.bench.record, or a browser's HAR export (*.har)")
     args = parser.parse_args(argv)
     try:
         trace = read_source(args.trace)

@@ -4,7 +4,7 @@ Chromium's DevTools export websocket frames in ``_webSocketMessages`` (each
 ``{"type": "send" | "receive", "time": seconds, "data": text}``). For an app
 the recorder cannot run, each websocket entry on a ``/socket.io/`` URL is
 read as one session, its Engine.IO and Socket.IO packets decoded into the
-records :mod:`loadtests.generate` reads (``bench/trace_recorder.py``
+records :mod:`loadtests.generate` reads (``sioharness/bench/trace_recorder.py``
 documents them):
 
 - a CONNECT the client sent, accepted when the server's CONNECT answers it;
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.untrusted import UntrustedFileError, parse_json, read_bytes
 from loadtests.wire import protocol
 from loadtests.wire.errors import ProtocolError
+from sioharness.core.untrusted import UntrustedFileError, parse_json, read_bytes
 
 MAX_HAR_BYTES = 1 << 30
 #: a server event this soon after a client event, and before the next, counts as its answer

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.files import write_json, write_text
 from reports.compare import Comparison, cell_labels, compare
 from reports.errors import ReportInputError
 from reports.metrics import CellMetrics, compute_metrics
@@ -15,6 +14,7 @@ from reports.read_cell import CellData, ProgressCallback, is_cell_dir, load_cell
 from reports.render_html import REPORT_HTML, render_cell_html, render_compare_html
 from reports.render_md import REPORT_MD, render_cell_md, render_compare_md
 from reports.summary import SUMMARY_FILE, build_summary
+from sioharness.core.files import write_json, write_text
 
 
 @dataclass

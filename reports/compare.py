@@ -14,14 +14,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.cells import CellName
-from core.figures import FIGURES, lookup
 from reports.errors import ReportInputError
+from sioharness.core.cells import CellName
+from sioharness.core.figures import FIGURES, lookup
 
 COMPARE_SCHEMA = 1
 COMPARE_FILES = ("compare.json", "compare.md", "compare.html")
 
-# Figures that get a "vs reference" ratio column (core/figures.py says which).
+# Figures that get a "vs reference" ratio column (sioharness/core/figures.py says which).
 RATIO_FIGURES: tuple[str, ...] = ("primary", *(f.key for f in FIGURES if f.ratio))
 
 

@@ -1,6 +1,6 @@
 """``python -m reports.fidelity RECORDING REPLAY``: does a replay do what the recorded users did?
 
-Both files are traces of ``python -m bench.record``: the recording of real
+Both files are traces of ``python -m sioharness.bench.record``: the recording of real
 use, and a recording of the app while the generated locustfile ran against
 it. Side by side, per client event: its share of all events (the mix),
 the replies to its sender and the deliveries to rooms or everyone it caused
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.trace_file import Trace, TraceError, read_trace
+from sioharness.core.trace_file import Trace, TraceError, read_trace
 
 DEFAULT_TOLERANCE_POINTS = 5.0
 
@@ -130,7 +130,7 @@ def _num(value: float | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.fidelity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("recording", type=Path, help="the trace of real use (python -m bench.record)")
+    parser.add_argument("recording", type=Path, help="the trace of real use (python -m sioharness.bench.record)")
     parser.add_argument("replay", type=Path, help="a trace recorded while the generated locustfile ran")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_POINTS,
                         help=f"points of share an event's mix may move (default {DEFAULT_TOLERANCE_POINTS:g})")

@@ -1,7 +1,7 @@
 """The target's garbage-collector pauses (``gc.csv``) held against the latency of the samples.
 
 A cell's target writes every collection it runs to ``gc.csv`` (the reference
-target with ``--gc-log``, your own app with ``core.gc_pauses.record_gc_pauses``;
+target with ``--gc-log``, your own app with ``sioharness.core.gc_pauses.record_gc_pauses``;
 several instances write ``gc-1.csv``, ``gc-2.csv``, ...). This module reads
 those files, counts the pauses of the steady window, and answers one question:
 of the samples slower than the p99, what share was in flight while the
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from core.gc_pauses import GC_CSV_COLUMNS, GC_CSV_GLOB
-from core.run_record import RunRecord
 from reports import fmt
+from sioharness.core.gc_pauses import GC_CSV_COLUMNS, GC_CSV_GLOB
+from sioharness.core.run_record import RunRecord
 
 if TYPE_CHECKING:
     from reports.metrics import Window
@@ -275,7 +275,7 @@ def section_parts(gc: dict[str, Any] | None, setting: str | None = None) -> tupl
         how = f" (GC setting {setting})" if setting else ""
         return ([f"No GC pauses recorded{how}: the cell holds no gc.csv. The reference target writes one with "
                  "--gc-log (the cell runner passes it); in your own app, call "
-                 "core.gc_pauses.record_gc_pauses()."], [])
+                 "sioharness.core.gc_pauses.record_gc_pauses()."], [])
     text = [
         f"The target's garbage collector (setting: {gc.get('setting') or 'not recorded'}), from "
         f"{', '.join(gc.get('files') or [])}: {fmt.count(gc['pauses'])} pauses in the steady window, "

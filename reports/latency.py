@@ -17,30 +17,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.schema import KINDS
 from reports.exact import bin_quantiles, exact_pandas_quantiles, order_by_bin
 from reports.scan import OVERLAP, STEADY, LatencyStore, Scan
 from reports.window import Window, bin_seconds
+from sioharness.core.figures import PERCENTILES as PERCENTILES  # re-exported
+from sioharness.core.figures import latency_key as latency_key  # re-exported
+from sioharness.core.schema import KINDS
 
-# (summary key, quantile) of the latency percentiles.
-PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50_us", 0.5), ("p90_us", 0.9), ("p99_us", 0.99), ("p999_us", 0.999),
-)
 # Percentile-curve grid: "nines" x gives percentile 100 * (1 - 10**-x).
 CURVE_NINES_STEP = 0.05
 CURVE_MAX_NINES = 5.0
-
-
-def latency_key(kind: str, name: str) -> str:
-    """The stable key of a measured name in ``summary.json``'s ``latency``.
-
-    Acked events use their name (``echo``); ``connect``/``disconnect`` use
-    theirs; anything else is ``kind:name`` (``push:fanout``), because a push
-    can share its name with an acked event (``room_message``).
-    """
-    if kind == "ack" or name == kind:
-        return name
-    return f"{kind}:{name}"
 
 
 def _kind_order(kind: str) -> int:

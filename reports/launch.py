@@ -1,6 +1,6 @@
 """The one way reports are built, from the command line (``python -m reports``) and from every runner.
 
-``bench`` (the matrix), ``bench.ab``, ``dockertools.run`` and ``python -m
+``bench`` (the matrix), ``sioharness.bench.ab``, ``sioharness.dockertools.run`` and ``python -m
 reports`` call :func:`build_reports` in their own process: one code path
 finds the cells, writes each cell's report, ranks them, and reports what it
 could not use. (The web UI builds its one cell's report with the same

@@ -37,10 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.cells import CellName
-from core.run_record import RunRecord
-from core.scenarios import RANK_CONNECTS, RANK_MEMORY, REFERENCE_FANOUT, ScenarioSpec, spec_of
-from core.schema import KINDS
 from reports.errors import ReportInputError
 from reports.gc_pauses import (
     LONG_PAUSE_MS,
@@ -76,6 +72,10 @@ from reports.shards import SampleSource
 from reports.window import DEFAULT_WARMUP_S as DEFAULT_WARMUP_S  # re-exported
 from reports.window import MAX_TIME_BINS, Window, bin_seconds, cpu_range, resolve_warmup, steady_window, time_bins
 from reports.window import load_bounds as load_bounds  # re-exported
+from sioharness.core.cells import CellName
+from sioharness.core.run_record import RunRecord
+from sioharness.core.scenarios import RANK_CONNECTS, RANK_MEMORY, REFERENCE_FANOUT, ScenarioSpec, spec_of
+from sioharness.core.schema import KINDS
 
 NS_PER_S = 1_000_000_000
 
@@ -299,7 +299,7 @@ class ConnectionEvents:
 def connection_events(joins: np.ndarray, leaves: np.ndarray) -> ConnectionEvents:
     """+1 when a connect completes (``joins``), -1 when a disconnect completes or a connection is
     found lost (``leaves``: an ``error`` sample named ``connection``: it died between operations,
-    the user will connect anew), over the whole run, as webui/live.py counts them; times are
+    the user will connect anew), over the whole run, as sioharness/webui/live.py counts them; times are
     completion times (``reports.scan.completion_ns``).
 
     The whole run, not the steady window: clients connected during the

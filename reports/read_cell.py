@@ -27,9 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.run_record import FINAL_STATUSES, MIN_EPOCH_NS, RUN_JSON, RUNNING, SCHEMA_VERSION, RunRecord, RunRecordError
-from core.schema import APP_INFO_FILE, FANOUT_FILE_GLOB, KINDS, LOCUST_STATS_JSON, RECORDER_FILE_GLOB, SHARD_GLOB
-from core.untrusted import UntrustedFileError, read_json
 from reports.errors import ReportInputError
 from reports.gc_pauses import read_gc_pauses
 from reports.scan import PairScan, PreScan, scan_plan
@@ -44,6 +41,24 @@ from reports.shards import (
 )
 from reports.transport import check_relayed
 from reports.window import MAX_EPOCH_NS, resolve_warmup, run_window
+from sioharness.core.run_record import (
+    FINAL_STATUSES,
+    MIN_EPOCH_NS,
+    RUN_JSON,
+    RUNNING,
+    SCHEMA_VERSION,
+    RunRecord,
+    RunRecordError,
+)
+from sioharness.core.schema import (
+    APP_INFO_FILE,
+    FANOUT_FILE_GLOB,
+    KINDS,
+    LOCUST_STATS_JSON,
+    RECORDER_FILE_GLOB,
+    SHARD_GLOB,
+)
+from sioharness.core.untrusted import UntrustedFileError, read_json
 
 SERVER_CSV = "server.csv"
 LOADGEN_CSV = "loadgen.csv"
@@ -514,7 +529,7 @@ def read_app_info(cell_dir: Path, notes: list[str]) -> dict[str, Any] | None:
 # --- run.json -----------------------------------------------------------------
 
 def read_run_json(cell_dir: Path, problems: list[str], notes: list[str]) -> RunRecord | None:
-    """The runner's record of the run, checked by :class:`core.run_record.RunRecord`.
+    """The runner's record of the run, checked by :class:`sioharness.core.run_record.RunRecord`.
 
     A missing run.json is recoverable (None: the run start is then the first
     sample); one that exists but cannot be parsed or has wrong

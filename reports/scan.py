@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.schema import KINDS
 from reports.gc_pauses import LONG_PAUSE_MS, NS_PER_MS, bin_ns, merge_intervals
 from reports.shards import SampleChunk, SampleSource
 from reports.window import Window, cpu_range, time_bins
+from sioharness.core.schema import KINDS
 
 # Flag bits of a stored latency.
 STEADY = 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.figures import FIGURES
-from core.scenarios import shaped_by
 from reports import fmt
 from reports.compare import Comparison
 from reports.gc_pauses import section_parts as gc_section_parts
+from sioharness.core.figures import FIGURES
+from sioharness.core.scenarios import shaped_by
 
 # Order and titles of a cell report's sections; every one is always present.
 CELL_SECTIONS: tuple[tuple[str, str], ...] = (
@@ -349,7 +349,7 @@ def _logs(section: Section, s: dict[str, Any]) -> Section:
 
 # --- comparison of several cells ------------------------------------------------------
 
-# How the comparison table shows each kind of figure (core/figures.py names the kind).
+# How the comparison table shows each kind of figure (sioharness/core/figures.py names the kind).
 _FORMATS: dict[str, Any] = {
     "rate": fmt.rate, "ms": fmt.ms, "count": fmt.count, "number": fmt.number, "ratio": fmt.ratio,
     "seconds4": lambda v: fmt.seconds(v, 4), "mib": fmt.mib, "kib": fmt.kib,

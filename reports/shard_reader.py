@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core.run_record import MIN_EPOCH_NS
-from core.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
+from sioharness.core.run_record import MIN_EPOCH_NS
+from sioharness.core.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
 
 # ``user`` is the only sample column no figure needs; skipping it saves 8 bytes a row.
 READ_COLUMNS: tuple[str, ...] = tuple(c for c in SAMPLE_COLUMNS if c != "user")

@@ -27,7 +27,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.schema import KINDS
 from reports.errors import ReportInputError
 from reports.shard_reader import (
     CHUNK_ROWS,
@@ -43,6 +42,7 @@ from reports.shard_reader import (
     stream_parts,
     to_columns,
 )
+from sioharness.core.schema import KINDS
 
 # What a failed sample without an error text is counted under.
 NO_ERROR_MESSAGE = "(no error message)"

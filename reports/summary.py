@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from core.run_record import RunRecord
 from reports.metrics import PERCENTILES, CellMetrics
 from reports.read_cell import CellData
+from sioharness.core.run_record import RunRecord
 
 SUMMARY_SCHEMA = 1
 SUMMARY_FILE = "summary.json"

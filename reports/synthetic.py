@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.cells import cell_name
-from core.run_record import RecordedLoad, RunRecord
-from core.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
+from sioharness.core.cells import cell_name
+from sioharness.core.run_record import RecordedLoad, RunRecord
+from sioharness.core.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
 
 # 2025-11-24T16:00:00Z in epoch nanoseconds: any fixed recent instant will do.
 BASE_NS = 1_764_000_000_000_000_000

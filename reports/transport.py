@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.schema import RELAY_FILE_GLOB
-from core.untrusted import read_json
+from sioharness.core.schema import RELAY_FILE_GLOB
+from sioharness.core.untrusted import read_json
 
 NS_PER_S = 1_000_000_000
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.run_record import RunRecord
 from reports.errors import ReportInputError
 from reports.shards import SampleSource
+from sioharness.core.run_record import RunRecord
 
 NS_PER_S = 1_000_000_000
 DEFAULT_WARMUP_S = 0.0

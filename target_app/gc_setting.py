@@ -82,7 +82,7 @@ def configure_gc(setting: str, gc_log: str | None) -> None:
     GcSetting.parse(setting).apply()
     if not gc_log:
         return
-    from core.gc_pauses import record_gc_pauses
+    from sioharness.core.gc_pauses import record_gc_pauses
 
     try:
         record_gc_pauses(gc_log)

@@ -20,11 +20,11 @@ from typing import Any, Iterator, Sequence
 
 import psutil
 
-from core.children import dies_with_parent
-from core.local_http import open_url
-from core.stats_client import fetch_stats
+from sioharness.core.children import dies_with_parent
+from sioharness.core.local_http import open_url
+from sioharness.core.paths import IMPORT_ROOT, python_path_with
+from sioharness.core.stats_client import fetch_stats
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 
 
@@ -142,11 +142,11 @@ def launch_server(argv: list[str], *, mode: str, server: str, host: str, port: i
     if cpu_affinity:
         argv = ["taskset", "--cpu-list", ",".join(map(str, cpu_affinity))] + argv
     child_env = os.environ | (env or {})
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH")]))
+    child_env["PYTHONPATH"] = python_path_with(IMPORT_ROOT, child_env)
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(dies_with_parent(argv), cwd=REPO_ROOT, env=child_env, stdout=log,
+        process = subprocess.Popen(dies_with_parent(argv), cwd=IMPORT_ROOT, env=child_env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     target = TargetProcess(process=process, host=host, port=port, log_path=log_path,
                            mode=mode, server=server, argv=argv)

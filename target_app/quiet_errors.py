@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from core.redact import PACKET_LOGGERS
+from sioharness.core.redact import PACKET_LOGGERS
 
 #: exceptions that mean "the client sent something that does not decode"
 BAD_INPUT = (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, json.JSONDecodeError,

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 
-from core import redact
+from sioharness.core import redact
 
 from . import quiet_errors
 from .admission import CONTROL_HEADROOM

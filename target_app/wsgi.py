@@ -3,7 +3,7 @@
 Settings come from ``TARGET_*`` variables. gunicorn's eventlet and gevent
 workers monkey-patch before they import this module.
 """
-from core import redact
+from sioharness.core import redact
 
 from . import quiet_errors
 from .app import create_app

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockertools.cli import installed_composes
+from sioharness.dockertools.cli import installed_composes
 
 COMPOSES = [list(command) for command in installed_composes()]
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+# Locust patches ssl (gevent) when first imported, and a test module importing it after another imported
+# ssl (socketio's Redis manager, urllib3) fails with RecursionError. Imported here, before any test module,
+# it comes first in every pytest process whatever files a share holds, as it does in a Locust process.
+import locust  # noqa: F401  isort: skip
 import pytest
 
 from target_app.process import TargetProcess, start_target

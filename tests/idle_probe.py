@@ -26,9 +26,9 @@ import gevent  # noqa: E402
 import greenlet  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-from core.stats_client import fetch_stats  # noqa: E402
 from loadtests.runtime.options import LoadSettings  # noqa: E402
 from loadtests.users import IdleUser  # noqa: E402
+from sioharness.core.stats_client import fetch_stats  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from core.children import dies_with_parent
+from sioharness.core.children import dies_with_parent
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import ab
-from core.paths import REPO_ROOT
+from sioharness.bench import ab
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +162,8 @@ def test_a_revision_whose_server_does_not_start_keeps_the_other_sides_results(
 def test_a_signal_ends_the_run_in_flight_and_still_judges_and_cleans_up(repo: Path, tmp_path: Path,
                                                                         sig: signal.Signals) -> None:
     """What CI sends on cancel (SIGTERM) and Ctrl-C: ab.md for the pairs so far, no worktree left, exit 130."""
-    argv = [sys.executable, "-m", "bench.ab", "--repo", str(repo), "--target-cmd", "python app.py --port {port}",
+    argv = [sys.executable, "-m", "sioharness.bench.ab", "--repo", str(repo),
+            "--target-cmd", "python app.py --port {port}",
             "--base", "HEAD~1", "--head", "HEAD", "--duration", "30", "--warmup", "1", "--users", "2",
             "--results", str(tmp_path), "--run-id", "ab"]
     ab_run = subprocess.Popen(argv, cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
@@ -180,7 +181,7 @@ def test_a_signal_ends_the_run_in_flight_and_still_judges_and_cleans_up(repo: Pa
         if ab_run.poll() is None:
             ab_run.kill()
             ab_run.wait()
-    assert ab_run.returncode == 130, err[-3000:]  # core.exit_codes.EXIT_INTERRUPTED
+    assert ab_run.returncode == 130, err[-3000:]  # sioharness.core.exit_codes.EXIT_INTERRUPTED
     assert "Traceback" not in err, err[-3000:]
     assert json.loads((first_cell / "run.json").read_text())["status"] == "partial"
     assert "interrupted after 0 complete pairs" in (tmp_path / "ab" / "ab.md").read_text()

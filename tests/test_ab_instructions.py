@@ -1,7 +1,7 @@
 """The instruction-count A/B: verdicts on synthetic counts, callgrind's tables, and a real two-commit repository.
 
 The live test builds a git repository whose second commit adds a loop to one
-handler of a Flask-SocketIO app, and runs ``python -m bench.ab --measure
+handler of a Flask-SocketIO app, and runs ``python -m sioharness.bench.ab --measure
 instructions`` on it: the verdict must be "slower" and the per-function diff
 must name that handler first.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.ab_instructions import judge, short_path, top_changes
-from bench.callgrind import missing_tools, parse_annotate, short_function
-from core.paths import REPO_ROOT
+from sioharness.bench.ab_instructions import judge, short_path, top_changes
+from sioharness.bench.callgrind import missing_tools, parse_annotate, short_function
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
 
 def test_a_against_a_is_never_slower_and_no_change_only_inside_the_band() -> None:
@@ -121,7 +121,7 @@ def test_a_loop_added_to_one_handler_is_slower_and_named_first(tmp_path: Path) -
     (repo / "app.py").write_text(APP_V2)
     _git(repo, "commit", "-q", "-am", "a loop in on_echo")
     done = subprocess.run(
-        [sys.executable, "-m", "bench.ab", "--repo", str(repo), "--base", "HEAD~1", "--head", "HEAD",
+        [sys.executable, "-m", "sioharness.bench.ab", "--repo", str(repo), "--base", "HEAD~1", "--head", "HEAD",
          "--app", f"{repo / 'app.py'}:socketio", "--app-mode", "gevent", "--measure", "instructions",
          "--instr-runs", "1", "--instr-operations", "200", "--instr-warmup", "50",
          "--results", str(tmp_path / "results"), "--run-id", "loop"],

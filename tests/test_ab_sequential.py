@@ -1,4 +1,4 @@
-"""bench.ab's sequential runs, without a server: when pairs stop, and what ab.md says about it."""
+"""sioharness.bench.ab's sequential runs, without a server: when pairs stop, and what ab.md says about it."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import ab
-from bench.abstats import SequentialJudge
+from sioharness.bench import ab
+from sioharness.bench.abstats import SequentialJudge
 
 PAIR_S = 20.0  # what one fake run "takes", on the fake clock
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import ab
-from bench.ab_windows import SideTotals, WindowPlan, window_order
-from bench.instr_workload import Workload
+from sioharness.bench import ab
+from sioharness.bench.ab_windows import SideTotals, WindowPlan, window_order
+from sioharness.bench.instr_workload import Workload
 
 
 def test_windows_alternate_forwards_and_backwards_so_each_side_sits_at_the_same_mean_moment() -> None:

@@ -1,4 +1,4 @@
-"""bench.abstats: the paired interval and the A/B verdict, on synthetic runs with a known shift and noise."""
+"""sioharness.bench.abstats: the paired interval and the A/B verdict, on synthetic runs with a known shift and noise."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.abstats import (
+from sioharness.bench.abstats import (
     Better,
     Comparison,
     SequentialJudge,

@@ -3,7 +3,7 @@
 ``examples/classic/app.py`` answers by emit, greets in its connect handler,
 logs users in with a cookie session, has its port and ``async_mode=None`` in
 the code and its packet logging on. The launcher serves it in each async
-mode; the lean client, then whole ``python -m bench`` runs, talk to it.
+mode; the lean client, then whole ``python -m sioharness.bench`` runs, talk to it.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.own_app import app_targets, launch_command
-from core.paths import REPO_ROOT
-from core.schema import APP_INFO_FILE
 from loadtests.wire.client import Client
+from sioharness.bench.own_app import app_targets, launch_command
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
+from sioharness.core.schema import APP_INFO_FILE
 from target_app.process import TargetProcess
 
 pytestmark = pytest.mark.slow
@@ -85,7 +85,7 @@ def samples_of(cell: Path) -> pa.Table:
 
 
 def run_bench(*args: str, results: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args, "--results", str(results)],
+    return subprocess.run([sys.executable, "-m", "sioharness.bench", *args, "--results", str(results)],
                           cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
 
 
@@ -240,7 +240,8 @@ def test_an_app_object_that_is_not_there_fails_the_cell_with_the_reason(tmp_path
 
 
 def test_capacity_searches_the_app_as_written(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "bench.capacity", "--app", f"{APP}:socketio", "--app-nodelay",
+    done = subprocess.run([sys.executable, "-m", "sioharness.bench.capacity",
+                           "--app", f"{APP}:socketio", "--app-nodelay",
                            "--locustfile", str(LOCUSTFILE), "--modes", "gevent", "--start", "4", "--max-steps", "1",
                            "--step-duration", "2", "--warmup", "0", "--results", str(tmp_path), "--run-id", "cap"],
                           cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)

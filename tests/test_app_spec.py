@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.app_launcher import split_spec
-from bench.own_app import APP_LAUNCHER, TargetCommandError, app_targets, check_app_spec
-from core.paths import REPO_ROOT
 from loadtests.wire.http_session import cookie_header
+from sioharness.bench.app_launcher import split_spec
+from sioharness.bench.own_app import APP_LAUNCHER, TargetCommandError, app_targets, check_app_spec
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
 APP = REPO_ROOT / "examples" / "classic" / "app.py"
 
@@ -89,7 +89,7 @@ def test_acked_is_true_and_not_none() -> None:
 
 
 def test_an_ab_side_takes_the_app_from_its_own_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.ab import app_of_side
+    from sioharness.bench.ab import app_of_side
 
     repo = tmp_path / "repo"
     (repo / "srv").mkdir(parents=True)
@@ -103,7 +103,7 @@ def test_an_ab_side_takes_the_app_from_its_own_checkout(tmp_path: Path, monkeypa
 
 
 def test_a_profile_names_an_app_relative_to_itself(tmp_path: Path) -> None:
-    from bench.profile import ProfileError, parse_profile
+    from sioharness.bench.profile import ProfileError, parse_profile
 
     (tmp_path / "app.py").write_text("")
     data = {"app": "app.py:socketio", "modes": ["gevent"], "app_servers": ["gunicorn"], "app_nodelay": True,
@@ -119,16 +119,16 @@ def test_a_profile_names_an_app_relative_to_itself(tmp_path: Path) -> None:
 
 
 def test_the_launcher_asks_for_gc_pauses_where_the_recorder_looks() -> None:
-    from bench import app_launcher
-    from core import gc_pauses
+    from sioharness.bench import app_launcher
+    from sioharness.core import gc_pauses
 
     assert app_launcher.GC_LOG_ENV == gc_pauses.GC_LOG_ENV
 
 
 def test_the_launcher_asks_for_a_trace_where_the_recorder_looks() -> None:
-    from bench import app_launcher, trace_recorder
+    from sioharness.bench import app_launcher, trace_recorder
 
     assert app_launcher.RECORD_ENV == trace_recorder.RECORD_ENV
-    from core import trace_file
+    from sioharness.core import trace_file
 
     assert trace_recorder.TRACE_VERSION == trace_file.TRACE_VERSION

@@ -10,9 +10,9 @@ import pytest
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
-from core.stats_client import fetch_stats
 from loadtests.wire.client import Client
 from loadtests.wire.errors import ConnectionClosed, ConnectRefused
+from sioharness.core.stats_client import fetch_stats
 from target_app.calibration import (
     ACK,
     BINARY_ACK,

@@ -1,13 +1,13 @@
-"""bench.cell_status: one ladder decides a cell's status from what it left behind, for every runner."""
+"""sioharness.bench.cell_status: one ladder decides a cell's status from what it left behind, for every runner."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from bench.cell_status import CellEnding, LiveFigures, cell_status, final_figures
-from core.exit_codes import EXIT_NOTHING_MEASURED, EXIT_SAMPLES_LOST
 from reports.synthetic import write_locust_stats_json, write_recorder_file
+from sioharness.bench.cell_status import CellEnding, LiveFigures, cell_status, final_figures
+from sioharness.core.exit_codes import EXIT_NOTHING_MEASURED, EXIT_SAMPLES_LOST
 
 FINE = LiveFigures(requests=1000, failures=0)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.check import Rule
-from core.cells import CellName, capacity_variant, cell_name
-from core.files import atomic_open, write_json
-from core.sampler import stats_connected
-from core.stats_client import NoStatsError, connected_count, fetch_stats, probe_stats
 from reports.metrics import scenario_of
+from sioharness.bench.check import Rule
+from sioharness.core.cells import CellName, capacity_variant, cell_name
+from sioharness.core.files import atomic_open, write_json
+from sioharness.core.sampler import stats_connected
+from sioharness.core.stats_client import NoStatsError, connected_count, fetch_stats, probe_stats
 
 
 def test_cell_names_build_and_parse_one_way() -> None:

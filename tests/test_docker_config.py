@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.profile import LoadShape
-from dockertools import base as docker_base
-from dockertools import engine as docker_engine
-from dockertools import run as docker_run
-from dockertools.cli import COMPOSE_FILE, DOCKERFILE, REPO_ROOT
-from dockertools.run import DockerRunPlan
+from sioharness.bench.profile import LoadShape
+from sioharness.dockertools import base as docker_base
+from sioharness.dockertools import engine as docker_engine
+from sioharness.dockertools import run as docker_run
+from sioharness.dockertools.cli import COMPOSE_FILE, DOCKERFILE, REPO_ROOT
+from sioharness.dockertools.run import DockerRunPlan
 
 from .compose_params import with_each_compose
 

@@ -33,9 +33,9 @@ import pyarrow.parquet as pq
 import pytest
 import socketio
 
-from bench.profile import LoadShape
-from dockertools import engine as docker_engine
-from dockertools.cli import (
+from sioharness.bench.profile import LoadShape
+from sioharness.dockertools import engine as docker_engine
+from sioharness.dockertools.cli import (
     LOCUST_IMAGE,
     REPO_ROOT,
     TARGET_IMAGE,
@@ -45,8 +45,8 @@ from dockertools.cli import (
     is_root,
     run,
 )
-from dockertools.run import DockerRunPlan, build_report, container_ids, run_headless
-from dockertools.stack import StackSettings, build, down, resolve_base, up
+from sioharness.dockertools.run import DockerRunPlan, build_report, container_ids, run_headless
+from sioharness.dockertools.stack import StackSettings, build, down, resolve_base, up
 from target_app.process import free_port
 from tests.disk import fill, tmpfs
 
@@ -399,7 +399,7 @@ def test_a_docker_cell_whose_workers_lose_samples_fails(stack: StackSettings) ->
             assert result.status == "failed" and result.reason.startswith("samples lost"), result.reason
             run_info = json.loads((plan.cell_dir / "run.json").read_text())
             assert run_info["status"] == "failed" and run_info["reason"].startswith("samples lost")
-            assert run_info["docker"]["worker_exit_codes"] == [5]  # core.exit_codes.EXIT_SAMPLES_LOST
+            assert run_info["docker"]["worker_exit_codes"] == [5]  # sioharness.core.exit_codes.EXIT_SAMPLES_LOST
     finally:
         shutil.rmtree(REPO_ROOT / "results" / run_id, ignore_errors=True)
 

@@ -333,7 +333,7 @@ See [the target](docs/no-such-page.md), [here](#page), [gone](#nowhere) and `[co
 
 ```sh
 .venv/bin/python -m scripts.bench --profile quick   # renamed long ago
-python3 -m bench
+python3 -m sioharness.bench
 python -m reports results/x
 sudo make docker-base
 make no-such-target VAR=1
@@ -352,7 +352,7 @@ def test_checks_report_file_and_line(tmp_path: Path) -> None:
     page.write_text(BAD_PAGE, encoding="utf-8")
     commands = extract_commands(page)
     assert [(c.kind, c.value) for c in commands] == [
-        ("module", "scripts.bench"), ("module", "bench"), ("module", "reports"), ("make", "docker-base"),
+        ("module", "scripts.bench"), ("module", "sioharness.bench"), ("module", "reports"), ("make", "docker-base"),
         ("make", "no-such-target"), ("make", "test"), ("locustfile", "loadtests/locustfile.py"),
         ("script", "benchmarks/no_such_script.py"), ("module", "pytest"),
     ]
@@ -371,11 +371,12 @@ def test_checks_report_file_and_line(tmp_path: Path) -> None:
 
 
 def test_module_resolution() -> None:
-    assert resolve_module("bench") is None  # a package run through its __main__
-    assert resolve_module("bench.capacity") is None
+    assert resolve_module("sioharness.bench") is None  # a package run through its __main__
+    assert resolve_module("sioharness.bench.capacity") is None
     assert resolve_module("reports") is None
     assert "not found" in (resolve_module("scripts.bench") or "")
-    assert "without __main__" in (resolve_module("core") or "")
+    assert "without __main__" in (resolve_module("sioharness.core") or "")
+    assert "not found" in (resolve_module("bench") or "")  # the harness's packages are sioharness.*
     assert "outside the repository" in (resolve_module("json") or "")
 
 

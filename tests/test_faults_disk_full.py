@@ -17,8 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bench import matrix as bench
-from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
+from sioharness.bench import matrix as bench
+from sioharness.core.paths import HARNESS_LOCUSTFILE
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 from target_app.process import start_target
 from tests.disk import fill, tmpfs
 
@@ -78,5 +79,5 @@ def test_a_disk_that_fills_mid_run_loses_nothing_in_silence(tmp_path: Path, spac
         assert accounting and accounting[0]["taken"] == accounting[0]["written"] == requests
         assert accounting[0]["errors"], "the failed writes are on record"
     else:
-        assert locust.returncode == 5, log[-3000:]  # core.exit_codes.EXIT_SAMPLES_LOST
+        assert locust.returncode == 5, log[-3000:]  # sioharness.core.exit_codes.EXIT_SAMPLES_LOST
         assert on_disk < requests and "could not be written" in log

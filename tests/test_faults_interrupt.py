@@ -50,7 +50,7 @@ SIGNALS = [pytest.param(signal.SIGINT, True, id="SIGINT-with-report"),
 
 @pytest.mark.parametrize("signum, report", SIGNALS)
 def test_interrupted_run_leaves_a_readable_partial_folder(tmp_path: Path, signum: int, report: bool) -> None:
-    argv = [sys.executable, "-m", "bench", "--targets", "gevent-dev", "--scenarios", "echo",
+    argv = [sys.executable, "-m", "sioharness.bench", "--targets", "gevent-dev", "--scenarios", "echo",
             "--duration", "60", "--warmup", "0", "--users", "3", "--emit-rate", "50",
             "--results", str(tmp_path), "--run-id", "r"] + ([] if report else ["--no-report"])
     proc = subprocess.Popen(["nice", "-n", "10", *argv], cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
@@ -93,7 +93,7 @@ def test_interrupted_run_leaves_a_readable_partial_folder(tmp_path: Path, signum
 
 def test_a_killed_runner_takes_its_children_along(tmp_path: Path) -> None:
     """SIGKILL cannot be handled: the target and Locust end by their parent-death signal."""
-    argv = [sys.executable, "-m", "bench", "--targets", "gevent-dev", "--scenarios", "echo",
+    argv = [sys.executable, "-m", "sioharness.bench", "--targets", "gevent-dev", "--scenarios", "echo",
             "--duration", "60", "--warmup", "0", "--users", "3", "--emit-rate", "50",
             "--results", str(tmp_path), "--run-id", "r", "--no-report"]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},
@@ -123,7 +123,7 @@ def test_a_killed_runner_takes_its_children_along(tmp_path: Path) -> None:
 
 def test_ctrl_c_while_the_reports_build_changes_nothing_more(tmp_path: Path) -> None:
     """The reports are being built when Ctrl-C comes: no traceback, the reports are whole, exit 130."""
-    argv = [sys.executable, "-m", "bench", "--targets", "gevent-dev", "--scenarios", "echo",
+    argv = [sys.executable, "-m", "sioharness.bench", "--targets", "gevent-dev", "--scenarios", "echo",
             "--duration", "3", "--warmup", "0", "--users", "2", "--emit-rate", "20",
             "--results", str(tmp_path), "--run-id", "r"]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)},

@@ -1,4 +1,4 @@
-"""Faults mid-run, through the real runner (``python -m bench`` as a subprocess).
+"""Faults mid-run, through the real runner (``python -m sioharness.bench`` as a subprocess).
 
 Each test starts a short cell, waits until the load has flushed its first
 samples, kills one piece (a target instance, Redis, a Locust worker) with
@@ -23,8 +23,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.redis_server import redis_binary
 from reports.build import build_cell_report
+from sioharness.bench.redis_server import redis_binary
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def run_bench(tmp_path: Path, target: str, scenario: str, pick: Callable[[list[p
               sig: signal.Signals = signal.SIGKILL) -> BenchRun:
     run_dir = tmp_path / "r"
     cell = f"{target}--{scenario}"
-    argv = ["nice", "-n", "10", sys.executable, "-m", "bench", "--profile", "scaleout",
+    argv = ["nice", "-n", "10", sys.executable, "-m", "sioharness.bench", "--profile", "scaleout",
             "--targets", target, "--scenarios", scenario, "--users", str(users), "--duration", f"{duration:g}",
             "--warmup", "0", "--results", str(tmp_path), "--run-id", "r", "--no-report", *args]
     proc = subprocess.Popen(argv, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,

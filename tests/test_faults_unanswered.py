@@ -13,10 +13,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
-from core.run_record import ramp_warmup_s
-from core.stats_client import connected_count, probe_stats
 from reports.build import build_cell_report
+from sioharness.core.paths import HARNESS_LOCUSTFILE
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
+from sioharness.core.run_record import ramp_warmup_s
+from sioharness.core.stats_client import connected_count, probe_stats
 from target_app.process import start_target
 
 pytestmark = pytest.mark.slow
@@ -124,13 +125,13 @@ def test_every_connect_refused_stops_early_and_exits_nothing_measured(tmp_path: 
     import json
     import time
 
-    from bench import matrix as bench
+    from sioharness.bench import matrix as bench
 
     started = time.monotonic()
     code = bench.main(["--targets", "gevent-dev", "--scenarios", "echo", "--duration", "40", "--warmup", "0",
                        "--users", "3", "--results", str(tmp_path), "--run-id", "refused", "--no-report",
                        "--target-arg=--auth-token=not-what-the-clients-send"])
-    assert code == 4  # core.exit_codes.EXIT_NOTHING_MEASURED
+    assert code == 4  # sioharness.core.exit_codes.EXIT_NOTHING_MEASURED
     assert time.monotonic() - started < 30, "fail-fast ended the run well before its 40 s"
     record = json.loads((tmp_path / "refused" / "gevent-dev--echo" / "run.json").read_text())
     assert record["status"] == "failed" and "answered none of the run's connects" in record["reason"]

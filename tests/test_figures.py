@@ -1,10 +1,10 @@
-"""One table of summary figures (core/figures.py): compare, check's baseline and the A/B read it."""
+"""One table of summary figures (sioharness/core/figures.py): compare, check's baseline and the A/B read it."""
 from __future__ import annotations
 
-from bench.ab import metric_values
-from bench.check import baseline_metrics
-from core.figures import ACKS, CONNECTS, FIGURES, cell_kind, lookup
 from reports.compare import RATIO_FIGURES, compare
+from sioharness.bench.ab import metric_values
+from sioharness.bench.check import baseline_metrics
+from sioharness.core.figures import ACKS, CONNECTS, FIGURES, cell_kind, lookup
 
 
 def echo_summary(**extra: object) -> dict:

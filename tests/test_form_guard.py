@@ -1,4 +1,4 @@
-"""webui.form_guard on its own: which start-form fields and which requests the web UI accepts."""
+"""sioharness.webui.form_guard on its own: which start-form fields and which requests the web UI accepts."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import pytest
 from locust.argument_parser import default_args_dict, get_parser
 
 from loadtests.wire.safety import require_loopback
-from webui.form_guard import FormRefused, check_origin, check_swarm_form, is_loopback_name, shown_options
+from sioharness.webui.form_guard import FormRefused, check_origin, check_swarm_form, is_loopback_name, shown_options
 
 
 @pytest.fixture(scope="module")

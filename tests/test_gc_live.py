@@ -10,10 +10,10 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from bench.own_app import CommandTarget, launch_command
-from bench.profile import TargetSpec
-from bench.target_group import launch_group
-from core.gc_pauses import GC_CSV_COLUMNS
+from sioharness.bench.own_app import CommandTarget, launch_command
+from sioharness.bench.profile import TargetSpec
+from sioharness.bench.target_group import launch_group
+from sioharness.core.gc_pauses import GC_CSV_COLUMNS
 from target_app.process import start_target
 from tests.sio_raw import RawPeer
 
@@ -103,7 +103,7 @@ def test_an_own_app_records_into_the_runners_sio_gc_log(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(textwrap.dedent("""
         import gc, socket, sys, time
-        from core.gc_pauses import record_gc_pauses
+        from sioharness.core.gc_pauses import record_gc_pauses
         record_gc_pauses()
         listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
         for _ in range(3):

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import gc_pauses
-from core.gc_pauses import GC_CSV_COLUMNS, GcPauseRecorder, record_gc_pauses
 from reports.gc_pauses import max_per_bin, merge_intervals, overlap_share, overlapping, read_gc_pauses
+from sioharness.core import gc_pauses
+from sioharness.core.gc_pauses import GC_CSV_COLUMNS, GcPauseRecorder, record_gc_pauses
 from target_app.gc_setting import GcSetting
 from target_app.settings import parse_settings
 

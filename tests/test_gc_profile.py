@@ -1,13 +1,13 @@
-"""The GC dimension of profiles and of ``python -m bench`` (no network)."""
+"""The GC dimension of profiles and of ``python -m sioharness.bench`` (no network)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from bench import matrix
-from bench.cell import CellPlan
-from bench.profile import ProfileError, load_profile, parse_profile
+from sioharness.bench import matrix
+from sioharness.bench.cell import CellPlan
+from sioharness.bench.profile import ProfileError, load_profile, parse_profile
 
 
 def cell_names(profile_data: dict, **overrides: object) -> list[str]:
@@ -57,7 +57,7 @@ def test_own_apps_set_their_own_collector() -> None:
 
 
 def test_the_gc_setting_is_the_targets_flag_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench import cell as bench_cell
+    from sioharness.bench import cell as bench_cell
 
     seen: dict[str, object] = {}
 
@@ -85,9 +85,9 @@ def test_bench_gc_flag_replaces_the_list_and_refuses_servers_it_does_not_start(
 
 def test_capacity_searches_once_per_gc_setting_with_the_setting_in_each_step_name(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench import capacity
-    from bench.cell import CellResult
     from reports.errors import ReportInputError
+    from sioharness.bench import capacity
+    from sioharness.bench.cell import CellResult
 
     plans: list[CellPlan] = []
 

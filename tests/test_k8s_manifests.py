@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dockertools.cli import COMPOSE_FILE, DOCKERFILE, LOCUST_IMAGE, REPO_ROOT, TARGET_IMAGE
 from loadtests.runtime.options import ENV_OWN_HOST
+from sioharness.dockertools.cli import COMPOSE_FILE, DOCKERFILE, LOCUST_IMAGE, REPO_ROOT, TARGET_IMAGE
 from target_app.settings import build_parser, parse_settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed: it reads the manifests (pin it in "

@@ -1,4 +1,4 @@
-"""The parameter table (core/load_params.py) is the one source every place derives from."""
+"""The parameter table (sioharness/core/load_params.py) is the one source every place derives from."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from locust.argument_parser import LocustArgumentParser
 
-from bench import ab, capacity, matrix
-from bench.locust_command import headless_args
-from bench.profile import parse_profile
-from core.load_params import (
+from loadtests.runtime.options import LoadSettings, add_arguments
+from sioharness.bench import ab, capacity, matrix
+from sioharness.bench.locust_command import headless_args
+from sioharness.bench.profile import parse_profile
+from sioharness.core.load_params import (
     BUILTIN,
     BY_NAME,
     CUSTOM,
@@ -21,9 +22,8 @@ from core.load_params import (
     given_load_options,
     reference_table,
 )
-from core.run_record import RecordedLoad
-from dockertools import run as docker_run
-from loadtests.runtime.options import LoadSettings, add_arguments
+from sioharness.core.run_record import RecordedLoad
+from sioharness.dockertools import run as docker_run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,11 +74,11 @@ def test_a_profile_value_reaches_the_users_through_locusts_command_line(tmp_path
 @pytest.mark.parametrize("module", [matrix, ab, docker_run, capacity], ids=lambda m: m.__name__)
 def test_every_runner_takes_every_profile_parameter_as_a_flag(module: object) -> None:
     parser = module.build_parser()  # type: ignore[attr-defined]
-    skipped = {"capacity": {"users", "duration_s"}, "dockertools.run": {"processes"}}
+    skipped = {"sioharness.bench.capacity": {"users", "duration_s"}, "sioharness.dockertools.run": {"processes"}}
     argv: list[str] = []
     for name, value in CHANGED.items():
         p = BY_NAME[name]
-        if name in skipped.get(module.__name__.removeprefix("bench."), set()):  # type: ignore[attr-defined]
+        if name in skipped.get(module.__name__, set()):  # type: ignore[attr-defined]
             continue
         argv += [p.flag] if p.kind is bool else [p.flag, str(value)]
     given = given_load_options(parser.parse_args(argv))
@@ -134,6 +134,6 @@ def test_locust_registers_each_custom_parameter_once_and_no_other() -> None:
 
 def test_the_documented_table_is_the_table() -> None:
     doc = (REPO / "docs" / "load-generator.md").read_text(encoding="utf-8")
-    start = doc.index("<!-- parameter table: python -m core.load_params -->\n")
+    start = doc.index("<!-- parameter table: python -m sioharness.core.load_params -->\n")
     end = doc.index("<!-- end of parameter table -->")
     assert doc[doc.index("\n", start) + 1:end] == reference_table()

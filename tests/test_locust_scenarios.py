@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.schema import SAMPLE_SCHEMA, SHARD_GLOB
+from sioharness.core.schema import SAMPLE_SCHEMA, SHARD_GLOB
 from target_app.process import start_target
 
 REPO = Path(__file__).resolve().parent.parent

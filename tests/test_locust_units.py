@@ -12,12 +12,12 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from core.schema import SAMPLE_SCHEMA, SHARD_GLOB
 from loadtests.pacing import Pacer
 from loadtests.runtime.fanout import FanoutLedger
 from loadtests.runtime.options import LoadSettings
 from loadtests.runtime.recorder import Recorder
 from loadtests.runtime.watchdog import Watchdog, deadline_seconds, parse_timespan, run_time_from_argv
+from sioharness.core.schema import SAMPLE_SCHEMA, SHARD_GLOB
 
 MS = 1_000_000
 

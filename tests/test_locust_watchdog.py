@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.schema import SHARD_GLOB
 from loadtests.runtime.watchdog import WATCHDOG_EXIT_CODE
+from sioharness.core.schema import SHARD_GLOB
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIME = 2

@@ -1,7 +1,7 @@
 """What a user types into make reaches the commands as data: no value is ever run as shell text.
 
 make runs for real here, with the venv's python replaced by a recorder of its
-arguments (the option-list splitter, core.env_args, still runs for real), so
+arguments (the option-list splitter, sioharness.core.env_args, still runs for real), so
 each test sees the exact argv a target would start.
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from core.env_args import main as env_args_main
-from core.env_args import words
-from core.paths import REPO_ROOT
+from sioharness.core.env_args import main as env_args_main
+from sioharness.core.env_args import words
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
 FAKE_PY = """#!{python}
 import json, os, sys
-if sys.argv[1:3] == ["-m", "core.env_args"]:
+if sys.argv[1:3] == ["-m", "sioharness.core.env_args"]:
     os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
@@ -52,18 +52,18 @@ HOSTILE = ["origin/`touch {canary}`", "$(touch {canary})", "$(shell touch {canar
 def test_a_branch_name_run_folder_or_run_id_never_runs(tmp_path: Path, hostile: str) -> None:
     canary = tmp_path / "ran"
     value = hostile.format(canary=canary)
-    assert make(tmp_path, "abtest", BASE=value) == [["-m", "bench.ab", "--base", value]]
+    assert make(tmp_path, "abtest", BASE=value) == [["-m", "sioharness.bench.ab", "--base", value]]
     assert make(tmp_path, "abtest", BASE="main", MEASURE=value) == \
-        [["-m", "bench.ab", "--base", "main", "--measure", value]]
+        [["-m", "sioharness.bench.ab", "--base", "main", "--measure", value]]
     assert make(tmp_path, "check", RUN=value, THRESHOLDS="t.toml", BASELINE="no/such.json")[0] == \
-        ["-m", "bench.check", value, "--thresholds", "t.toml", "--tolerance", "0.5"]
+        ["-m", "sioharness.bench.check", value, "--thresholds", "t.toml", "--tolerance", "0.5"]
     assert make(tmp_path, "bench", PROFILE=value, RUN_ID=value) == \
-        [["-m", "bench", "--profile", value, "--run-id", value]]
+        [["-m", "sioharness.bench", "--profile", value, "--run-id", value]]
     assert make(tmp_path, "baseline", RUN=value, BASELINE=value) == \
-        [["-m", "bench.check", value, "--write-baseline", value]]
+        [["-m", "sioharness.bench.check", value, "--write-baseline", value]]
     # The workflow's way: the branch name in make's environment.
     assert make(tmp_path, "abtest", environ={"BASE": value, "AB_ARGS": "--run-id ab-1"}) == \
-        [["-m", "bench.ab", "--base", value, "--run-id", "ab-1"]]
+        [["-m", "sioharness.bench.ab", "--base", value, "--run-id", "ab-1"]]
     assert not canary.exists()
 
 
@@ -71,7 +71,7 @@ def test_option_lists_split_like_shell_words_and_nothing_runs(tmp_path: Path) ->
     canary = tmp_path / "ran"
     ab_args = f"--repeats 8 --b-arg='--handler-cost-us 20' --a-label '`touch {canary}`' \"$(touch {canary})\""
     assert make(tmp_path, "abtest", BASE="main", AB_ARGS=ab_args) == [
-        ["-m", "bench.ab", "--base", "main", "--repeats", "8", "--b-arg=--handler-cost-us 20", "--a-label",
+        ["-m", "sioharness.bench.ab", "--base", "main", "--repeats", "8", "--b-arg=--handler-cost-us 20", "--a-label",
          f"`touch {canary}`", f"$(touch {canary})"]]
     assert make(tmp_path, "test", PYTEST_ARGS="-m 'not slow' -k echo") == \
         [["-m", "tests.parallel", "--jobs", "3", "--deadline", "1200", "--", "-m", "not slow", "-k", "echo"]]
@@ -84,7 +84,8 @@ def test_an_existing_baseline_is_passed_to_the_check(tmp_path: Path) -> None:
     baseline = tmp_path / "base line.json"
     baseline.write_text("{}")
     assert make(tmp_path, "check", RUN="results/r", BASELINE=str(baseline)) == [
-        ["-m", "bench.check", "results/r", "--thresholds", "profiles/thresholds.toml", "--baseline", str(baseline),
+        ["-m", "sioharness.bench.check", "results/r", "--thresholds", "sioharness/profiles/thresholds.toml",
+         "--baseline", str(baseline),
          "--tolerance", "0.5"]]
 
 

@@ -1,7 +1,7 @@
 """The own-app path end to end: the example chat app and its locustfile on the public API.
 
 Real processes, real sockets: the example server in two async modes, a
-plain ``locust`` run, ``python -m bench`` with ``--target-cmd``, the web
+plain ``locust`` run, ``python -m sioharness.bench`` with ``--target-cmd``, the web
 UI launcher, and the bad inputs a new user runs into.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bench import matrix as bench
-from core.paths import REPO_ROOT
+from sioharness.bench import matrix as bench
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 from target_app.process import free_port
 
 pytestmark = pytest.mark.slow
@@ -121,7 +121,7 @@ def test_bench_matrix_over_the_apps_async_modes(tmp_path: Path, capsys: pytest.C
 
 def test_web_ui_on_the_app_offers_its_user_classes(tmp_path: Path) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "bench.ui", "--locustfile", str(LOCUSTFILE), "--target-cmd", TARGET_CMD,
+    argv = [sys.executable, "-m", "sioharness.bench.ui", "--locustfile", str(LOCUSTFILE), "--target-cmd", TARGET_CMD,
             "--mode", "gevent", "--web-port", str(port), "--results", str(tmp_path / "ui")]
     with open(tmp_path / "ui.out", "wb") as out:
         ui = subprocess.Popen(argv, cwd=REPO_ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT,
@@ -173,7 +173,7 @@ def test_web_ui_on_the_app_offers_its_user_classes(tmp_path: Path) -> None:
 # --- bad input: one line, a non-zero exit -----------------------------------------------------------
 
 def run_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args, "--results", str(cwd), "--no-report"],
+    return subprocess.run([sys.executable, "-m", "sioharness.bench", *args, "--results", str(cwd), "--no-report"],
                           cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=180)
 
 
@@ -227,7 +227,7 @@ def test_a_server_that_answers_no_call_is_a_failed_cell(tmp_path: Path) -> None:
 
 
 def test_capacity_search_on_the_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench import capacity
+    from sioharness.bench import capacity
 
     code = capacity.main(["--locustfile", str(LOCUSTFILE), "--target-cmd", TARGET_CMD, "--modes", "gevent",
                           "--start", "5", "--max-steps", "1", "--step-duration", "3", "--warmup", "1",

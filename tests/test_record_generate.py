@@ -1,10 +1,10 @@
-"""Record a real app's Socket.IO traffic (python -m bench.record), write a locustfile from it, replay it.
+"""Record a real app's Socket.IO traffic (python -m sioharness.bench.record), write a locustfile from it, replay it.
 
 The pure parts (redaction, the trace reader, session kinds, the rendered
 code) are tested on synthetic traces; the live test records
 ``examples/classic/app.py`` while python-socketio clients log in, join a
 room and chat, generates a locustfile from the trace and runs it under
-``python -m bench --app`` against the same app.
+``python -m sioharness.bench --app`` against the same app.
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.trace_recorder import MAX_ARG_CHARS, REDACTED, bounded, redacted
-from core.paths import REPO_ROOT
-from core.trace_file import TraceError, read_trace
 from loadtests.generate import render, session_kinds
+from sioharness.bench.trace_recorder import MAX_ARG_CHARS, REDACTED, bounded, redacted
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
+from sioharness.core.trace_file import TraceError, read_trace
 
 APP = REPO_ROOT / "examples" / "classic" / "app.py"
 
@@ -85,7 +85,7 @@ def test_sessions_become_user_classes_with_the_recorded_mix(tmp_path: Path) -> N
 
 
 def test_a_file_that_is_not_a_trace_is_one_line_and_bad_lines_are_counted(tmp_path: Path) -> None:
-    with pytest.raises(TraceError, match="not a trace of python -m bench.record"):
+    with pytest.raises(TraceError, match="not a trace of python -m sioharness.bench.record"):
         read_trace(_trace(tmp_path, [{"type": "event"}], header=False))
     path = _trace(tmp_path, _session("a", 1, 0, 2))
     with open(path, "a") as handle:
@@ -135,7 +135,7 @@ ENV = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
 
 
 class Recording:
-    """A running ``bench.record``: its URL while it runs, what it printed once it has stopped."""
+    """A running ``sioharness.bench.record``: its URL while it runs, what it printed once it has stopped."""
 
     def __init__(self, url: str) -> None:
         self.url, self.output = url, ""
@@ -144,7 +144,8 @@ class Recording:
 @contextlib.contextmanager
 def recording(out: Path, app: str = f"{APP}:socketio", mode: str = "threading") -> Iterator[Recording]:
     """``bench.record`` of ``app`` into ``out`` while the body runs; Ctrl-C (SIGINT) ends it, which must exit 0."""
-    recorder = subprocess.Popen([sys.executable, "-m", "bench.record", "--app", app, "--mode", mode, "--out", str(out),
+    recorder = subprocess.Popen([sys.executable, "-m", "sioharness.bench.record",
+                                 "--app", app, "--mode", mode, "--out", str(out),
                                  "--duration", "180"], cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -181,8 +182,9 @@ def generate(trace: Path) -> str:
 
 
 def replay_under_bench(tmp_path: Path, locustfile: Path, run_id: str) -> dict:
-    """The generated locustfile under ``python -m bench --app`` (gevent, 4 users, 3 s): MyEventUser's summary."""
-    done = subprocess.run([sys.executable, "-m", "bench", "--app", f"{APP}:socketio", "--locustfile", str(locustfile),
+    """The generated locustfile under ``sioharness bench --app`` (gevent, 4 users, 3 s): MyEventUser's summary."""
+    done = subprocess.run([sys.executable, "-m", "sioharness.bench", "--app", f"{APP}:socketio",
+                           "--locustfile", str(locustfile),
                            "--modes", "gevent", "--users", "4", "--duration", "3", "--warmup", "1", "--results",
                            str(tmp_path / "results"), "--run-id", run_id],
                           cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
@@ -210,7 +212,7 @@ def test_record_the_classic_app_generate_and_replay_at_20x(tmp_path: Path) -> No
     assert "4 sessions of 2 kind(s); 26 client events" in code
     assert "room_prefix, room_share = 'lobby', 2" in code
 
-    # It runs under python -m bench like any locustfile.
+    # It runs under python -m sioharness.bench like any locustfile.
     summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "replay")
     assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 10, summary.get("problems")
 
@@ -449,7 +451,8 @@ def test_a_port_already_in_use_is_refused_not_mistaken_for_the_app(tmp_path: Pat
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "bench.record", "--app", f"{APP}:socketio", "--port", str(port),
+        done = subprocess.run([sys.executable, "-m", "sioharness.bench.record",
+                               "--app", f"{APP}:socketio", "--port", str(port),
                                "--duration", "5", "--out", str(tmp_path / "t.jsonl")], cwd=REPO_ROOT, env=ENV,
                               capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and f"port {port} on 127.0.0.1 is already in use" in done.stderr, done.stderr

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from locust.event import EventHook
 
-from core.stats_client import NoStatsError, fetch_stats, probe_stats
 from loadtests.wire.http_session import GuardedSession, RedirectRefused, TargetHttpSession
 from loadtests.wire.safety import require_loopback
+from sioharness.core.stats_client import NoStatsError, fetch_stats, probe_stats
 
 from .test_locust_scenarios import run_locust
 

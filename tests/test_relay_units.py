@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.schema import RELAY_FILE_GLOB, SAMPLE_SCHEMA, SHARD_GLOB
 from loadtests.runtime.recorder import Recorder, rows_to_table
 from loadtests.runtime.relay_receiver import ShardReceiver
 from loadtests.runtime.relay_sender import ShardSender
@@ -28,6 +27,7 @@ from loadtests.runtime.relay_wire import (
     encode_rows,
 )
 from reports.transport import check_relayed
+from sioharness.core.schema import RELAY_FILE_GLOB, SAMPLE_SCHEMA, SHARD_GLOB
 
 
 def direct(func: Any, *args: Any) -> Any:
@@ -114,7 +114,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_decompressed() -> None:
     import subprocess
     import sys
 
-    from core.paths import REPO_ROOT
+    from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
     done = subprocess.run([sys.executable, "-c", BOMB], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

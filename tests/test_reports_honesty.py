@@ -343,7 +343,7 @@ def test_locust_compares_with_every_row_written_even_ones_the_report_dropped(tmp
 
 
 def test_status_rule() -> None:
-    from core.run_record import RunRecord
+    from sioharness.core.run_record import RunRecord
 
     assert status_of(None, False) == "ok"
     assert status_of(None, True) == "partial"

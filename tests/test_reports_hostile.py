@@ -1,7 +1,7 @@
 """Hostile results folders (they are downloaded CI artifacts): one line and a documented exit, never a hang.
 
 Each defect found by probing is reproduced on a real folder and read by a
-real ``python -m reports`` (and ``python -m bench.check``) process. A seeded
+real ``python -m reports`` (and ``python -m sioharness.bench.check``) process. A seeded
 fuzz then mutates 500 cells at random (``SIO_FOLDER_FUZZ_SEED`` replays one
 run; the seed is in every failure message): every run must end in time,
 within 1 GiB, with exit status 0, 1 or 2 and no traceback.
@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.paths import REPO_ROOT
 from reports.synthetic import BASE_NS, NS_PER_S, generate_cell, samples_frame, write_shard
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -258,8 +258,8 @@ def test_a_fuzz_of_mutated_cells_gives_documented_exits_only(base_cell: Path, tm
             if line.startswith("error: "):
                 cell = Path(line[len("error: "):].split(":", 1)[0])
                 assert cell.parent.name in mutations or cell.name in mutations, line
-        check = subprocess.run([sys.executable, "-m", "bench.check", str(run)], cwd=REPO_ROOT, env=ENV,
+        check = subprocess.run([sys.executable, "-m", "sioharness.bench.check", str(run)], cwd=REPO_ROOT, env=ENV,
                                capture_output=True, text=True, timeout=timeout)
         assert check.returncode in (0, 1, 2) and "Traceback" not in check.stderr, \
-            f"{context}: bench.check exit {check.returncode}\n{check.stderr[-3000:]}"
+            f"{context}: sioharness.bench.check exit {check.returncode}\n{check.stderr[-3000:]}"
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < MAX_RSS_KB

@@ -1,4 +1,4 @@
-"""core.run_dirs: run folders stay inside the results root and are never shared."""
+"""sioharness.core.run_dirs: run folders stay inside the results root and are never shared."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.run_dirs import RunDirError, check_run_id, claim_run_dir
+from sioharness.core.run_dirs import RunDirError, check_run_id, claim_run_dir
 
 
 @pytest.mark.parametrize("bad", ["../../x", "..", ".", ".hidden", "a/b", "a\\\\b", "", "x" * 121, "a b", "é",

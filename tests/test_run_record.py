@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import cell as bench_cell
-from bench.profile import LoadShape, Scenario, TargetSpec
-from core.run_record import RUN_JSON, RecordedLoad, RunRecord, RunRecordError
-from dockertools import run as docker_run
 from reports.read_cell import read_run_json
-from webui.session import UiSession
+from sioharness.bench import cell as bench_cell
+from sioharness.bench.profile import LoadShape, Scenario, TargetSpec
+from sioharness.core.run_record import RUN_JSON, RecordedLoad, RunRecord, RunRecordError
+from sioharness.dockertools import run as docker_run
+from sioharness.webui.session import UiSession
 
 T0 = 1_764_000_000_000_000_000
 S = 1_000_000_000

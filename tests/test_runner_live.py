@@ -10,8 +10,8 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from bench import capacity
-from bench import matrix as bench
+from sioharness.bench import capacity
+from sioharness.bench import matrix as bench
 from tests.reports_fixtures.html_checks import assert_complete_cell_report
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import check
-from bench.capacity import judge, next_users
-from bench.profile import ProfileError, TargetSpec, load_profile, parse_profile
+from sioharness.bench import check
+from sioharness.bench.capacity import judge, next_users
+from sioharness.bench.profile import ProfileError, TargetSpec, load_profile, parse_profile
 
 
 @pytest.mark.parametrize("name", ["quick", "full"])
@@ -235,7 +235,7 @@ def test_a_cell_without_summary_fails_the_check(tmp_path: Path, capsys: pytest.C
 ])
 def test_a_bad_profile_is_one_line_and_leaves_no_folder(tmp_path: Path, content: bytes, message: str,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from bench import matrix
+    from sioharness.bench import matrix
 
     profile = tmp_path / "bad.toml"
     profile.write_bytes(content)
@@ -246,7 +246,7 @@ def test_a_bad_profile_is_one_line_and_leaves_no_folder(tmp_path: Path, content:
 
 
 def test_shipped_profile_list_names_profiles_only(capsys: pytest.CaptureFixture[str]) -> None:
-    from bench import matrix
+    from sioharness.bench import matrix
 
     assert matrix.main(["--profile", "no-such-profile"]) == 2
     err = capsys.readouterr().err
@@ -291,12 +291,12 @@ def test_a_hostile_summary_is_bad_input_not_a_regression(tmp_path: Path, kind: s
     import subprocess
     import sys
 
-    from core.paths import REPO_ROOT
+    from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
     cell = tmp_path / "run" / "gevent-dev--echo"
     cell.mkdir(parents=True)
     _hostile_summary(cell, kind)
-    argv = [sys.executable, "-m", "bench.check", str(tmp_path / "run")]
+    argv = [sys.executable, "-m", "sioharness.bench.check", str(tmp_path / "run")]
     argv += ["--write-baseline", str(tmp_path / "b.json")] if write_baseline else []
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
     assert done.returncode == 2, done.stdout + done.stderr

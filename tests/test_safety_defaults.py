@@ -19,10 +19,10 @@ from typing import Iterator
 import psutil
 import pytest
 
-from bench import matrix as bench
-from bench.cell import CellPlan, locust_argv
-from bench.profile import LoadShape, Scenario, TargetSpec
-from bench.redis_server import launch_redis, redis_binary
+from sioharness.bench import matrix as bench
+from sioharness.bench.cell import CellPlan, locust_argv
+from sioharness.bench.profile import LoadShape, Scenario, TargetSpec
+from sioharness.bench.redis_server import launch_redis, redis_binary
 from target_app.process import TargetProcess, free_port, start_target
 from target_app.settings import TargetSettings
 

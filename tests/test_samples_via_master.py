@@ -33,8 +33,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.schema import RELAY_FILE_GLOB, SHARD_GLOB
 from reports.build import build_cell_report
+from sioharness.core.schema import RELAY_FILE_GLOB, SHARD_GLOB
 from target_app.process import TargetProcess, free_port, launch_server, target_argv
 
 from .conftest import running_target

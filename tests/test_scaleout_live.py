@@ -17,9 +17,9 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
-from bench import matrix as bench
-from bench.redis_server import RedisServer, launch_redis, redis_binary
 from reports.build import build_cell_report
+from sioharness.bench import matrix as bench
+from sioharness.bench.redis_server import RedisServer, launch_redis, redis_binary
 from target_app.process import start_target
 
 from .conftest import DEV_TARGETS, target_id

@@ -27,7 +27,7 @@ from typing import Iterator
 import pytest
 import socketio
 
-from bench.redis_server import launch_redis, redis_binary
+from sioharness.bench.redis_server import launch_redis, redis_binary
 from target_app.process import TargetProcess, free_port, start_target
 
 from .compose_params import with_each_compose

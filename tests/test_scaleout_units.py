@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.profile import ProfileError, TargetSpec, parse_profile
-from core.sampler import sample_tree, stats_connected
 from loadtests.runtime.fanout import RoomRoster
 from loadtests.runtime.instances import on_instance, parse_target_urls, pick_target, resolve_expected_from
 from loadtests.runtime.options import LoadSettings
 from loadtests.wire.errors import CallTimeout, ConnectionClosed, ConnectRefused
+from sioharness.bench.profile import ProfileError, TargetSpec, parse_profile
+from sioharness.core.sampler import sample_tree, stats_connected
 
 URLS = ("http://127.0.0.1:5001", "http://127.0.0.1:5002", "http://127.0.0.1:5003")
 
@@ -133,7 +133,7 @@ def test_connected_probe_sums_what_answers() -> None:
 
 
 def test_shipped_scaleout_profile(tmp_path: Path) -> None:
-    from bench.profile import load_profile
+    from sioharness.bench.profile import load_profile
 
     profile = load_profile("scaleout")
     labels = [t.label for t in profile.targets]

@@ -1,10 +1,10 @@
-"""One spec per scenario (core/scenarios.py): the reference ones and a user's declared classes alike."""
+"""One spec per scenario (sioharness/core/scenarios.py): the reference ones and a user's declared classes alike."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-from core.scenarios import (
+from sioharness.core.scenarios import (
     RANK_CONNECTS,
     RANK_LATENCY,
     RANK_MEMORY,
@@ -13,13 +13,13 @@ from core.scenarios import (
     shaped_by,
     spec_of,
 )
-from core.schema import PRIMARY_CONNECTS
+from sioharness.core.schema import PRIMARY_CONNECTS
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_every_reference_spec_names_a_class_the_harness_locustfile_offers() -> None:
-    tree = ast.parse((REPO / "locustfile.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "sioharness" / "locustfile.py").read_text(encoding="utf-8"))
     offered = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                for alias in node.names}
     assert set(SCENARIO_USERS.values()) <= offered

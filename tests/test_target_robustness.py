@@ -127,7 +127,7 @@ def test_a_port_in_use_or_a_bad_host_is_one_line(mode: str, server: str, where: 
     import subprocess
     import sys
 
-    from core.paths import REPO_ROOT
+    from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

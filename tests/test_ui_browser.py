@@ -1,4 +1,4 @@
-"""``python -m bench.ui`` as a user meets it, in a real headless Chromium.
+"""``python -m sioharness.bench.ui`` as a user meets it, in a real headless Chromium.
 
 One session (a gevent target, Locust's web UI with two worker processes and
 a login) is started the way ``make ui`` starts it. The browser logs in,
@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.paths import REPO_ROOT
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 from target_app.process import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -78,7 +78,7 @@ def ui_session(tmp_path: Path) -> Iterator[UiSession]:
     results = tmp_path / "session"
     web_port = free_port()
     log = tmp_path / "scripts-ui.out"
-    argv = [sys.executable, "-m", "bench.ui", "--target", "gevent-dev", "--processes", "2",
+    argv = [sys.executable, "-m", "sioharness.bench.ui", "--target", "gevent-dev", "--processes", "2",
             "--web-port", str(web_port), "--results", str(results), "--web-auth", f"{USER}:{PASSWORD}",
             "--users", "3", "--spawn-rate", "3", "--stop-timeout", "2"]
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
@@ -88,8 +88,8 @@ def ui_session(tmp_path: Path) -> Iterator[UiSession]:
     session = UiSession(process, results, f"http://127.0.0.1:{web_port}", log)
     try:
         _wait_for(lambda: process.poll() is not None or "Socket.IO page" in log.read_text(), 90,
-                  "bench.ui to print the web UI's address")
-        assert process.poll() is None, f"bench.ui exited early:\n{log.read_text()}"
+                  "sioharness.bench.ui to print the web UI's address")
+        assert process.poll() is None, f"sioharness.bench.ui exited early:\n{log.read_text()}"
         yield session
     finally:
         pids = {}

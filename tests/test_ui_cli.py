@@ -1,4 +1,4 @@
-"""``python -m bench.ui`` arguments: what it starts, what it refuses (no processes started)."""
+"""``python -m sioharness.bench.ui`` arguments: what it starts, what it refuses (no processes started)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.ui import DEFAULT_RESULTS, ENV_WEB_AUTH, UsageError, build_parser, locust_argv, main, resolve_plan
+from sioharness.bench.ui import DEFAULT_RESULTS, ENV_WEB_AUTH, UsageError, build_parser, locust_argv, main, resolve_plan
 
 
 def plan(*argv: str, environ: dict[str, str] | None = None):
@@ -98,7 +98,7 @@ def test_a_target_url_where_nothing_answers_fails_before_starting_locust(tmp_pat
                                          ["--locust-arg=--results-dir=/elsewhere"]])
 def test_a_locust_arg_cannot_reset_what_the_launcher_checks(locust_args: list[str]) -> None:
     """Locust takes the last of a repeated flag: passed through, it would open the UI to every interface."""
-    with pytest.raises(UsageError, match="is set by bench.ui itself"):
+    with pytest.raises(UsageError, match="is set by sioharness.bench.ui itself"):
         plan(*locust_args)
 
 
@@ -110,7 +110,7 @@ def test_worker_processes_meet_their_master_on_loopback_and_a_port_of_its_own() 
 
 
 def test_an_app_is_served_by_the_launcher_in_the_mode_asked() -> None:
-    from core.paths import REPO_ROOT
+    from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 
     app = REPO_ROOT / "examples" / "classic" / "app.py"
     p = plan("--app", f"{app}:socketio", "--mode", "eventlet", "--app-server", "gunicorn", "--app-nodelay")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from loadtests.runtime.recorder import Recorder
-from webui import live as live_module
-from webui.live import LiveCell, ServerSeries
-from webui.panel import WebAuthError, locust_tab_rows, parse_credentials
+from sioharness.webui import live as live_module
+from sioharness.webui.live import LiveCell, ServerSeries
+from sioharness.webui.panel import WebAuthError, locust_tab_rows, parse_credentials
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S  # a fixed epoch start: figures are exact
@@ -191,7 +191,7 @@ def test_locust_tab_rows_carry_the_figures(tmp_path: Path) -> None:
     assert echo["p50_us"] == 123.5 and echo["count"] == 1
     figures = {row["figure"]: row["value"] for row in tabs["socketio-figures"]}
     assert figures["test folder"] == "gevent-dev--echo-101500" and figures["concurrent connections"] == "1"
-    assert "bench.ui" in figures["target CPU and RSS"]
+    assert "sioharness.bench.ui" in figures["target CPU and RSS"]
 
 
 def test_web_login_credentials_are_checked() -> None:

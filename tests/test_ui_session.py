@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.run_record import ramp_warmup_s as warmup_for
-from core.scenarios import scenario_of_classes
 from reports.read_cell import read_run_json
-from webui.session import (
+from sioharness.core.run_record import ramp_warmup_s as warmup_for
+from sioharness.core.scenarios import scenario_of_classes
+from sioharness.webui.session import (
     SESSION_JSON,
     SESSION_SERVER_CSV,
     UiSession,
@@ -150,14 +150,14 @@ def test_copy_server_rows_skips_a_half_written_line(tmp_path: Path) -> None:
 
 
 def test_run_json_needs_only_what_the_locust_image_carries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Locust container image has core/, loadtests/, reports/ and webui/, not the orchestration."""
+    """The Locust image has sioharness/core/, loadtests/, reports/ and sioharness/webui/, not the orchestration."""
     import builtins
 
     real_import = builtins.__import__
-    absent = ("bench", "dockertools", "benchmarks")
+    absent = ("sioharness.bench", "sioharness.dockertools", "benchmarks")
 
     def image_import(name, *args, **kwargs):
-        if name.split(".")[0] in absent:
+        if name in absent or name.startswith(tuple(f"{prefix}." for prefix in absent)):
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *args, **kwargs)
 

@@ -1,4 +1,4 @@
-"""The web UI extension over HTTP in a plain ``locust --class-picker`` run (one process, no bench.ui).
+"""The web UI extension over HTTP in a plain ``locust --class-picker`` run (one process, no sioharness.bench.ui).
 
 Two tests started one after the other from the same UI must land in two
 cell folders, each holding its own samples only, and the Socket.IO API must
@@ -21,7 +21,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.paths import HARNESS_LOCUSTFILE, REPO_ROOT
+from sioharness.core.paths import HARNESS_LOCUSTFILE
+from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 from target_app.process import TargetProcess, free_port, start_target
 
 
@@ -112,7 +113,7 @@ def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess,
                            "room_size": 3},
                           lambda f: (f["fanout"] or {}).get("settled_expected", 0) >= 20, "settled fan-out")
 
-    # The target named itself through /stats: no bench.ui session file here.
+    # The target named itself through /stats: no sioharness.bench.ui session file here.
     assert echo.name.startswith("gevent-dev--echo-") and broadcast.name.startswith("gevent-dev--broadcast-")
     assert sorted(p.name for p in results.iterdir() if p.is_dir()) == sorted([echo.name, broadcast.name])
     assert _names(echo) == {("connect", "connect"), ("ack", "echo"), ("disconnect", "disconnect")}

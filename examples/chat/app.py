@@ -108,7 +108,7 @@ def on_history(data: Any) -> list[dict[str, Any]]:
 
 if __name__ == "__main__":
     # The harness's GC pause log: into $SIO_GC_LOG when its runner sets it (the cell's gc.csv), else nothing.
-    from core.gc_pauses import record_gc_pauses
+    from sioharness.core.gc_pauses import record_gc_pauses
 
     record_gc_pauses()
     print(f"chat app: {args.async_mode} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)

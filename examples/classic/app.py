@@ -6,7 +6,7 @@ handler greets; payloads nest under ``data``; users log in over HTTP
 session; the port and ``async_mode = None`` are in the code, and so is the
 logging. It is loaded as it is, with no edit::
 
-    python -m bench --app examples/classic/app.py:socketio \\
+    python -m sioharness.bench --app examples/classic/app.py:socketio \\
         --locustfile examples/classic/locustfile.py
 
 Run alone: ``python examples/classic/app.py`` (port 5002).

@@ -1,6 +1,6 @@
 """Load test for examples/classic/app.py, on the harness's public API, with the app as it is written.
 
-    python -m bench --app examples/classic/app.py:socketio \\
+    python -m sioharness.bench --app examples/classic/app.py:socketio \\
         --locustfile examples/classic/locustfile.py
 
 Each user logs in over HTTP (the session cookie then goes with its connect),

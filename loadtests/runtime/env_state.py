@@ -4,9 +4,9 @@ Locust's ``Environment`` has no place for a plugin's objects, so the harness
 sets attributes on it: the run's settings (read by the users) and the
 per-process :class:`loadtests.runtime.harness.Harness`. These accessors keep the
 attribute names in one place and give them types. (The web UI's panel is set
-by :func:`webui.panel.set_panel`, in its own, higher layer.)
+by :func:`sioharness.webui.panel.set_panel`, in its own, higher layer.)
 
-No Locust import at run time: :mod:`webui.panel` uses this module and is
+No Locust import at run time: :mod:`sioharness.webui.panel` uses this module and is
 imported outside Locust processes (importing Locust monkey-patches with gevent).
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ A headless run whose every connect is refused used to spend its whole
 master (or the only process) watches Locust's own counts: when every
 connect has failed for ``--fail-fast-after`` seconds it logs one line with
 the first error and stops the run; and any run that ends with no successful
-request at all exits with :data:`core.exit_codes.EXIT_NOTHING_MEASURED`.
+request at all exits with :data:`sioharness.core.exit_codes.EXIT_NOTHING_MEASURED`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from core.exit_codes import EXIT_NOTHING_MEASURED
+from sioharness.core.exit_codes import EXIT_NOTHING_MEASURED
 
 if TYPE_CHECKING:
     from locust.env import Environment

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.schema import PRIMARY_CONNECTS
+from sioharness.core.schema import PRIMARY_CONNECTS
 
 #: where a send's expected deliveries come from
 EXPECTED_SOURCES: tuple[str, ...] = ("ack", "roster")

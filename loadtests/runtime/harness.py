@@ -25,9 +25,6 @@ import psutil
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from core.exit_codes import EXIT_SAMPLES_LOST
-from core.files import write_json
-from core.schema import LOCUST_STATS_JSON
 from loadtests.runtime.env_state import set_harness, set_settings
 from loadtests.runtime.fanout import LEDGER, ROSTER, pairs_of, primary_of
 from loadtests.runtime.instances import USER_TARGETS
@@ -37,6 +34,9 @@ from loadtests.runtime.relay_sender import ShardSender
 from loadtests.runtime.roles import role_of
 from loadtests.runtime.run_owner import RunOwner
 from loadtests.runtime.watchdog import Watchdog, deadline_seconds
+from sioharness.core.exit_codes import EXIT_SAMPLES_LOST
+from sioharness.core.files import write_json
+from sioharness.core.schema import LOCUST_STATS_JSON
 
 __all__ = ["add_arguments", "install", "on_init", "Harness"]
 

@@ -20,7 +20,7 @@ import copy
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from core.load_params import EXPECTED_FROM
+from sioharness.core.load_params import EXPECTED_FROM
 
 #: user number -> the target URL it loads, in this process (written to targets-<worker>.json)
 USER_TARGETS: dict[int, str] = {}

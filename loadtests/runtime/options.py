@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core.load_params import (
+from loadtests.runtime.instances import parse_target_urls, resolve_expected_from
+from loadtests.wire.safety import require_loopback
+from sioharness.core.load_params import (
     ENV_AUTH_TOKEN,
     ENV_OWN_HOST,
     ENV_OWN_HOSTS,
@@ -21,8 +23,6 @@ from core.load_params import (
     add_locust_options,
     options_from_locust,
 )
-from loadtests.runtime.instances import parse_target_urls, resolve_expected_from
-from loadtests.wire.safety import require_loopback
 
 __all__ = ["ENV_AUTH_TOKEN", "ENV_OWN_HOST", "ENV_OWN_HOSTS", "ENV_RESULTS_DIR", "MAX_PAYLOAD_BYTES", "TRANSPORTS",
            "LoadSettings", "add_arguments", "check_host"]
@@ -30,7 +30,7 @@ __all__ = ["ENV_AUTH_TOKEN", "ENV_OWN_HOST", "ENV_OWN_HOSTS", "ENV_RESULTS_DIR",
 
 @dataclass(frozen=True)
 class LoadSettings(LocustOptions):
-    """The harness's Locust options as the users read them (``core.load_params`` declares each one).
+    """The harness's Locust options as the users read them (``sioharness.core.load_params`` declares each one).
 
     Beyond the table's own checks, the targets must be loopback or owned hosts.
     """

@@ -1,6 +1,6 @@
 """The run record of a plain ``locust -f ...`` run (no runner wrote one).
 
-``python -m bench`` and the web UI write ``run.json`` themselves. A plain
+``python -m sioharness.bench`` and the web UI write ``run.json`` themselves. A plain
 headless run with ``--results-dir`` gets one from here, written by the
 master (or the only process): status ``running`` at the test start, then
 the final record at its stop with the load's span, the users, the target
@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord
-from core.runinfo import machine, versions
-from core.scenarios import scenario_of_classes, shaped_by
-from core.stats_client import probe_stats
 from loadtests.runtime.options import LoadSettings
+from sioharness.core.run_record import RUN_JSON, RUNNING, RecordedLoad, RunRecord
+from sioharness.core.runinfo import machine, versions
+from sioharness.core.scenarios import scenario_of_classes, shaped_by
+from sioharness.core.stats_client import probe_stats
 
 if TYPE_CHECKING:
     from locust.env import Environment

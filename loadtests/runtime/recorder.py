@@ -1,7 +1,7 @@
 """Every sample to Parquet: a Locust ``request`` listener writing shards.
 
 Each Locust ``request`` event becomes one row of
-:data:`core.schema.SAMPLE_SCHEMA`, so the recorder's row count equals
+:data:`sioharness.core.schema.SAMPLE_SCHEMA`, so the recorder's row count equals
 Locust's request count for the run. Rows are buffered in memory and written
 as ``samples-<host>-<pid>-<seq>.parquet`` shards in the results folder: on a
 timer, at test stop and at quit, and by the watchdog before a forced exit.
@@ -33,8 +33,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.files import atomic_path, write_json
-from core.schema import KINDS, SAMPLE_SCHEMA
+from sioharness.core.files import atomic_path, write_json
+from sioharness.core.schema import KINDS, SAMPLE_SCHEMA
 
 logger = logging.getLogger(__name__)
 

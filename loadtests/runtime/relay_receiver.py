@@ -34,9 +34,9 @@ from typing import Any
 import gevent
 import pyarrow.parquet as pq
 
-from core.files import atomic_path, write_json
 from loadtests.runtime.recorder import shard_name
 from loadtests.runtime.relay_wire import ShardMessage, WireError, ack_data, decode_rows
+from sioharness.core.files import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
 

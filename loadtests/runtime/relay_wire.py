@@ -38,7 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from core.schema import SAMPLE_SCHEMA
+from sioharness.core.schema import SAMPLE_SCHEMA
 
 #: worker -> master: a shard's rows (or a status message)
 SHARD_MESSAGE = "loadtests_samples"

@@ -16,13 +16,13 @@ from typing import Any
 
 from locust.env import Environment
 
-from core.files import write_json
-from core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
-from core.sampler import TreeSampler, stats_connected
 from loadtests.runtime.fail_fast import FailFast
 from loadtests.runtime.options import LoadSettings
 from loadtests.runtime.plain_run import owns_run_record, plain_run_record
 from loadtests.runtime.roles import Harness
+from sioharness.core.files import write_json
+from sioharness.core.run_record import LOAD_BOUNDS_FILE, RunRecord, ramp_warmup_s
+from sioharness.core.sampler import TreeSampler, stats_connected
 
 logger = logging.getLogger(__name__)
 
