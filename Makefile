@@ -60,10 +60,10 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 
 venv: $(STAMP)
 
-# The whole suite as 3 pytest processes split by measured time (tests/parallel.py), then the files
+# The whole suite as 4 pytest processes split by measured time (tests/parallel.py), then the files
 # marked `alone` by themselves; a process still running after 20 minutes is ended as failed.
 test: $(STAMP)
-	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m tests.parallel --jobs 3 --deadline 1200 --
+	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m tests.parallel --jobs 4 --deadline 1200 --
 
 # The same tests in one pytest process, one after the other (about 16 minutes).
 test-serial: $(STAMP)

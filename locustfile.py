@@ -14,11 +14,4 @@ _ROOT = str(Path(__file__).resolve().parent)
 if _ROOT not in sys.path:  # let `locust -f` work from any directory
     sys.path.insert(0, _ROOT)
 
-from sioharness.locustfile import (  # noqa: E402,F401  (Locust collects the classes it finds here)
-    BroadcastUser,
-    ChurnUser,
-    EchoUser,
-    IdleUser,
-    ReferenceUser,
-    RoomsUser,
-)
+from sioharness.locustfile import *  # noqa: E402,F403  (the scenario users; Locust collects them here)

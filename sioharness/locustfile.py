@@ -38,4 +38,7 @@ from loadtests.users import (  # noqa: E402,F401  (Locust collects the classes i
 )
 from sioharness.webui import register as register_web_ui  # noqa: E402
 
+#: what the checkout's root locustfile.py re-exports for Locust
+__all__ = ["BroadcastUser", "ChurnUser", "EchoUser", "IdleUser", "ReferenceUser", "RoomsUser"]
+
 register_web_ui(events)  # Socket.IO page, a folder per test, login (webui)

@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 
 from target_app.process import free_port
 from tests.test_app_launcher_live import PROJECT_FILES, samples_of
+from tests.ui_process import running_ui
 
 pytestmark = pytest.mark.slow
 
@@ -131,28 +130,10 @@ def test_the_reference_target_and_a_shipped_profile_run_from_the_installed_harne
 
 def test_the_web_ui_serves_a_users_locustfile_from_the_installed_harness(venv: Path, project: Path) -> None:
     port = free_port()
-    with open(project / "ui.out", "wb") as out:
-        ui = subprocess.Popen([str(venv / "bin" / "sioharness"), "ui", "--locustfile", "locustfile.py",
-                               "--app", "app.py:socketio", "--mode", "gevent", "--web-port", str(port)],
-                              cwd=project, env=user_env(venv), stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        page = ""
-        while time.monotonic() < deadline and ui.poll() is None and not page:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as response:
-                    page = response.read().decode()
-            except OSError:
-                time.sleep(0.5)
-        assert "ProjectUser" in page, (project / "ui.out").read_text()[-3000:]
+    argv = [str(venv / "bin" / "sioharness"), "ui", "--locustfile", "locustfile.py", "--app", "app.py:socketio",
+            "--mode", "gevent", "--web-port", str(port)]
+    with running_ui(argv, port=port, cwd=project, env=user_env(venv), log=project / "ui.out") as page:
+        assert "ProjectUser" in page
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/socketio/", timeout=5) as response:
             assert response.status == 200 and "Socket.IO" in response.read().decode()
-    finally:
-        ui.send_signal(signal.SIGINT)
-        try:
-            ui.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait(timeout=10)
     assert (project / "results").is_dir()

@@ -23,6 +23,7 @@ import pytest
 from sioharness.bench import matrix as bench
 from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
 from target_app.process import free_port
+from tests.ui_process import running_ui
 
 pytestmark = pytest.mark.slow
 
@@ -123,21 +124,8 @@ def test_web_ui_on_the_app_offers_its_user_classes(tmp_path: Path) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "sioharness.bench.ui", "--locustfile", str(LOCUSTFILE), "--target-cmd", TARGET_CMD,
             "--mode", "gevent", "--web-port", str(port), "--results", str(tmp_path / "ui")]
-    with open(tmp_path / "ui.out", "wb") as out:
-        ui = subprocess.Popen(argv, cwd=REPO_ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        page = ""
-        while time.monotonic() < deadline and ui.poll() is None:
-            try:
-                with urllib.request.urlopen(base + "/", timeout=3) as response:
-                    page = response.read().decode()
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert page, (tmp_path / "ui.out").read_text()
+    with running_ui(argv, port=port, cwd=REPO_ROOT, env=ENV, log=tmp_path / "ui.out") as page:
         assert "ChatUser" in page and "EchoUser" not in page
         with urllib.request.urlopen(base + "/socketio/", timeout=5) as response:
             assert response.status == 200
@@ -161,13 +149,6 @@ def test_web_ui_on_the_app_offers_its_user_classes(tmp_path: Path) -> None:
             pytest.fail(f"no chat_message acks from a test with an empty host: {live}")
         assert live["cell"].startswith("gevent-app--chat--")
         urllib.request.urlopen(base + "/stop", data=b"", timeout=10).close()
-    finally:
-        ui.send_signal(signal.SIGINT)
-        try:
-            ui.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.wait(timeout=10)
 
 
 # --- bad input: one line, a non-zero exit -----------------------------------------------------------
