@@ -38,7 +38,7 @@ export $(USER_VARS)
 
 help:
 	@echo "make test            create .venv, install, run the test suite"
-	@echo "make test-fast       the tests that run no real load, 4 at once (about a minute)"
+	@echo "make test-fast       the tests that run no real load, 4 at once (under a minute)"
 	@echo "make test-stress     the slow tests with one core kept busy, as on a shared CI runner"
 	@echo "make lint            ruff and mypy over the harness"
 	@echo "make bench           compare async modes on the '$$PROFILE' profile (PROFILE=full for the long one)"
@@ -70,7 +70,7 @@ test-serial: $(STAMP)
 	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m pytest
 
 # The tests that run no real load, as 4 pytest processes split by file (tests/parallel.py):
-# about a minute on 2 cores; a share still running after 5 minutes is ended as failed.
+# under a minute on 2 cores (52 s); a share still running after 5 minutes is ended as failed.
 test-fast: $(STAMP)
 	$(ARGS_FROM) PYTEST_ARGS -- $(PY) -m tests.parallel --jobs 4 --deadline 300 -- -m "not slow"
 

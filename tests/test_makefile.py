@@ -74,7 +74,7 @@ def test_option_lists_split_like_shell_words_and_nothing_runs(tmp_path: Path) ->
         ["-m", "sioharness.bench.ab", "--base", "main", "--repeats", "8", "--b-arg=--handler-cost-us 20", "--a-label",
          f"`touch {canary}`", f"$(touch {canary})"]]
     assert make(tmp_path, "test", PYTEST_ARGS="-m 'not slow' -k echo") == \
-        [["-m", "tests.parallel", "--jobs", "3", "--deadline", "1200", "--", "-m", "not slow", "-k", "echo"]]
+        [["-m", "tests.parallel", "--jobs", "4", "--deadline", "1200", "--", "-m", "not slow", "-k", "echo"]]
     assert make(tmp_path, "test-serial", PYTEST_ARGS="-m 'not slow' -k echo") == \
         [["-m", "pytest", "-m", "not slow", "-k", "echo"]]
     assert not canary.exists()

@@ -161,6 +161,7 @@ def test_debug_logs_never_hold_the_auth_token(tmp_path: Path, mode: str, server:
 
 # gevent-dev is left out: its websocket reader queues a fast client's frames, so RSS still climbs by
 # the frames sent (a bound on the bytes pending per client is still to be built; issue 15).
+@pytest.mark.slow  # 135 MB of frames: half a minute or more for eventlet's reader
 @pytest.mark.parametrize("mode, server", DEV_TARGETS, ids=target_id)
 def test_an_attachment_count_lie_cannot_grow_the_servers_memory(tmp_path: Path, mode: str, server: str) -> None:
     """A packet announcing a million attachments, then 150 frames of 900 KB (135 MB): refused, memory bounded.

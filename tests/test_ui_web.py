@@ -98,6 +98,7 @@ def _names(cell: Path) -> set[tuple[str, str]]:
     return rows
 
 
+@pytest.mark.slow  # Locust tests of real load, several seconds each
 def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess, Path]) -> None:
     base, target, results = web_ui
     idle = _live(base)
@@ -135,6 +136,7 @@ def test_two_tests_two_folders_and_live_fanout(web_ui: tuple[str, TargetProcess,
     assert _request(f"{base}/socketio/files/{echo.name}/samples.parquet")[0] == 404
 
 
+@pytest.mark.slow  # Locust tests of real load, several seconds each
 def test_a_timed_test_does_not_end_the_web_ui_and_its_figures_stay_final(
         web_ui: tuple[str, TargetProcess, Path]) -> None:
     """A run time arms the watchdog for that test only: the UI outlives its deadline (2 s + 3 s + 15 s)."""
