@@ -32,7 +32,7 @@ from sioharness.core.gc_pauses import GC_CSV_COLUMNS, GC_CSV_GLOB
 from sioharness.core.run_record import RunRecord
 
 if TYPE_CHECKING:
-    from reports.metrics import Window
+    from reports.window import Window
 
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
