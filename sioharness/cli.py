@@ -6,23 +6,11 @@ checkout's ``python -m`` commands stay equivalent.
 """
 from __future__ import annotations
 
+import difflib
 import runpy
 import sys
 
-#: command -> (module run as __main__, what it does)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("sioharness.bench", "compare async modes (or your app's) on a profile, then write the reports"),
-    "ab": ("sioharness.bench.ab", "same-runner A/B of two revisions or configurations, with a verdict per metric"),
-    "capacity": ("sioharness.bench.capacity", "the most clients each async mode serves within an SLO"),
-    "check": ("sioharness.bench.check", "a run against thresholds and a baseline (exit 1 on a failure)"),
-    "ui": ("sioharness.bench.ui", "a target and the Locust web UI with the Socket.IO page"),
-    "record": ("sioharness.bench.record", "serve your app with a recorder; every session into a trace"),
-    "generate": ("loadtests.generate", "a locustfile from a recorded trace or a browser's HAR"),
-    "report": ("reports", "the reports of a run folder (Markdown, HTML, plots)"),
-    "fidelity": ("reports.fidelity", "a replay's trace against its recording"),
-    "target": ("target_app", "the reference Flask-SocketIO server"),
-    "params": ("sioharness.core.load_params", "the load parameters: defaults, bounds, where each is set"),
-}
+from sioharness.core.commands import COMMANDS
 
 
 def usage() -> str:
@@ -39,11 +27,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"sioharness: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"sioharness: unknown command {name!r}{hint}\n\n{usage()}", file=sys.stderr)
         return 2
     module = COMMANDS[name][0]
-    sys.argv = [f"sioharness {name}", *rest]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    saved, sys.argv = sys.argv, [f"sioharness {name}", *rest]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    finally:
+        sys.argv = saved
     return 0
 
 

@@ -236,7 +236,7 @@ def test_an_app_object_that_is_not_there_fails_the_cell_with_the_reason(tmp_path
     done = run_bench("--app", f"{APP}:sockets", "--locustfile", str(LOCUSTFILE), "--modes", "gevent",
                      "--duration", "2", "--warmup", "0", "--run-id", "missing", "--no-report", results=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "has no 'sockets'" in done.stdout + done.stderr
+    assert "has no attribute 'sockets'" in done.stdout + done.stderr
 
 
 def test_capacity_searches_the_app_as_written(tmp_path: Path) -> None:

@@ -96,7 +96,11 @@ def test_the_installed_harness_is_the_wheel_not_the_checkout(venv: Path, project
     listing = sioharness(venv, project, "--help")
     assert listing.returncode == 0 and "bench" in listing.stdout and "ui" in listing.stdout
     unknown = sioharness(venv, project, "benhc")
-    assert unknown.returncode == 2 and "unknown command 'benhc'" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown command 'benhc' (did you mean 'bench'?)" in unknown.stderr
+    # A hint names the console script: `python -m reports` there would run the project's own reports package.
+    (project / "results" / "empty").mkdir(parents=True)
+    check = sioharness(venv, project, "check", "results/empty")
+    assert check.returncode == 2 and f"(sioharness report {Path('results/empty')})" in check.stderr, check.stderr
 
 
 def test_a_users_app_and_locustfile_run_and_report_from_the_installed_harness(venv: Path, project: Path) -> None:

@@ -157,7 +157,8 @@ def find_flask_and_socketio(module: Any, obj_name: str | None) -> tuple[Any, Any
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                raise AppSpecError(f"--app: {module.__name__} has no {obj_name.removesuffix('()')!r}") from None
+                name = obj_name.removesuffix("()")
+                raise AppSpecError(f"--app: module {module.__name__!r} has no attribute {name!r}") from None
         if call:
             obj = obj()
     if isinstance(obj, Flask):
@@ -257,7 +258,7 @@ def find_asgi_app(module: Any, obj_name: str | None) -> tuple[Any, Any]:
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                raise AppSpecError(f"--app: {module.__name__} has no {obj_name!r}") from None
+                raise AppSpecError(f"--app: module {module.__name__!r} has no attribute {obj_name!r}") from None
     sio = server_of(obj)
     if sio is None:
         raise AppSpecError(f"--app: {obj_name} is a {type(obj).__name__}, not a socketio.ASGIApp or AsyncServer "

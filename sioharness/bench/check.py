@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sioharness.core.cells import CellName
+from sioharness.core.commands import command_line
 from sioharness.core.figures import judged, lookup, number
 from sioharness.core.files import write_json, write_text
 from sioharness.core.untrusted import UntrustedFileError, read_bytes, read_json
@@ -152,7 +153,7 @@ def load_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
         summaries[path.parent.name] = summary
     if not summaries:
         raise CheckInputError(f"{run_dir}: no cell has a summary.json; build the reports first "
-                              f"(python -m reports {run_dir})")
+                              f"({command_line('report', str(run_dir))})")
     return summaries
 
 

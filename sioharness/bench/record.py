@@ -26,6 +26,7 @@ from pathlib import Path
 from sioharness.bench.own_app import APP_MODES, ASGI_MODE, ASGI_SERVER, TargetCommandError, app_targets, launch_command
 from sioharness.bench.signals import interrupt_on_signals
 from sioharness.bench.trace_recorder import RECORD_ENV, RECORD_MAX_ENV
+from sioharness.core.commands import command_line
 from sioharness.core.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from sioharness.core.trace_file import TraceError, read_trace
 from target_app.process import TargetStartError
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sioharness.bench.record: no trace was written (see {log})", file=sys.stderr)
         return EXIT_FAILED
     print(f"sioharness.bench.record: {summarize(out)}")
-    print(f"sioharness.bench.record: next, python -m loadtests.generate {out} > locustfile.py")
+    print(f"sioharness.bench.record: next, {command_line('generate', str(out))} > locustfile.py")
     return EXIT_OK  # Ctrl-C is how a recording ends
 
 

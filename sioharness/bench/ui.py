@@ -45,6 +45,7 @@ from sioharness.bench.own_app import (
 )
 from sioharness.bench.profile import TargetSpec
 from sioharness.core.children import dies_with_parent
+from sioharness.core.commands import command_line
 from sioharness.core.files import write_json
 from sioharness.core.load_params import BY_NAME
 from sioharness.core.local_http import open_url
@@ -481,7 +482,7 @@ class UiSessionRunner:
             self.say(f"marked partial (still running at the end): {', '.join(closed)}")
         if cells:
             self.say(f"{len(cells)} test(s) recorded in {self.plan.run_dir}; report them all with:")
-            self.say(f"  {Path(sys.executable).name} -m reports {self.plan.run_dir}")
+            self.say(f"  {command_line('report', str(self.plan.run_dir))}")
         else:
             self.say(f"no test was started; session files in {self.plan.run_dir}")
 

@@ -1,0 +1,32 @@
+"""How a hint names a harness command: the console script installed, ``python -m`` in a checkout; the dispatcher."""
+from __future__ import annotations
+
+import pytest
+
+from sioharness import cli
+from sioharness.core.commands import COMMANDS, command_line
+
+
+def test_a_hint_names_the_console_script_when_installed_and_the_module_in_a_checkout() -> None:
+    assert command_line("report", "results/my run", installed=True) == "sioharness report 'results/my run'"
+    assert command_line("report", "results/x", installed=False) == "python -m reports results/x"
+    assert command_line("generate", "t.jsonl", installed=False) == "python -m loadtests.generate t.jsonl"
+    assert command_line("ab", installed=True) == "sioharness ab"
+    assert command_line("report", "r") == "python -m reports r"  # the tests run from a checkout
+
+
+def test_the_dispatcher_runs_a_commands_module_with_its_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["generate", "/no/such/trace.jsonl"])
+    assert done.value.code == 2 and "/no/such/trace.jsonl: No such file" in capsys.readouterr().err
+    cli.main(["params"])
+    assert "| `payload_bytes` | `--payload-bytes` |" in capsys.readouterr().out
+
+
+def test_the_dispatcher_lists_every_command_and_refuses_an_unknown_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    listed = capsys.readouterr().out
+    assert all(f"  {name} " in listed for name in COMMANDS)
+    assert cli.main(["repotr"]) == 2
+    assert "unknown command 'repotr' (did you mean 'report'?)" in capsys.readouterr().err
+    assert cli.main(["zzz"]) == 2 and "did you mean" not in capsys.readouterr().err
