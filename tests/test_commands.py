@@ -1,6 +1,8 @@
 """How a hint names a harness command: the console script installed, ``python -m`` in a checkout; the dispatcher."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sioharness import cli
@@ -30,3 +32,9 @@ def test_the_dispatcher_lists_every_command_and_refuses_an_unknown_one(capsys: p
     assert cli.main(["repotr"]) == 2
     assert "unknown command 'repotr' (did you mean 'report'?)" in capsys.readouterr().err
     assert cli.main(["zzz"]) == 2 and "did you mean" not in capsys.readouterr().err
+
+
+def test_the_install_docs_list_every_command_with_its_module() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "own-app.md").read_text(encoding="utf-8")
+    for name, (module, _) in COMMANDS.items():
+        assert f"| `sioharness {name}` | `python -m {module}` |" in page, name
