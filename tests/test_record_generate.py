@@ -1,10 +1,12 @@
 """Record a real app's Socket.IO traffic (python -m sioharness.bench.record), write a locustfile from it, replay it.
 
 The pure parts (redaction, the trace reader, session kinds, the rendered
-code) are tested on synthetic traces; the live test records
+code) are tested on synthetic traces; the live tests record real apps (an
+ASGI app, a browser's session). ``test_replay_fidelity.py`` records
 ``examples/classic/app.py`` while python-socketio clients log in, join a
-room and chat, generates a locustfile from the trace and runs it under
-``python -m sioharness.bench --app`` against the same app.
+room and chat, generates a locustfile from the trace, runs it under
+``python -m sioharness.bench --app`` and replays it at 20x, with these
+helpers.
 """
 from __future__ import annotations
 
@@ -190,49 +192,6 @@ def replay_under_bench(tmp_path: Path, locustfile: Path, run_id: str) -> dict:
                           cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((tmp_path / "results" / run_id / "gevent-app--myevent" / "summary.json").read_text())
-
-
-@pytest.mark.slow
-@pytest.mark.alone  # the replay's gaps are held against the recording's: a starved load generator stretches them
-def test_record_the_classic_app_generate_and_replay_at_20x(tmp_path: Path) -> None:
-    """Chatters and lurkers recorded; the generated locustfile replayed by 20x the users keeps the mix."""
-    trace = tmp_path / "trace.jsonl"
-    (tmp_path / "drive.py").write_text(DRIVER)
-    out = record(tmp_path, trace, [sys.executable, str(tmp_path / "drive.py"), "{url}"])
-    assert "4 connects, 26 client events" in out and "4 joins, 4 disconnects" in out, out
-    records = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert records[0]["type"] == "trace" and records[-1] == {"type": "end", "records": len(records) - 2,
-                                                             "dropped": 0}
-    greetings = [r for r in records if r["type"] == "emit" and r["args"] == [{"data": "Connected", "count": 0}]]
-    assert len(greetings) == 4 and all(r["to"] == "sender" and r["cause"] is not None for r in greetings)
-
-    code = generate(trace)
-    (tmp_path / "locustfile.py").write_text(code)
-    assert "class MyEventUser(SocketIOUser):" in code and "class ListenerUser(SocketIOUser):" in code, code
-    assert "4 sessions of 2 kind(s); 26 client events" in code
-    assert "room_prefix, room_share = 'lobby', 2" in code
-
-    # It runs under python -m sioharness.bench like any locustfile.
-    summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "replay")
-    assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 10, summary.get("problems")
-
-    # 20x the recorded sessions for 20 s, recorded in turn, and compared with the recording.
-    replayed = tmp_path / "replay.jsonl"
-    record(tmp_path, replayed, [sys.executable, "-m", "locust", "-f", str(tmp_path / "locustfile.py"),
-                                     "--headless", "-u", "80", "-r", "80", "-t", "20s", "--host", "{url}",
-                                     "--loglevel", "WARNING"], mode="gevent")
-    fidelity = subprocess.run([sys.executable, "-m", "reports.fidelity", str(trace), str(replayed),
-                               "--out", str(tmp_path / "fidelity.md")], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=60)
-    assert fidelity.returncode == 0, fidelity.stdout + fidelity.stderr
-    for event in ("my_event", "my_room_event", "join"):
-        assert f"| `{event}` |" in fidelity.stdout, fidelity.stdout
-    assert "Every figure within bounds" in fidelity.stdout
-    # No secret of the recording (the session cookies' values) in the trace or the generated file.
-    secrets = [v for v in (tmp_path / "cookies.txt").read_text().split() if len(v) > 8]
-    assert len(secrets) == 4
-    for text in (trace.read_text(), replayed.read_text(), code):
-        assert not any(secret in text for secret in secrets)
 
 
 def _har_session(url: str, t0: float, chats: int) -> dict:
