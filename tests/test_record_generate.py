@@ -194,6 +194,36 @@ def replay_under_bench(tmp_path: Path, locustfile: Path, run_id: str) -> dict:
     return json.loads((tmp_path / "results" / run_id / "gevent-app--myevent" / "summary.json").read_text())
 
 
+def record_and_generate(tmp_path: Path) -> tuple[Path, str]:
+    """Record the classic app while DRIVER's chatters and lurkers use it, check the trace, generate the locustfile
+    (``tmp_path / "locustfile.py"``); the trace and the code."""
+    trace = tmp_path / "trace.jsonl"
+    (tmp_path / "drive.py").write_text(DRIVER)
+    out = record(tmp_path, trace, [sys.executable, str(tmp_path / "drive.py"), "{url}"])
+    assert "4 connects, 26 client events" in out and "4 joins, 4 disconnects" in out, out
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert records[0]["type"] == "trace" and records[-1] == {"type": "end", "records": len(records) - 2,
+                                                             "dropped": 0}
+    greetings = [r for r in records if r["type"] == "emit" and r["args"] == [{"data": "Connected", "count": 0}]]
+    assert len(greetings) == 4 and all(r["to"] == "sender" and r["cause"] is not None for r in greetings)
+
+    code = generate(trace)
+    (tmp_path / "locustfile.py").write_text(code)
+    assert "class MyEventUser(SocketIOUser):" in code and "class ListenerUser(SocketIOUser):" in code, code
+    assert "4 sessions of 2 kind(s); 26 client events" in code
+    assert "room_prefix, room_share = 'lobby', 2" in code
+    return trace, code
+
+
+@pytest.mark.slow
+def test_the_classic_app_recorded_becomes_a_locustfile_that_runs_under_bench(tmp_path: Path) -> None:
+    """Chatters and lurkers recorded; the generated locustfile runs under python -m sioharness.bench like any other
+    (the 20x replay of the same recording is in test_replay_fidelity.py)."""
+    record_and_generate(tmp_path)
+    summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "replay")
+    assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 10, summary.get("problems")
+
+
 def _har_session(url: str, t0: float, chats: int) -> dict:
     frames = [{"type": "receive", "time": t0, "opcode": 1, "data": '0{"sid":"x","upgrades":[],"pingInterval":25000}'},
               {"type": "send", "time": t0 + 0.001, "opcode": 1, "data": "40"},

@@ -6,7 +6,6 @@ run in the shares; this file runs after them, alone.
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,32 +13,14 @@ from pathlib import Path
 import pytest
 
 from sioharness.core.paths import IMPORT_ROOT as REPO_ROOT
-from tests.test_record_generate import DRIVER, generate, record, replay_under_bench
+from tests.test_record_generate import record, record_and_generate
 
 
 @pytest.mark.slow
 @pytest.mark.alone  # the replay's gaps are held against the recording's: a starved load generator stretches them
 def test_record_the_classic_app_generate_and_replay_at_20x(tmp_path: Path) -> None:
     """Chatters and lurkers recorded; the generated locustfile replayed by 20x the users keeps the mix."""
-    trace = tmp_path / "trace.jsonl"
-    (tmp_path / "drive.py").write_text(DRIVER)
-    out = record(tmp_path, trace, [sys.executable, str(tmp_path / "drive.py"), "{url}"])
-    assert "4 connects, 26 client events" in out and "4 joins, 4 disconnects" in out, out
-    records = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert records[0]["type"] == "trace" and records[-1] == {"type": "end", "records": len(records) - 2,
-                                                             "dropped": 0}
-    greetings = [r for r in records if r["type"] == "emit" and r["args"] == [{"data": "Connected", "count": 0}]]
-    assert len(greetings) == 4 and all(r["to"] == "sender" and r["cause"] is not None for r in greetings)
-
-    code = generate(trace)
-    (tmp_path / "locustfile.py").write_text(code)
-    assert "class MyEventUser(SocketIOUser):" in code and "class ListenerUser(SocketIOUser):" in code, code
-    assert "4 sessions of 2 kind(s); 26 client events" in code
-    assert "room_prefix, room_share = 'lobby', 2" in code
-
-    # It runs under python -m sioharness.bench like any locustfile.
-    summary = replay_under_bench(tmp_path, tmp_path / "locustfile.py", "replay")
-    assert summary["status"] == "ok" and summary["latency"]["my_event"]["count"] > 10, summary.get("problems")
+    trace, code = record_and_generate(tmp_path)
 
     # 20x the recorded sessions for 20 s, recorded in turn, and compared with the recording.
     replayed = tmp_path / "replay.jsonl"
