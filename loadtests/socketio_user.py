@@ -201,6 +201,8 @@ class SocketIOUser(_Recording, User):
         self.client: Client | None = None
         #: the call being waited for: (pending, event, t_ns, start_perf_ns, expected)
         self._inflight: tuple[PendingAck, str, int, int, int | None] | None = None
+        #: the ledger key of a declared fan-out send under way: other users' drains wait for it
+        self._inflight_fanout: str | None = None
         #: recorded pushes -> handler registered with :meth:`on_push`, applied to every new connection
         self._push_handlers: dict[str, Callable[..., None] | None] = dict.fromkeys(self.pushes)
         for declaration in self.fanout.values():
@@ -357,6 +359,7 @@ class SocketIOUser(_Recording, User):
             client.close()
 
     def _abandon_inflight(self, why: str) -> None:
+        self._settle_fanout_send()
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
             _, name, t_ns, start_ns, _ = inflight
@@ -439,11 +442,16 @@ class SocketIOUser(_Recording, User):
         if declaration is not None and expected is None and declaration.expected == "roster":
             expected = self.roster_count(data, declaration)
         try:
+            if declaration is not None:
+                # Until its ack adds what it promised, a member that stops must not leave before its delivery.
+                self._inflight_fanout = _ledger_key(declaration.push)
+                LEDGER.inflight[self._inflight_fanout] += 1
             pending = send(event, *args)
             self._inflight = (pending, name, t_ns, start_ns, expected)
             ack = pending.wait(self.settings.call_timeout)
         except SocketIOError as exc:
             self._inflight = None
+            self._settle_fanout_send()
             self.record("ack", name, t_ns, _now_ns() - start_ns, exception=exc)
             if not client.connected:
                 self.drop_client()
@@ -455,12 +463,21 @@ class SocketIOUser(_Recording, User):
             self.record("ack", name, t_ns, latency_ns, nbytes=pending.sent_bytes,
                         expected=0 if expected is None else expected)
             return answer_of(ack)
-        if declaration is not None and callable(declaration.expected) and expected is None:
-            expected = int(declaration.expected(self, data, ack))
-        answer = self._record_ack(pending, ack, name, t_ns, latency_ns, expected)
-        if declaration is not None and answer is not None:
-            LEDGER.expected[_ledger_key(declaration.push)] += promised(answer, expected)
-        return answer
+        try:
+            if declaration is not None and callable(declaration.expected) and expected is None:
+                expected = int(declaration.expected(self, data, ack))
+            answer = self._record_ack(pending, ack, name, t_ns, latency_ns, expected)
+            if declaration is not None and answer is not None:
+                LEDGER.expected[_ledger_key(declaration.push)] += promised(answer, expected)
+            return answer
+        finally:
+            self._settle_fanout_send()
+
+    def _settle_fanout_send(self) -> None:
+        """The declared fan-out send under way has its outcome: drains stop waiting for it."""
+        key, self._inflight_fanout = self._inflight_fanout, None
+        if key is not None:
+            LEDGER.inflight[key] -= 1
 
     def emit(self, event: str, *args: Any) -> bool:
         """Send ``event`` with ``args`` (none: no argument at all) without an ack: no sample.
@@ -503,18 +520,21 @@ class SocketIOUser(_Recording, User):
         pending, name, t_ns, start_ns, expected = inflight
         declaration = self.fanout.get(name)
         try:
-            ack = pending.wait(timeout)
-        except CallTimeout:
-            self.record("ack", name, t_ns, _now_ns() - start_ns, exception=UnansweredAtStop(
-                f"{name}: in flight when the load stopped, no ack within {timeout:g} s more"))
-            return None
-        except SocketIOError as exc:
-            self.record("ack", name, t_ns, _now_ns() - start_ns, exception=exc)
-            return None
-        answer = self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns, expected)
-        if declaration is not None and answer is not None:
-            LEDGER.expected[_ledger_key(declaration.push)] += promised(answer, expected)
-        return answer
+            try:
+                ack = pending.wait(timeout)
+            except CallTimeout:
+                self.record("ack", name, t_ns, _now_ns() - start_ns, exception=UnansweredAtStop(
+                    f"{name}: in flight when the load stopped, no ack within {timeout:g} s more"))
+                return None
+            except SocketIOError as exc:
+                self.record("ack", name, t_ns, _now_ns() - start_ns, exception=exc)
+                return None
+            answer = self._record_ack(pending, ack, name, t_ns, _now_ns() - start_ns, expected)
+            if declaration is not None and answer is not None:
+                LEDGER.expected[_ledger_key(declaration.push)] += promised(answer, expected)
+            return answer
+        finally:
+            self._settle_fanout_send()
 
     # --- waiting while reading ------------------------------------------
 
