@@ -79,6 +79,14 @@ def clock_pair_ns() -> tuple[int, int]:
     return before + (after - before) // 2, wall
 
 
+def emit_times(due_ns: int | None, open_model: bool) -> tuple[int, int]:
+    """(wall ns, perf ns) an emit is timed from: its slot ``due_ns`` (perf clock) in the open model, else now."""
+    now, wall = clock_pair_ns()
+    if due_ns is None or not open_model:
+        return wall, now
+    return wall - (now - due_ns), due_ns
+
+
 def settings_for(environment: Environment) -> LoadSettings:
     """The run's settings, parsed once per environment and shared by its users.
 
@@ -386,10 +394,7 @@ class SocketIOUser(_Recording, User):
 
     def start_times(self, due_ns: int | None) -> tuple[int, int]:
         """(wall ns, perf ns) an emit is timed from: its slot in the open model, else now."""
-        now, wall = clock_pair_ns()
-        if due_ns is None or not self.pacer.open_model:
-            return wall, now
-        return wall - (now - due_ns), due_ns
+        return emit_times(due_ns, self.pacer.open_model)
 
     def call(
         self,

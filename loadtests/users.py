@@ -20,7 +20,7 @@ from loadtests.socketio_user import (
     _now_ns,
     _Recording,
     _wall_ns,
-    clock_pair_ns,
+    emit_times,
 )
 from loadtests.wire.client import Client
 from loadtests.wire.errors import SocketIOError
@@ -326,8 +326,7 @@ if _LocustSocketIOUser is not None:
                 due = self.pacer.next_due(_now_ns())
                 if (wait := due - _now_ns()) > 0:
                     gevent.sleep(wait / 1e9)  # python-socketio reads in its own greenlets
-            now, wall = clock_pair_ns()
-            t_ns, start_ns = (wall - (now - due), due) if due is not None and s.open_model else (wall, now)
+            t_ns, start_ns = emit_times(due, s.open_model)
             try:
                 socketio.Client.call(self.sio, "echo", self.payload, namespace=s.namespace, timeout=s.call_timeout)
             except Exception as exc:

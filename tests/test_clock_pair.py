@@ -36,3 +36,9 @@ def test_the_real_clocks_give_a_pair_whose_offset_holds() -> None:
     perf, wall = clock_pair_ns()
     again_perf, again_wall = clock_pair_ns()
     assert again_perf >= perf and abs((again_wall - wall) - (again_perf - perf)) < 5_000_000
+
+
+def test_an_open_model_emit_is_timed_from_its_slot_and_a_closed_one_from_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clocks(monkeypatch, [1_000_000, 1_000_000, 1_000_000, 1_000_000], [9_000_000, 9_000_000])
+    assert socketio_user.emit_times(400_000, open_model=True) == (8_400_000, 400_000)  # 0.6 ms behind its slot
+    assert socketio_user.emit_times(400_000, open_model=False) == (9_000_000, 1_000_000)

@@ -114,14 +114,19 @@ def load_rules(path: Path) -> list[Rule]:
     return rules
 
 
+def _read_json(path: Path, cannot: str) -> Any:
+    """A JSON file read as untrusted; a CheckInputError ``{path}: {cannot} (why)`` when it cannot be."""
+    try:
+        return read_json(path)
+    except OSError as exc:
+        raise CheckInputError(f"{path}: {cannot} ({exc.strerror or exc})") from None
+    except UntrustedFileError as exc:
+        raise CheckInputError(f"{path}: {cannot} ({exc})") from None
+
+
 def load_baseline(path: Path) -> dict[str, Any]:
     """A baseline file, checked: an object with cells of figures, each a number and which way is better."""
-    try:
-        baseline = read_json(path)
-    except OSError as exc:
-        raise CheckInputError(f"{path}: cannot read baseline ({exc.strerror or exc})") from None
-    except UntrustedFileError as exc:
-        raise CheckInputError(f"{path}: cannot read baseline ({exc})") from None
+    baseline = _read_json(path, "cannot read baseline")
     cells = baseline.get("cells") if isinstance(baseline, dict) else None
     if not isinstance(cells, dict) or not cells:
         raise CheckInputError(f"{path}: a baseline needs a non-empty 'cells' object (make one with --write-baseline)")
@@ -142,12 +147,7 @@ def load_summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
         raise CheckInputError(f"{run_dir}: no such results folder")
     summaries = {}
     for path in sorted(run_dir.glob("*/summary.json")):
-        try:
-            summary = read_json(path)
-        except OSError as exc:
-            raise CheckInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        except UntrustedFileError as exc:
-            raise CheckInputError(f"{path}: cannot read ({exc})") from None
+        summary = _read_json(path, "cannot read")
         if not isinstance(summary, dict):
             raise CheckInputError(f"{path}: not a summary (a JSON object), but a {type(summary).__name__}")
         summaries[path.parent.name] = summary
